@@ -1,0 +1,205 @@
+"""The `nar` command line (typer). Every command turns user mistakes (NarError) into one
+line on stderr and exit code 2; everything else is a bug and keeps its traceback."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from nar.core.config import parse_overrides
+from nar.core.errors import NarError
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
+                  help="nar: high-resolution image generation over VQGAN tokens (AR, MaskGIT, SUNDAE).")
+data_app = typer.Typer(no_args_is_help=True, help="Datasets: the procedural landscapes and image folders.")
+tok_app = typer.Typer(no_args_is_help=True, help="The shared VQGAN tokenizer.")
+app.add_typer(data_app, name="data")
+app.add_typer(tok_app, name="tokenizer")
+console = Console()
+err_console = Console(stderr=True)
+
+ConfigOpt = typer.Option(None, "--config", "-c", help="TOML config file (defaults: the dataclass defaults).")
+SetOpt = typer.Option(None, "--set", help="Override a config field, e.g. --set model.dim=256 (repeatable).")
+SeedOpt = typer.Option(0, "--seed", help="Random seed: same seed, same device -> same output.")
+DeviceOpt = typer.Option("auto", "--device", help="auto | cpu | cuda")
+
+
+def _parse_grid(text: Optional[str]):
+    if text is None:
+        return None
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise NarError(f"--grid must look like HxW (e.g. 32x32), got {text!r}") from None
+    return h, w
+
+
+# ---- data ----------------------------------------------------------------------------------
+@data_app.command("make")
+def data_make(out: Path = typer.Option(..., "--out", help="Folder to write PNGs + labels.json into."),
+              n: int = typer.Option(100, "--n", help="Number of images."),
+              size: int = typer.Option(256, "--size", help="Image side in pixels (64..2048)."),
+              seed: int = SeedOpt):
+    """Render procedural landscapes (mountains, lake, coast, desert, forest, city) to PNGs."""
+    from nar.data.landscapes import make_dataset_folder
+    if n < 1:
+        raise NarError(f"--n must be at least 1 (got {n})")
+    if not 64 <= size <= 4096:
+        raise NarError(f"--size must be in [64, 4096] (got {size})")
+    make_dataset_folder(out, n=n, size=size, seed=seed, progress=True)
+    console.print(f"wrote {n} images of {size}x{size} to {out}")
+
+
+# ---- tokenizer -----------------------------------------------------------------------------
+@tok_app.command("train")
+def tokenizer_train(config: Optional[Path] = ConfigOpt, set_: Optional[List[str]] = SetOpt,
+                    data: Optional[Path] = typer.Option(None, "--data", help="Image folder (default: procedural landscapes)."),
+                    out: Path = typer.Option(Path("runs/tokenizer"), "--out", help="Run folder (resumed if it exists)."),
+                    resume: bool = typer.Option(True, "--resume/--no-resume")):
+    """Train the VQGAN tokenizer (resumable: rerun the same command to continue)."""
+    from nar.tokenizer.api import train_tokenizer
+    run = train_tokenizer(config, parse_overrides(set_), out=out, data_dir=data, resume=resume, progress=True)
+    console.print(f"tokenizer checkpoint: {run / 'model.safetensors'}")
+
+
+@tok_app.command("eval")
+def tokenizer_eval(ckpt: Optional[Path] = typer.Option(None, "--ckpt", help="Tokenizer checkpoint (default: shipped)."),
+                   data: Optional[Path] = typer.Option(None, "--data"),
+                   n: int = typer.Option(64, "--n"), size: int = typer.Option(256, "--size"),
+                   seed: int = typer.Option(10_000, "--seed", help="Held-out procedural seed."),
+                   out_json: Optional[Path] = typer.Option(None, "--json")):
+    """PSNR, SSIM, LPIPS (when VGG weights exist), codebook usage and perplexity."""
+    from nar.pipelines.models import resolve_tokenizer_ckpt
+    from nar.tokenizer.api import evaluate_tokenizer
+    evaluate_tokenizer(resolve_tokenizer_ckpt(ckpt), data_dir=data, n=n, size=size, seed=seed, out_json=out_json)
+
+
+@tok_app.command("reconstruct")
+def tokenizer_reconstruct(image: Path = typer.Argument(..., help="Any image, any size."),
+                          out: Path = typer.Option(..., "--out"),
+                          ckpt: Optional[Path] = typer.Option(None, "--ckpt")):
+    """Encode + decode one image (sizes not divisible by f are padded and cropped back)."""
+    from nar.pipelines.models import resolve_tokenizer_ckpt
+    from nar.tokenizer.api import reconstruct_image
+    reconstruct_image(resolve_tokenizer_ckpt(ckpt), image, out)
+    console.print(f"wrote {out}")
+
+
+@tok_app.command("encode")
+def tokenizer_encode(out: Path = typer.Option(..., "--out", help="Token cache folder to create."),
+                     ckpt: Optional[Path] = typer.Option(None, "--ckpt"),
+                     data: Optional[Path] = typer.Option(None, "--data", help="Image folder (default: procedural)."),
+                     n: int = typer.Option(1000, "--n", help="Procedural images to encode."),
+                     size: int = typer.Option(256, "--size"), seed: int = SeedOpt,
+                     batch_size: int = typer.Option(16, "--batch-size")):
+    """Encode a dataset once into a memory-mapped token cache that priors train from."""
+    from nar.pipelines.models import resolve_tokenizer_ckpt
+    from nar.tokenizer.api import encode_to_cache
+    encode_to_cache(resolve_tokenizer_ckpt(ckpt), out, data_dir=data, n=n, size=size, seed=seed,
+                    batch_size=batch_size)
+    console.print(f"token cache: {out}")
+
+
+# ---- priors ---------------------------------------------------------------------------------
+@app.command()
+def train(prior: str = typer.Option(..., "--prior", help="ar | maskgit | sundae"),
+          tokens: Path = typer.Option(..., "--tokens", help="Token cache from `nar tokenizer encode`."),
+          config: Optional[Path] = ConfigOpt, set_: Optional[List[str]] = SetOpt,
+          out: Path = typer.Option(..., "--out", help="Run folder (resumed if it exists)."),
+          tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help="For decoded sample grids (default: the cache's)."),
+          conditional: bool = typer.Option(True, "--conditional/--unconditional",
+                                           help="Class-conditional (with CFG dropout) when the cache has labels."),
+          resume: bool = typer.Option(True, "--resume/--no-resume")):
+    """Train a prior on a token cache with the shared loop (AdamW, warm-up + cosine, EMA, resume)."""
+    from nar.pipelines.train_prior import train_prior
+    run = train_prior(prior, tokens, config, parse_overrides(set_), out, tokenizer=tokenizer,
+                      conditional=conditional, resume=resume)
+    console.print(f"prior checkpoint: {run / 'model.safetensors'}")
+
+
+@app.command()
+def sample(prior: str = typer.Option("sundae", "--prior", help="ar | maskgit | sundae"),
+           ckpt: Optional[Path] = typer.Option(None, "--ckpt", help="Prior checkpoint (default: the shipped model)."),
+           tokenizer: Optional[Path] = typer.Option(None, "--tokenizer"),
+           steps: Optional[int] = typer.Option(None, "--steps", help="Sampling steps (default: the prior's; AR ignores it)."),
+           n: int = typer.Option(4, "--n"),
+           size: Optional[int] = typer.Option(None, "--size", help="Image side in pixels (multiple of the tokenizer factor)."),
+           grid: Optional[str] = typer.Option(None, "--grid", help="Token grid HxW instead of --size."),
+           temperature: float = typer.Option(1.0, "--temperature", help=">= 0; 0 = greedy."),
+           temperature_end: Optional[float] = typer.Option(None, "--temperature-end", help="SUNDAE: final annealed temperature."),
+           min_change: Optional[int] = typer.Option(None, "--min-change", help="SUNDAE: stop when a step changes at most this many tokens."),
+           top_k: Optional[int] = typer.Option(None, "--top-k"),
+           top_p: Optional[float] = typer.Option(None, "--top-p"),
+           class_label: Optional[str] = typer.Option(None, "--class", help="Scene label (e.g. lake) for conditional models."),
+           cfg: float = typer.Option(1.0, "--cfg", help="Classifier-free guidance scale (1 = none)."),
+           seed: int = SeedOpt, device: str = DeviceOpt,
+           out: Path = typer.Option(Path("samples"), "--out"),
+           overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files.")):
+    """Generate images: one PNG per image plus a grid, settings stored in PNG metadata."""
+    from nar.pipelines.sample import SampleSettings, run_sample
+    options = {}
+    if temperature_end is not None:
+        options["temperature_end"] = temperature_end
+    if min_change is not None:
+        options["min_change"] = min_change
+    settings = SampleSettings(prior=prior, n=n, steps=steps, size=size, grid=_parse_grid(grid),
+                              temperature=temperature, top_k=top_k, top_p=top_p, class_label=class_label,
+                              cfg=cfg, seed=seed, options=options)
+    run_sample(settings, out, ckpt=ckpt, tokenizer=tokenizer, device=device, overwrite=overwrite,
+               log=console.print)
+
+
+@app.command()
+def inpaint(prior: str = typer.Option("sundae", "--prior"),
+            image: Path = typer.Option(..., "--image", help="Input image (PNG/JPG)."),
+            mask: Optional[Path] = typer.Option(None, "--mask", help="Mask PNG of the image's size: WHITE = regenerate, black = keep."),
+            box: Optional[str] = typer.Option(None, "--box", help="Region to regenerate, x0,y0,x1,y1 in pixels."),
+            out: Path = typer.Option(..., "--out"),
+            ckpt: Optional[Path] = typer.Option(None, "--ckpt"), tokenizer: Optional[Path] = typer.Option(None, "--tokenizer"),
+            steps: Optional[int] = typer.Option(None, "--steps"),
+            temperature: float = typer.Option(1.0, "--temperature"),
+            class_label: Optional[str] = typer.Option(None, "--class"), cfg: float = typer.Option(1.0, "--cfg"),
+            feather: int = typer.Option(4, "--feather", help="Seam blend width in pixels, inside the regenerated area."),
+            seed: int = SeedOpt, device: str = DeviceOpt,
+            overwrite: bool = typer.Option(False, "--overwrite")):
+    """Regenerate the masked part of an image with any prior; kept pixels are returned unchanged."""
+    from nar.pipelines.inpaint import run_inpaint
+    run_inpaint(prior, image, out, mask_path=mask, box=box, steps=steps, temperature=temperature, seed=seed,
+                class_label=class_label, cfg=cfg, feather=feather, ckpt=ckpt, tokenizer=tokenizer,
+                device=device, overwrite=overwrite, log=console.print)
+
+
+@app.command()
+def models():
+    """List the models installed with the package (sizes and training details)."""
+    from nar.pipelines.models import MODELS_DIR, installed_models
+    rows = installed_models()
+    if not rows:
+        console.print(f"no models installed in {MODELS_DIR}")
+        return
+    table = Table(title=f"installed models ({MODELS_DIR})")
+    for col in ("file", "kind", "name", "size (MB)", "step", "details"):
+        table.add_column(col)
+    for r in rows:
+        m = r["meta"]
+        details = {k: m[k] for k in ("train_grid", "codebook_size", "factor", "num_classes") if k in m}
+        table.add_row(r["file"], str(r["kind"]), str(r["name"]), f"{r['size_mb']:.1f}", str(r["step"]),
+                      json.dumps(details))
+    console.print(table)
+
+
+def main() -> None:
+    try:
+        app()
+    except NarError as e:
+        err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

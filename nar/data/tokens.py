@@ -1,0 +1,131 @@
+"""Token cache: (N, h, w) integer tokens memory-mapped on disk plus a JSON header.
+
+Layout of a cache folder::
+
+    TOKENS/header.json   {"format": "nar-tokens", "version": 1, "n", "grid": [h, w],
+                          "dtype", "codebook_size", "tokenizer_hash", "tokenizer_factor",
+                          "class_names": [...], "image_size": [H, W]}
+    TOKENS/tokens.npy    (N, h, w) int16/int32, opened with mmap
+    TOKENS/labels.npy    (N,) int64 class ids (-1 when unlabelled)
+
+Priors train from this; they never see the tokenizer itself, only its hash (to refuse a
+prior checkpoint or cache that belongs to another tokenizer).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from nar.core.checkpoint import atomic_write_text
+from nar.core.errors import NarError
+
+FORMAT = "nar-tokens"
+
+
+def token_dtype(codebook_size: int) -> np.dtype:
+    return np.dtype(np.int16) if codebook_size <= 32767 else np.dtype(np.int32)
+
+
+class TokenCacheWriter:
+    """Write a cache incrementally (encoding a big dataset batch by batch)."""
+
+    def __init__(self, out: str | Path, n: int, grid: tuple[int, int], header: dict[str, Any]):
+        self.out = Path(out)
+        if (self.out / "header.json").exists():
+            raise NarError(f"{self.out} already holds a token cache; pick another --out")
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.header = {"format": FORMAT, "version": 1, "n": n, "grid": list(grid), **header}
+        dtype = token_dtype(int(header["codebook_size"]))
+        self.header["dtype"] = dtype.name
+        self._tokens = np.lib.format.open_memmap(self.out / "tokens.npy.tmp", mode="w+", dtype=dtype,
+                                                 shape=(n, *grid))
+        self._labels = np.full((n,), -1, dtype=np.int64)
+        self.count = 0
+
+    def add(self, tokens: torch.Tensor | np.ndarray, labels=None) -> None:
+        tokens = np.asarray(tokens.cpu() if torch.is_tensor(tokens) else tokens)
+        b = tokens.shape[0]
+        self._tokens[self.count:self.count + b] = tokens
+        if labels is not None:
+            self._labels[self.count:self.count + b] = np.asarray(labels)
+        self.count += b
+
+    def close(self) -> Path:
+        if self.count != self.header["n"]:
+            raise RuntimeError(f"token cache got {self.count} grids, expected {self.header['n']}")
+        self._tokens.flush()
+        del self._tokens
+        (self.out / "tokens.npy.tmp").replace(self.out / "tokens.npy")
+        np.save(self.out / "labels.npy", self._labels)
+        # header last: a cache without header.json is incomplete and refused on open
+        atomic_write_text(self.out / "header.json", json.dumps(self.header, indent=2))
+        return self.out
+
+
+def write_token_cache(out: str | Path, tokens, labels, header: dict[str, Any]) -> Path:
+    tokens = np.asarray(tokens)
+    writer = TokenCacheWriter(out, tokens.shape[0], tokens.shape[1:], header)
+    writer.add(tokens, labels)
+    return writer.close()
+
+
+@dataclass
+class TokenCache:
+    path: Path
+    header: dict[str, Any]
+    tokens: np.ndarray   # (N, h, w), memory-mapped
+    labels: np.ndarray   # (N,)
+
+    @classmethod
+    def open(cls, path: str | Path, tokenizer_hash: str | None = None) -> "TokenCache":
+        path = Path(path)
+        if not path.exists():
+            raise NarError(f"token cache not found: {path}")
+        header_file = path / "header.json"
+        if not header_file.is_file():
+            raise NarError(f"{path} is not a nar token cache (no header.json); "
+                           "make one with `nar tokenizer encode`")
+        try:
+            header = json.loads(header_file.read_text())
+        except json.JSONDecodeError:
+            raise NarError(f"{header_file} is corrupt") from None
+        if header.get("format") != FORMAT:
+            raise NarError(f"{path} is not a nar token cache")
+        if int(header.get("n", 0)) == 0:
+            raise NarError(f"token cache {path} is empty")
+        if tokenizer_hash is not None and header.get("tokenizer_hash") != tokenizer_hash:
+            raise NarError(f"token cache {path} was made by tokenizer {header.get('tokenizer_hash')}, "
+                           f"not by {tokenizer_hash}")
+        tokens = np.load(path / "tokens.npy", mmap_mode="r")
+        labels = np.load(path / "labels.npy")
+        if tokens.shape[0] != header["n"] or list(tokens.shape[1:]) != list(header["grid"]):
+            raise NarError(f"token cache {path} does not match its header")
+        return cls(path, header, tokens, labels)
+
+    def __len__(self) -> int:
+        return self.tokens.shape[0]
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        return tuple(self.header["grid"])
+
+    @property
+    def codebook_size(self) -> int:
+        return int(self.header["codebook_size"])
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.header.get("class_names") or [])
+
+    def batch(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """A random batch (with replacement) drawn from ``generator``: (B, h, w) long, (B,) long."""
+        idx = torch.randint(len(self), (batch_size,), generator=generator).numpy()
+        order = np.argsort(idx)  # memmap reads in file order
+        tokens = np.empty((batch_size, *self.grid), dtype=np.int64)
+        tokens[order] = self.tokens[idx[order]]
+        return torch.from_numpy(tokens), torch.from_numpy(self.labels[idx].astype(np.int64))

@@ -1,0 +1,70 @@
+"""`nar train --prior NAME`: a token cache + a prior config -> the shared training loop.
+
+Prior config files have a ``[model]`` table (the prior's own dataclass) and a ``[train]``
+table (`TrainConfig`); ``--set model.dim=256`` / ``--set train.lr=1e-4`` override fields.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from nar.core.config import from_dict, load_toml, to_dict, _deep_update
+from nar.core.errors import NarError
+from nar.data.tokens import TokenCache
+from nar.priors import PRIORS
+from nar.train.loop import TrainConfig, Trainer
+from nar.train.prior_task import PriorTask
+
+
+def load_prior_run_config(name: str, config_path=None, overrides: dict | None = None):
+    cls = PRIORS.get(name)
+    data = load_toml(config_path) if config_path else {}
+    model_data = data.get("model", {k: v for k, v in data.items() if k != "train"})
+    train_data = data.get("train", {})
+    model_over, train_over = {}, {}
+    for key, value in (overrides or {}).items():
+        section, _, field = key.partition(".")
+        if section == "model" and field:
+            model_over[field] = value
+        elif section == "train" and field:
+            train_over[field] = value
+        else:
+            raise NarError(f"override {key!r} must start with model. or train.")
+    model_cfg = from_dict(cls.config_cls, _apply(to_dict(cls.config_cls()), model_data, model_over), "model")
+    train_cfg = from_dict(TrainConfig, _apply(to_dict(TrainConfig()), train_data, train_over), "train")
+    return cls, model_cfg, train_cfg
+
+
+def _apply(defaults: dict, file_data: dict, overrides: dict) -> dict:
+    from nar.core.config import apply_overrides
+    return apply_overrides(_deep_update(defaults, file_data), overrides)
+
+
+def train_prior(name: str, tokens: str | Path, config_path=None, overrides: dict | None = None,
+                out: str | Path = "runs/prior", tokenizer=None, conditional: bool = True,
+                resume: bool = True, progress: bool = True) -> Path:
+    cls, model_cfg, train_cfg = load_prior_run_config(name, config_path, overrides)
+    cache = TokenCache.open(tokens)
+    torch.manual_seed(train_cfg.seed)  # weight init is part of the run's seed
+    labelled = bool((cache.labels >= 0).any())
+    num_classes = len(cache.class_names) if (conditional and labelled and cache.class_names) else 0
+    prior = cls(model_cfg, cache.codebook_size, num_classes, cache.grid)
+
+    decode = None
+    tok_path = Path(tokenizer) if tokenizer else (Path(cache.header["tokenizer_path"])
+                                                   if cache.header.get("tokenizer_path") else None)
+    if tok_path is not None and tok_path.exists():
+        from nar.tokenizer.api import load_tokenizer, tokenizer_hash
+        if tokenizer_hash(tok_path) != cache.header.get("tokenizer_hash"):
+            raise NarError(f"tokenizer {tok_path} did not make token cache {tokens}")
+        tok = load_tokenizer(tok_path, decode_only=True)
+        if getattr(model_cfg, "codebook_init", False):
+            prior.init_from_codebook(tok.codebook().detach())
+
+        def decode(t):
+            return tok.to(t.device).decode_tokens(t)
+
+    task = PriorTask(prior, cache, train_cfg.batch_size, decode=decode)
+    trainer = Trainer(task, train_cfg, out, progress=progress)
+    return trainer.run(resume=resume)

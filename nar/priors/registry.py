@@ -1,0 +1,3 @@
+from nar.core.registry import Registry
+
+PRIORS: Registry = Registry("prior")

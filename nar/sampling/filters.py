@@ -1,0 +1,64 @@
+"""Logit filters and categorical sampling shared by every prior.
+
+All functions take logits of shape (..., V) and an optional ``torch.Generator`` so that the
+same seed on the same device gives the same tokens.
+"""
+from __future__ import annotations
+
+import torch
+
+NEG_INF = float("-inf")
+
+
+def top_k_filter(logits: torch.Tensor, k: int | None) -> torch.Tensor:
+    """Keep the k largest logits (ties at the k-th value are kept), set the rest to -inf."""
+    if k is None or k >= logits.shape[-1]:
+        return logits
+    kth = torch.topk(logits, k, dim=-1).values[..., -1:]
+    return logits.masked_fill(logits < kth, NEG_INF)
+
+
+def top_p_filter(logits: torch.Tensor, p: float | None) -> torch.Tensor:
+    """Nucleus filter: keep the smallest set of tokens whose probability mass reaches p
+    (the most likely token is always kept)."""
+    if p is None or p >= 1.0:
+        return logits
+    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+    probs = sorted_logits.softmax(dim=-1)
+    mass_before = probs.cumsum(dim=-1) - probs  # mass of strictly more likely tokens
+    drop_sorted = mass_before >= p
+    drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+    return logits.masked_fill(drop, NEG_INF)
+
+
+def sample_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
+                  top_p: float | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Sample ids from (..., V) logits. temperature 0 means greedy (argmax)."""
+    if temperature == 0:
+        return logits.argmax(dim=-1)
+    logits = logits.float() / temperature
+    logits = top_p_filter(top_k_filter(logits, top_k), top_p)
+    probs = logits.softmax(dim=-1)
+    flat = probs.reshape(-1, probs.shape[-1])
+    ids = torch.multinomial(flat, 1, generator=generator)
+    return ids.reshape(probs.shape[:-1])
+
+
+def gumbel_noise(shape, generator: torch.Generator | None, device) -> torch.Tensor:
+    u = torch.rand(shape, generator=generator, device=device).clamp_(1e-20, 1.0)
+    return -torch.log(-torch.log(u))
+
+
+def validate_sampling_args(steps: int | None = None, temperature: float | None = None,
+                           top_k: int | None = None, top_p: float | None = None, n: int | None = None) -> None:
+    from nar.core.errors import NarError
+    if n is not None and n < 1:
+        raise NarError(f"--n must be at least 1 (got {n})")
+    if steps is not None and steps < 1:
+        raise NarError(f"--steps must be at least 1 (got {steps})")
+    if temperature is not None and temperature < 0:
+        raise NarError(f"--temperature must be >= 0 (0 = greedy), got {temperature}")
+    if top_k is not None and top_k < 1:
+        raise NarError(f"--top-k must be at least 1 (got {top_k})")
+    if top_p is not None and not (0 < top_p <= 1):
+        raise NarError(f"--top-p must be in (0, 1] (got {top_p})")

@@ -1,0 +1,286 @@
+"""The one training loop: tokenizer and every prior plug into it through a `TrainTask`.
+
+nanoGPT-style and deliberately plain. What it owns:
+- AdamW per named optimizer (a GAN has two), linear warm-up + cosine decay, grad clipping;
+- bf16 autocast on CUDA; optional EMA of the model weights;
+- exact resume: every step reseeds torch from (seed, step) and tasks draw their batch from
+  ``step_generator(seed, step)``, so a resumed run replays the same batches and noise;
+- atomic safetensors checkpoints (`model.safetensors` for use, `state.safetensors` to resume),
+  JSONL metrics, periodic snapshots (sample / reconstruction grids) and a rich progress bar.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import torch
+from torch import nn
+
+from nar.core.checkpoint import load_checkpoint, read_meta, save_checkpoint
+from nar.core.config import to_dict
+from nar.core.errors import NarError
+from nar.train.progress import progress_bar
+
+MODEL_FILE = "model.safetensors"
+STATE_FILE = "state.safetensors"
+METRICS_FILE = "metrics.jsonl"
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 10_000
+    batch_size: int = 32
+    lr: float = 3e-4
+    min_lr_ratio: float = 0.1     # cosine decays to lr * min_lr_ratio
+    warmup_steps: int = 500
+    weight_decay: float = 0.01
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0        # 0 disables
+    ema_decay: float = 0.0        # 0 disables; the EMA weights are what model.safetensors holds
+    log_every: int = 25
+    ckpt_every: int = 500
+    snapshot_every: int = 1000    # 0 disables sample / reconstruction grids
+    seed: int = 0
+    device: str = "auto"          # auto | cpu | cuda
+    bf16: bool = True             # autocast to bf16 on CUDA (ignored on CPU)
+
+
+class TrainTask(Protocol):
+    """What a model must provide to be trained by `train`."""
+
+    model: nn.Module  # saved as model.safetensors (EMA weights when enabled)
+
+    def optimizers(self) -> dict[str, list[nn.Parameter]]:
+        """Parameter lists, one AdamW (and schedule) per name, e.g. {"gen": ..., "disc": ...}."""
+
+    def train_step(self, step: int, generator: torch.Generator,
+                   optimize: Callable[[str, torch.Tensor], None]) -> dict[str, float]:
+        """Draw the batch for ``step`` from ``generator``, compute losses, call
+        ``optimize(name, loss)`` once per optimizer that should step; return metrics."""
+
+    def checkpoint_meta(self) -> dict[str, Any]:
+        """JSON metadata that makes model.safetensors self-describing (kind, name, config...)."""
+
+    def extra_modules(self) -> dict[str, nn.Module]:
+        """Modules trained alongside but not part of the model (e.g. a discriminator)."""
+
+    def snapshot(self, model: nn.Module, step: int, out_dir: Path) -> None:
+        """Write a PNG grid of samples / reconstructions (``model`` is the EMA copy if any)."""
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise NarError("--device cuda was asked for but no CUDA GPU is available")
+    return torch.device(name)
+
+
+def step_seed(seed: int, step: int) -> int:
+    return (seed * 1_000_003 + step * 7919 + 12345) % (2**63 - 1)
+
+
+def step_generator(seed: int, step: int, device: str | torch.device = "cpu") -> torch.Generator:
+    g = torch.Generator(device=device)
+    g.manual_seed(step_seed(seed, step))
+    return g
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    if cfg.warmup_steps > 0 and step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    progress = min(max(progress, 0.0), 1.0)
+    cosine = 0.5 * (1 + math.cos(math.pi * progress))
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cosine)
+
+
+def autocast_for(device: torch.device, bf16: bool):
+    if device.type == "cuda" and bf16:
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _make_optimizer(params: list[nn.Parameter], cfg: TrainConfig) -> torch.optim.AdamW:
+    # no weight decay on biases, norms and embeddings' 1-d gains
+    decay = [p for p in params if p.requires_grad and p.ndim >= 2]
+    no_decay = [p for p in params if p.requires_grad and p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+
+
+def _flatten_optimizer(name: str, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    sd = opt.state_dict()
+    tensors, scalars = {}, {}
+    for idx, state in sd["state"].items():
+        for key, value in state.items():
+            if torch.is_tensor(value):
+                tensors[f"optim.{name}.{idx}.{key}"] = value
+            else:
+                scalars[f"{idx}.{key}"] = value
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def _unflatten_optimizer(name: str, tensors: dict[str, torch.Tensor], info: dict) -> dict:
+    state: dict[int, dict[str, Any]] = {}
+    prefix = f"optim.{name}."
+    for key, value in tensors.items():
+        if key.startswith(prefix):
+            idx, field = key[len(prefix):].split(".", 1)
+            state.setdefault(int(idx), {})[field] = value
+    for key, value in info["scalars"].items():
+        idx, field = key.split(".", 1)
+        state.setdefault(int(idx), {})[field] = value
+    return {"state": state, "param_groups": info["param_groups"]}
+
+
+def _prefixed(prefix: str, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {f"{prefix}{k}": v for k, v in sd.items()}
+
+
+def _strip(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+class Trainer:
+    def __init__(self, task: TrainTask, cfg: TrainConfig, run_dir: str | Path,
+                 progress: bool = True, device: torch.device | None = None):
+        self.task, self.cfg, self.run_dir = task, cfg, Path(run_dir)
+        self.device = device or pick_device(cfg.device)
+        self.progress = progress
+        self.model = task.model.to(self.device)
+        self.extras = {k: m.to(self.device) for k, m in task.extra_modules().items()}
+        self.opts = {name: _make_optimizer(list(params), cfg) for name, params in task.optimizers().items()}
+        self.ema = None
+        if cfg.ema_decay > 0:
+            self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
+        self.step = 0
+
+    # ---- checkpoints -------------------------------------------------------------
+    def _meta(self) -> dict[str, Any]:
+        meta = dict(self.task.checkpoint_meta())
+        meta.update(step=self.step, train=to_dict(self.cfg), ema=self.ema is not None)
+        return meta
+
+    def save(self) -> None:
+        model_for_use = self.ema if self.ema is not None else self.model
+        save_checkpoint(self.run_dir / MODEL_FILE, model_for_use.state_dict(), self._meta())
+        tensors = _prefixed("model.", self.model.state_dict())
+        if self.ema is not None:
+            tensors.update(_prefixed("ema.", self.ema.state_dict()))
+        for name, module in self.extras.items():
+            tensors.update(_prefixed(f"extra.{name}.", module.state_dict()))
+        optim_info = {}
+        for name, opt in self.opts.items():
+            t, info = _flatten_optimizer(name, opt)
+            tensors.update(t)
+            optim_info[name] = info
+        meta = {"kind": "train_state", "step": self.step, "optim": optim_info,
+                "model_meta": self._meta()}
+        # model.safetensors first: if we die in between, state lags and resume redoes steps
+        save_checkpoint(self.run_dir / STATE_FILE, tensors, meta)
+
+    def try_resume(self) -> bool:
+        path = self.run_dir / STATE_FILE
+        if not path.exists():
+            return False
+        meta = read_meta(path)
+        if meta.get("kind") != "train_state":
+            raise NarError(f"{path} is not a nar training state")
+        saved = meta["model_meta"]
+        mine = self.task.checkpoint_meta()
+        for key in ("kind", "name", "config"):
+            if saved.get(key) != mine.get(key):
+                raise NarError(f"{self.run_dir} holds a run with a different {key} "
+                               f"({saved.get(key)!r}); use another --out or the same config")
+        tensors, _ = load_checkpoint(path)
+        self.model.load_state_dict(_strip("model.", tensors))
+        if self.ema is not None and saved.get("ema"):
+            self.ema.load_state_dict(_strip("ema.", tensors))
+        for name, module in self.extras.items():
+            module.load_state_dict(_strip(f"extra.{name}.", tensors))
+        for name, opt in self.opts.items():
+            opt.load_state_dict(_unflatten_optimizer(name, tensors, meta["optim"][name]))
+        self.step = int(meta["step"])
+        self._truncate_metrics(self.step)
+        return True
+
+    def _truncate_metrics(self, step: int) -> None:
+        path = self.run_dir / METRICS_FILE
+        if not path.exists():
+            return
+        keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= step]
+        path.write_text("".join(ln + "\n" for ln in keep))
+
+    # ---- the loop ----------------------------------------------------------------
+    def _optimize(self, name: str, loss: torch.Tensor) -> None:
+        opt = self.opts[name]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.grad_clip > 0:
+            params = [p for g in opt.param_groups for p in g["params"]]
+            norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
+            self._grad_norms[name] = float(norm)
+        lr = lr_at(self.step, self.cfg)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        opt.step()
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        decay = min(self.cfg.ema_decay, (1 + self.step) / (10 + self.step))
+        for e, p in zip(self.ema.parameters(), self.model.parameters()):
+            e.lerp_(p, 1 - decay)
+        for e, b in zip(self.ema.buffers(), self.model.buffers()):
+            e.copy_(b)
+
+    def run(self, resume: bool = True) -> Path:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if resume:
+            self.try_resume()
+        elif (self.run_dir / STATE_FILE).exists():
+            raise NarError(f"{self.run_dir} already holds a training run; resume it or pick another --out")
+        (self.run_dir / "config.json").write_text(json.dumps(self._meta(), indent=2))
+        cfg = self.cfg
+        metrics_file = open(self.run_dir / METRICS_FILE, "a")
+        t0, last = time.time(), {}
+        with progress_bar(self.progress, total=cfg.steps, start=self.step, desc="train") as advance:
+            while self.step < cfg.steps:
+                torch.manual_seed(step_seed(cfg.seed, self.step))
+                gen = step_generator(cfg.seed, self.step)
+                self._grad_norms = {}
+                self.model.train()
+                with autocast_for(self.device, cfg.bf16):
+                    metrics = self.task.train_step(self.step, gen, self._optimize)
+                if self.ema is not None:
+                    self._update_ema()
+                self.step += 1
+                last = {k: float(v) for k, v in metrics.items()}
+                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                    record = {"step": self.step, "lr": lr_at(self.step - 1, cfg),
+                              "time": round(time.time() - t0, 3), **last,
+                              **{f"grad_norm_{k}": v for k, v in self._grad_norms.items()}}
+                    metrics_file.write(json.dumps(record) + "\n")
+                    metrics_file.flush()
+                advance(self.step, {k: v for k, v in last.items() if k in ("loss", "rec", "psnr", "usage")})
+                if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps:
+                    self.save()
+                if cfg.snapshot_every and (self.step % cfg.snapshot_every == 0 or self.step == cfg.steps):
+                    model = self.ema if self.ema is not None else self.model
+                    model.eval()
+                    self.task.snapshot(model, self.step, self.run_dir / "snapshots")
+        metrics_file.close()
+        return self.run_dir
+
+
+def train(task: TrainTask, cfg: TrainConfig, run_dir: str | Path, resume: bool = True,
+          progress: bool = True) -> Path:
+    return Trainer(task, cfg, run_dir, progress=progress).run(resume=resume)

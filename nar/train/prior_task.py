@@ -1,0 +1,59 @@
+"""Training a prior on a token cache: the prior's loss plugged into the shared loop."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from nar.data.tokens import TokenCache
+from nar.priors.base import Prior
+
+
+class PriorTask:
+    def __init__(self, prior: Prior, cache: TokenCache, batch_size: int,
+                 decode: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 snapshot_n: int = 8, snapshot_steps: int | None = None):
+        self.model = prior
+        self.cache = cache
+        self.batch_size = batch_size
+        self.decode = decode            # tokens (B,h,w) -> images (B,3,H,W) in [-1,1], if a tokenizer is at hand
+        self.snapshot_n = snapshot_n
+        self.snapshot_steps = snapshot_steps
+        self.conditional = prior.num_classes > 0
+
+    def optimizers(self) -> dict[str, list]:
+        return {"prior": list(self.model.parameters())}
+
+    def extra_modules(self) -> dict:
+        return {}
+
+    def checkpoint_meta(self) -> dict[str, Any]:
+        meta = self.model.meta()
+        meta.update(tokenizer_hash=self.cache.header.get("tokenizer_hash"),
+                    tokenizer_path=self.cache.header.get("tokenizer_path"),
+                    class_names=self.cache.class_names,
+                    token_cache=str(self.cache.path))
+        return meta
+
+    def train_step(self, step: int, generator: torch.Generator, optimize) -> dict[str, float]:
+        tokens, labels = self.cache.batch(self.batch_size, generator)
+        device = self.model.device
+        tokens = tokens.to(device)
+        cond = labels.to(device) if self.conditional else None
+        if cond is not None:
+            cond = cond.clamp(min=0)  # unlabelled images (-1) never reach a conditional model's data
+        parts = self.model.loss(tokens, cond)
+        optimize("prior", parts["loss"])
+        return {k: float(v.detach()) for k, v in parts.items()}
+
+    @torch.no_grad()
+    def snapshot(self, model: Prior, step: int, out_dir: Path) -> None:
+        from nar.pipelines.images import save_grid  # pipelines own image I/O
+        g = torch.Generator(device=model.device).manual_seed(0)
+        cond = None
+        if self.conditional:
+            cond = torch.arange(self.snapshot_n, device=model.device) % model.num_classes
+        out = model.sample(self.snapshot_n, self.cache.grid, steps=self.snapshot_steps, cond=cond, generator=g)
+        if self.decode is not None:
+            save_grid(self.decode(out.tokens), out_dir / f"step_{step:07d}.png")
