@@ -242,7 +242,8 @@ class Trainer:
         for e, b in zip(self.ema.buffers(), self.model.buffers()):
             e.copy_(b)
 
-    def run(self, resume: bool = True) -> Path:
+    def run(self, resume: bool = True, until: int | None = None) -> Path:
+        """Train to ``cfg.steps`` (or stop early after step ``until``, as an interruption would)."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if resume:
             self.try_resume()
@@ -253,7 +254,7 @@ class Trainer:
         metrics_file = open(self.run_dir / METRICS_FILE, "a")
         t0, last = time.time(), {}
         with progress_bar(self.progress, total=cfg.steps, start=self.step, desc="train") as advance:
-            while self.step < cfg.steps:
+            while self.step < min(cfg.steps, until or cfg.steps):
                 torch.manual_seed(step_seed(cfg.seed, self.step))
                 gen = step_generator(cfg.seed, self.step)
                 self._grad_norms = {}
@@ -271,7 +272,7 @@ class Trainer:
                     metrics_file.write(json.dumps(record) + "\n")
                     metrics_file.flush()
                 advance(self.step, {k: v for k, v in last.items() if k in ("loss", "rec", "psnr", "usage")})
-                if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps:
+                if self.step % cfg.ckpt_every == 0 or self.step in (cfg.steps, until):
                     self.save()
                 if cfg.snapshot_every and (self.step % cfg.snapshot_every == 0 or self.step == cfg.steps):
                     model = self.ema if self.ema is not None else self.model
