@@ -1,0 +1,234 @@
+"""MaskGIT / Muse: a bidirectional transformer over the token grid, trained to fill in masked
+tokens and sampled by iterative parallel decoding.
+
+Network
+    token embedding (codebook_size + 1 ids; the last id, ``codebook_size``, is ``[MASK]``)
+    + class embedding (``num_classes + 1`` rows, the last the null class) added to every token
+    + learned row/column embedding (see Positions)
+    → x-transformers ``Encoder`` (pre-norm, non-causal) with 2D axial rotary positions
+    → linear head over codebook_size + 1 ids. The ``[MASK]`` logit is never trained on and
+    never sampled (it is cut off before the loss and before sampling).
+
+Positions
+    Two signals, each doing what it is good at:
+
+    * 2D axial rotary in every attention layer (``nar.nn.rotary.AxialRotary2D``, integer
+      positions): each head rotates half its features with the row index and half with the
+      column index, so attention sees relative (Δrow, Δcol) offsets at their native scale,
+      whatever the grid size.
+    * a learned absolute row table and column table (``train_grid`` entries each) added to
+      the input. Without it an all-``[MASK]`` input would be the same at every position and a
+      purely relative model could tell positions apart only by their distance to the border,
+      so the first decoding step could not lay out a scene (sky on top, ground below). On a
+      grid of another size the tables are linearly interpolated: the absolute signal gives
+      the *fractional* position (the same layout, stretched), the rotary keeps local
+      structure at token scale. A model trained on 16×16 thus runs on 32×32 or 64×64 grids
+      (how good the result is depends on how local the learnt attention is, as for every
+      extrapolation). Plain absolute tables, not interpolated, would have no entry for a row
+      beyond the training grid, and sampling a larger grid would simply fail.
+
+    The class is *added* to every token rather than prepended as an extra token: a
+    prepended token would need a position of its own, and its rotary angle relative to
+    far-away grid cells (never seen in training) would break the relative-offset picture.
+
+Training (``loss``)
+    Per sample: u ~ U(0, 1), mask ratio r = γ(u) (cosine schedule: r = cos(π/2 · u)),
+    ``max(1, ceil(r · N))`` positions chosen uniformly at random are replaced by ``[MASK]``;
+    cross-entropy with label smoothing on the masked positions only. The condition is
+    dropped with probability ``cond_drop_prob`` so classifier-free guidance works.
+
+Sampling (``sample``), T steps
+    Start all-masked (inpainting: known tokens in place, only the rest masked; N counts
+    the unknown tokens). Step t: one forward pass (cond + uncond batched when CFG is on),
+    sample every masked position (temperature / top-k / top-p), score each new token by
+    its log-probability under the model plus Gumbel noise × choice_temperature · (1 - (t+1)/T)
+    (fixed tokens score +inf), then re-mask the n_t lowest-scoring new tokens, where n_t comes
+    from ``nar.sampling.schedules.mask_counts``. Adding Gumbel noise to *log*-probabilities
+    (as the reference MaskGIT does) makes the kept set a sample without replacement in
+    proportion to p^(1/τ); noise on raw probabilities would swamp them.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from x_transformers import Encoder
+
+from nar.core.errors import NarError
+from nar.nn.rotary import AxialRotary2D
+from nar.priors.base import Prior, SampleOutput
+from nar.priors.registry import PRIORS
+from nar.sampling.filters import gumbel_noise, sample_logits
+from nar.sampling.schedules import get_schedule, mask_counts
+
+__all__ = ["MaskGITConfig", "MaskGITPrior"]
+
+
+@dataclass
+class MaskGITConfig:
+    dim: int = 512
+    depth: int = 12
+    heads: int = 8                  # dim_head = dim // heads, must be divisible by 4 (2D rotary)
+    ff_mult: int = 4
+    dropout: float = 0.1
+    cond_drop_prob: float = 0.1
+    label_smoothing: float = 0.1
+    schedule: str = "cosine"        # mask schedule γ, training ratio and sampling counts alike
+    choice_temperature: float = 4.5  # Gumbel noise on the confidence, decays linearly to 0
+    steps: int = 12                 # default number of decoding steps
+    rotary_theta: float = 10_000.0
+
+
+# options ``sample`` accepts beyond the shared arguments (e.g. `nar sample --option ...`)
+SAMPLE_OPTIONS = ("choice_temperature", "schedule")
+
+
+@PRIORS.register("maskgit")
+class MaskGITPrior(Prior):
+    name = "maskgit"
+    config_cls = MaskGITConfig
+    default_steps = 12
+
+    def __init__(self, cfg: MaskGITConfig, codebook_size: int, num_classes: int = 0,
+                 train_grid: tuple[int, int] = (16, 16)):
+        super().__init__(cfg, codebook_size, num_classes, train_grid)
+        if cfg.dim % cfg.heads:
+            raise NarError(f"maskgit: dim {cfg.dim} is not divisible by heads {cfg.heads}")
+        dim_head = cfg.dim // cfg.heads
+        if dim_head % 4:
+            raise NarError(f"maskgit: dim // heads = {dim_head} must be divisible by 4 for 2D rotary")
+        get_schedule(cfg.schedule)  # unknown names fail at build time, not at sampling time
+        self.mask_id = self.codebook_size
+        self.tok_emb = nn.Embedding(self.codebook_size + 1, cfg.dim)
+        self.cls_emb = nn.Embedding(self.num_classes + 1, cfg.dim)
+        self.row_emb = nn.Parameter(torch.randn(self.train_grid[0], cfg.dim) * 0.02)
+        self.col_emb = nn.Parameter(torch.randn(self.train_grid[1], cfg.dim) * 0.02)
+        self.emb_dropout = nn.Dropout(cfg.dropout)
+        self.rotary = AxialRotary2D(dim_head, theta=cfg.rotary_theta)
+        self.encoder = Encoder(dim=cfg.dim, depth=cfg.depth, heads=cfg.heads, attn_dim_head=dim_head,
+                               ff_mult=cfg.ff_mult, attn_dropout=cfg.dropout, ff_dropout=cfg.dropout,
+                               attn_flash=True)
+        self.to_logits = nn.Linear(cfg.dim, self.codebook_size + 1)
+        nn.init.normal_(self.tok_emb.weight, std=0.02)
+        nn.init.normal_(self.cls_emb.weight, std=0.02)
+
+    # ---- network -------------------------------------------------------------------------
+    @staticmethod
+    def _resize_table(table: torch.Tensor, length: int) -> torch.Tensor:
+        """(L, d) learned positions -> (length, d), linear interpolation at fractional positions."""
+        if table.shape[0] == length:
+            return table
+        return F.interpolate(table.T[None], size=length, mode="linear", align_corners=True)[0].T
+
+    def abs_positions(self, grid: tuple[int, int]) -> torch.Tensor:
+        """(h*w, dim) absolute position embedding for an h×w grid in raster order."""
+        h, w = grid
+        rows = self._resize_table(self.row_emb, h)
+        cols = self._resize_table(self.col_emb, w)
+        return (rows[:, None] + cols[None, :]).reshape(h * w, -1)
+
+    def forward(self, ids: torch.Tensor, class_ids: torch.Tensor, grid: tuple[int, int],
+                select: torch.Tensor | None = None) -> torch.Tensor:
+        """ids (B, h*w) in raster order, class_ids (B,) -> logits (B, h*w, codebook_size + 1).
+
+        With a (B, h*w) bool ``select``, only the selected positions go through the output
+        head: (M, codebook_size + 1) in raster order, batch-major (saves the B·N·V logits
+        that training and sampling would throw away)."""
+        h, w = grid
+        x = self.tok_emb(ids) + self.cls_emb(class_ids)[:, None] + self.abs_positions(grid)
+        x = self.emb_dropout(x)
+        freqs = self.rotary.freqs(h, w, device=ids.device)[None]  # (1, N, dim_head)
+        x = self.encoder(x, rotary_pos_emb=(freqs, 1.0))
+        return self.to_logits(x if select is None else x[select])
+
+    # ---- training --------------------------------------------------------------------------
+    def loss(self, tokens: torch.Tensor, cond: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        if tokens.ndim != 3:
+            raise NarError(f"maskgit expects (B, h, w) token grids, got shape {tuple(tokens.shape)}")
+        b, h, w = tokens.shape
+        n = h * w
+        target = tokens.reshape(b, n).to(self.device, torch.long)
+        gamma = get_schedule(self.cfg.schedule)
+        u = torch.rand(b).tolist()
+        n_masked = torch.tensor([min(n, max(1, math.ceil(gamma(x) * n))) for x in u], device=target.device)
+        # a uniformly random subset of n_masked[i] positions: rank positions by random scores
+        ranks = torch.rand(b, n, device=target.device).argsort(dim=-1).argsort(dim=-1)
+        masked = ranks < n_masked[:, None]
+        inputs = target.masked_fill(masked, self.mask_id)
+        class_ids = self.drop_condition(cond, b)
+        logits = self(inputs, class_ids, (h, w), select=masked)[:, : self.codebook_size]  # no mass on [MASK]
+        labels = target[masked]
+        loss = F.cross_entropy(logits.float(), labels, label_smoothing=self.cfg.label_smoothing)
+        acc = (logits.argmax(dim=-1) == labels).float().mean()
+        return {"loss": loss, "acc": acc.detach()}
+
+    # ---- sampling ----------------------------------------------------------------------------
+    def _masked_logits(self, ids: torch.Tensor, is_masked: torch.Tensor, class_ids: torch.Tensor,
+                       cfg_scale: float, grid: tuple[int, int]) -> torch.Tensor:
+        """Guided float logits over the real codes at the masked positions: (M, codebook_size).
+        The [MASK] logit is cut off here, so it can never be sampled."""
+        n = ids.shape[0]
+
+        def forward(c: torch.Tensor) -> torch.Tensor:  # n class ids, or 2n (cond + null) with CFG
+            reps = c.shape[0] // n
+            return self(ids.repeat(reps, 1), c, grid, select=is_masked.repeat(reps, 1))
+
+        return self.guided(forward, class_ids, cfg_scale)[:, : self.codebook_size].float()
+
+    @torch.no_grad()
+    def sample(self, n: int, grid: tuple[int, int], steps: int | None = None, temperature: float = 1.0,
+               top_k: int | None = None, top_p: float | None = None, cond: torch.Tensor | None = None,
+               cfg_scale: float = 1.0, known: torch.Tensor | None = None, keep: torch.Tensor | None = None,
+               generator: torch.Generator | None = None, **options: Any) -> SampleOutput:
+        unknown_opts = set(options) - set(SAMPLE_OPTIONS)
+        if unknown_opts:
+            raise NarError(f"maskgit: unknown sampling option(s) {sorted(unknown_opts)}; "
+                           f"known: {', '.join(SAMPLE_OPTIONS)}")
+        choice_temperature = float(options.get("choice_temperature", self.cfg.choice_temperature))
+        schedule = options.get("schedule", self.cfg.schedule)
+        get_schedule(schedule)
+        steps = int(steps if steps is not None else (self.cfg.steps or self.default_steps))
+        if steps < 1:
+            raise NarError(f"steps must be at least 1 (got {steps})")
+        h, w = self.check_grid(grid)
+        known, keep = self.check_inpaint(n, (h, w), known, keep)
+        device, num = self.device, h * w
+        class_ids = self.class_ids(cond, n)
+
+        ids = torch.full((n, num), self.mask_id, dtype=torch.long, device=device)
+        if keep is not None:
+            keep_flat = keep.reshape(n, num)
+            ids = torch.where(keep_flat, known.reshape(n, num), ids)
+        unknown = (ids == self.mask_id).sum(dim=1).tolist()
+
+        # per-sample schedule: n_t tokens still masked after step t; T is clamped to the number
+        # of unknown tokens (each step must fix one), and a sample with fewer unknown tokens
+        # than the batch's T finishes early and then idles (its later counts are 0)
+        total_steps = min(steps, max(unknown))
+        if total_steps == 0:  # everything kept: nothing to sample
+            return SampleOutput(tokens=ids.reshape(n, h, w), steps_run=0, forward_passes=0)
+        per_sample = [mask_counts(u, total_steps, schedule) if u else [] for u in unknown]
+        counts = torch.tensor([c + [0] * (total_steps - len(c)) for c in per_sample],
+                              dtype=torch.long, device=device)
+
+        for t in range(total_steps):
+            is_masked = ids == self.mask_id
+            logits = self._masked_logits(ids, is_masked, class_ids, cfg_scale, (h, w))  # (M, V)
+            new = sample_logits(logits, temperature, top_k, top_p, generator)  # (M,)
+            # confidence: log p(new token) under the (guided) model, + annealed Gumbel noise
+            logp = logits.log_softmax(dim=-1).gather(-1, new[:, None]).squeeze(-1)
+            noise_scale = choice_temperature * (1.0 - (t + 1) / total_steps)
+            if noise_scale > 0:
+                logp = logp + noise_scale * gumbel_noise(logp.shape, generator, device)
+            sampled = ids.masked_scatter(is_masked, new)
+            confidence = torch.full(ids.shape, math.inf, device=device).masked_scatter(is_masked, logp)
+            # re-mask the n_t least confident new tokens (rank 0 = least confident)
+            ranks = confidence.argsort(dim=-1, stable=True).argsort(dim=-1, stable=True)
+            remask = ranks < counts[:, t: t + 1]
+            ids = sampled.masked_fill(remask, self.mask_id)
+
+        return SampleOutput(tokens=ids.reshape(n, h, w), steps_run=total_steps, forward_passes=total_steps)

@@ -1,0 +1,106 @@
+"""Mask schedules for iterative parallel decoding (MaskGIT / Muse).
+
+A schedule is a function γ(r) on r ∈ [0, 1], decreasing from γ(0) = 1 (everything masked)
+to γ(1) = 0 (nothing masked). It is used twice:
+
+* training: the fraction of tokens to mask is γ(u) with u ~ U(0, 1) (for the cosine schedule
+  this is the MaskGIT/Muse ratio r = cos(π/2 · u), biased towards heavy masking);
+* sampling with T steps: after step t (t = 0 .. T-1), n_t = floor(N · γ((t+1)/T)) of the N
+  unknown tokens are still masked (`mask_counts`).
+
+Schedules are looked up by name in ``SCHEDULES``; add one with ``@register_schedule("name")``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+from nar.core.errors import NarError
+
+Schedule = Callable[[float], float]
+
+SCHEDULES: dict[str, Schedule] = {}
+
+
+def register_schedule(name: str) -> Callable[[Schedule], Schedule]:
+    def add(fn: Schedule) -> Schedule:
+        if name in SCHEDULES:
+            raise ValueError(f"mask schedule {name!r} is registered twice")
+        SCHEDULES[name] = fn
+        return fn
+    return add
+
+
+@register_schedule("cosine")
+def cosine(r: float) -> float:
+    """cos(π/2 · r): the MaskGIT / Muse default; fixes few tokens early, many late."""
+    return math.cos(math.pi / 2 * r)
+
+
+@register_schedule("linear")
+def linear(r: float) -> float:
+    return 1.0 - r
+
+
+@register_schedule("square")
+def square(r: float) -> float:
+    return 1.0 - r ** 2
+
+
+@register_schedule("cubic")
+def cubic(r: float) -> float:
+    return 1.0 - r ** 3
+
+
+@register_schedule("sqrt")
+def sqrt(r: float) -> float:
+    """1 - √r: fixes many tokens early (the opposite bias to the concave schedules)."""
+    return 1.0 - math.sqrt(r)
+
+
+def schedule_names() -> list[str]:
+    return sorted(SCHEDULES)
+
+
+def get_schedule(schedule: str | Schedule) -> Schedule:
+    """A schedule by name (or a callable γ passed through)."""
+    if callable(schedule):
+        return schedule
+    if schedule not in SCHEDULES:
+        raise NarError(f"unknown mask schedule {schedule!r}; known: {', '.join(schedule_names())}")
+    return SCHEDULES[schedule]
+
+
+def mask_counts(n: int, steps: int, schedule: str | Schedule = "cosine") -> list[int]:
+    """How many of ``n`` unknown tokens are still masked after each decoding step.
+
+    Entry t is n_t = floor(n · γ((t+1)/T)), clamped so that
+
+    * every step fixes at least one new token:     n_t <= n_{t-1} - 1   (n_{-1} = n),
+    * every later step still has one to fix:       n_t >= T - 1 - t,
+    * the last step fixes everything:              n_{T-1} = 0.
+
+    The second clamp is MaskGIT's "keep at least one masked until the end", generalised so
+    that no step is wasted on a grid with nothing left to predict.
+
+    T > n: there are not enough tokens for T steps that each fix one, so T is clamped to n
+    and the list has n entries (one token fixed per step). The caller reports ``len(...)``
+    as the number of steps actually run. n = 0 gives an empty list (nothing to sample).
+    """
+    n, steps = int(n), int(steps)
+    if n < 0:
+        raise ValueError(f"token count must be >= 0, got {n}")
+    if steps < 1:
+        raise NarError(f"steps must be at least 1 (got {steps})")
+    gamma = get_schedule(schedule)
+    steps = min(steps, n)
+    counts: list[int] = []
+    prev = n
+    for t in range(steps):
+        target = math.floor(n * gamma((t + 1) / steps))
+        remaining = min(max(target, steps - 1 - t), prev - 1)
+        counts.append(remaining)
+        prev = remaining
+    if counts:
+        counts[-1] = 0  # γ(1) = 0 already gives this; guard against schedules that miss it
+    return counts

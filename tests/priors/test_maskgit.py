@@ -1,0 +1,230 @@
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from nar.core.checkpoint import save_checkpoint
+from nar.core.errors import NarError
+from nar.priors import build_prior, load_prior
+from nar.priors.maskgit import MaskGITConfig, MaskGITPrior
+
+REPO = Path(__file__).resolve().parents[2]
+V = 16  # codebook size
+TINY = dict(dim=32, depth=2, heads=2, dropout=0.0)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # the test machine's cores are shared: one thread is much faster than fighting for two
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def make(num_classes=0, train_grid=(4, 4), codebook_size=V, seed=0, **overrides):
+    torch.manual_seed(seed)
+    return build_prior("maskgit", overrides={**TINY, **overrides}, codebook_size=codebook_size,
+                       num_classes=num_classes, train_grid=train_grid).eval()
+
+
+def gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+def test_registry_config_and_defaults():
+    prior = build_prior("maskgit", REPO / "configs/priors/maskgit_tiny.toml", codebook_size=V)
+    assert isinstance(prior, MaskGITPrior) and prior.name == "maskgit"
+    assert MaskGITPrior.default_steps == 12 and prior.mask_id == V
+    full = build_prior("maskgit", REPO / "configs/priors/maskgit.toml", codebook_size=1024)
+    assert (full.cfg.dim, full.cfg.depth) == (512, 12)
+    cfg = MaskGITConfig()
+    assert (cfg.cond_drop_prob, cfg.label_smoothing, cfg.schedule, cfg.choice_temperature, cfg.steps) == \
+        (0.1, 0.1, "cosine", 4.5, 12)
+    assert make().sample(1, (4, 4), generator=gen(0)).steps_run == 12
+
+
+def test_bad_config_and_options_fail_clearly():
+    with pytest.raises(NarError, match="divisible"):
+        make(dim=30, heads=4)
+    with pytest.raises(NarError, match="schedule"):
+        make(schedule="nope")
+    with pytest.raises(NarError, match="unknown sampling option"):
+        make().sample(1, (4, 4), bogus=1)
+
+
+def test_loss_masks_cosine_fraction_and_only_scores_masked():
+    prior = make()
+    eps = prior.cfg.label_smoothing
+    tokens = torch.randint(0, V, (4000, 4, 4))
+    seen = {}
+
+    def fake_forward(ids, class_ids, grid, select=None):
+        seen["ids"] = ids
+        # the label-smoothed target distribution exactly on masked positions (its own entropy is
+        # then the minimal loss); visible positions are badly wrong and must not count
+        logits = torch.full((*ids.shape, V + 1), math.log(eps / V))
+        logits[..., V] = -1e9
+        logits.scatter_(-1, tokens.reshape(len(ids), -1, 1), math.log(1 - eps + eps / V))
+        logits[..., 0] += (ids != prior.mask_id) * 100.0
+        return (logits if select is None else logits[select]).requires_grad_()
+
+    prior.forward = fake_forward
+    torch.manual_seed(0)
+    parts = prior.loss(tokens)
+    masked = seen["ids"] == prior.mask_id
+    per_sample = masked.sum(1)
+    assert per_sample.min() >= 1 and per_sample.max() <= 16
+    # visible tokens pass through unchanged
+    visible = ~masked
+    assert torch.equal(seen["ids"][visible], tokens.reshape(4000, -1)[visible])
+    # E[ceil(16 cos(pi/2 u))] / 16 is about 2/pi + 1/32
+    expected = sum(math.ceil(16 * math.cos(math.pi / 2 * (i + 0.5) / 10_000)) for i in range(10_000)) / 16e4
+    assert masked.float().mean().item() == pytest.approx(expected, abs=0.02)
+    # masked positions predicted as well as possible -> acc 1, loss = entropy of the smoothed target
+    assert parts["acc"].item() == 1.0
+    p_true, p_other = 1 - eps + eps / V, eps / V
+    entropy = -(p_true * math.log(p_true) + (V - 1) * p_other * math.log(p_other))
+    assert parts["loss"].item() == pytest.approx(entropy, abs=1e-4)
+
+
+def test_sampling_fills_every_position_in_t_steps():
+    prior = make()
+    for steps in (1, 4, 12):
+        out = prior.sample(2, (4, 4), steps=steps, generator=gen(0))
+        assert out.tokens.shape == (2, 4, 4)
+        assert (out.tokens < V).all() and (out.tokens >= 0).all()
+        assert out.steps_run == steps and out.forward_passes == steps
+    # T > N: one token per step, T clamped to N
+    out = prior.sample(1, (2, 3), steps=20, generator=gen(0))
+    assert out.steps_run == 6 and (out.tokens < V).all()
+
+
+def test_each_step_fixes_the_scheduled_number_of_tokens():
+    prior = make()
+    masked_after = []
+    original = prior.forward
+
+    def spy(ids, class_ids, grid, select=None):
+        masked_after.append(int((ids[0] == prior.mask_id).sum()))
+        return original(ids, class_ids, grid, select)
+
+    prior.forward = spy
+    prior.sample(1, (8, 8), steps=8, generator=gen(0))
+    from nar.sampling.schedules import mask_counts
+    assert masked_after == [64] + mask_counts(64, 8)[:-1]
+
+
+def test_mask_id_never_sampled_even_when_its_logit_dominates():
+    prior = make()
+    with torch.no_grad():
+        prior.to_logits.bias[prior.mask_id] = 1e4
+    for kwargs in (dict(temperature=1.0), dict(temperature=0.0), dict(temperature=2.0, top_k=3),
+                   dict(temperature=1.0, top_p=0.5)):
+        out = prior.sample(3, (4, 4), steps=6, generator=gen(1), **kwargs)
+        assert (out.tokens != prior.mask_id).all() and (out.tokens < V).all()
+
+
+def test_inpainting_keeps_known_tokens():
+    prior = make(num_classes=2)
+    n, grid = 3, (6, 6)
+    known = torch.randint(0, V, (n, *grid), generator=gen(5))
+    keep = torch.rand(n, *grid, generator=gen(6)) < 0.5
+    keep[2] = True           # one sample fully known
+    keep[1, :, :] = False    # one with nothing known
+    keep[1, 0, 0] = True
+    out = prior.sample(n, grid, steps=8, known=known, keep=keep, cond=torch.tensor([0, 1, 0]),
+                       cfg_scale=2.0, generator=gen(0))
+    assert torch.equal(out.tokens[keep], known[keep])
+    assert (out.tokens < V).all()
+    assert out.steps_run == 8
+    # a 2D keep mask broadcasts; only the unknown tokens count towards T
+    keep2 = torch.ones(*grid, dtype=torch.bool)
+    keep2[0, :3] = False
+    out = prior.sample(2, grid, steps=12, known=known[0], keep=keep2, generator=gen(0))
+    assert out.steps_run == 3 and torch.equal(out.tokens[:, keep2], known[0][keep2].expand(2, -1))
+    # everything kept: nothing to run
+    out = prior.sample(1, grid, known=known[:1], keep=torch.ones(1, *grid, dtype=torch.bool))
+    assert out.steps_run == 0 and torch.equal(out.tokens, known[:1])
+    with pytest.raises(NarError):
+        prior.sample(1, grid, known=known[:1])
+
+
+def test_same_seed_same_tokens_different_seed_differs():
+    prior = make(codebook_size=64)
+    a = prior.sample(2, (8, 8), steps=6, generator=gen(123)).tokens
+    b = prior.sample(2, (8, 8), steps=6, generator=gen(123)).tokens
+    c = prior.sample(2, (8, 8), steps=6, generator=gen(124)).tokens
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+
+
+def test_cfg_runs_as_one_batched_pass():
+    prior = make(num_classes=3)
+    batches = []
+    original = prior.forward
+
+    def spy(ids, class_ids, grid, select=None):
+        batches.append(class_ids.tolist())
+        return original(ids, class_ids, grid, select)
+
+    prior.forward = spy
+    cond = torch.tensor([0, 2])
+    guided = prior.sample(2, (4, 4), steps=4, cond=cond, cfg_scale=3.0, generator=gen(0))
+    assert guided.forward_passes == 4 and len(batches) == 4
+    assert all(b == [0, 2, 3, 3] for b in batches)  # cond + null ids, one pass
+    batches.clear()
+    plain = prior.sample(2, (4, 4), steps=4, cond=cond, cfg_scale=1.0, generator=gen(0))
+    assert all(b == [0, 2] for b in batches)
+    assert not torch.equal(guided.tokens, plain.tokens)
+
+
+def test_runs_on_grids_larger_and_non_square_than_training():
+    prior = make(train_grid=(4, 4))
+    out = prior.sample(1, (8, 12), steps=4, generator=gen(0))
+    assert out.tokens.shape == (1, 8, 12) and (out.tokens < V).all()
+    # the interpolated absolute table agrees with the learned one on the training grid's corners
+    big = prior.abs_positions((8, 12)).reshape(8, 12, -1)
+    small = prior.abs_positions((4, 4)).reshape(4, 4, -1)
+    for (r, c), (R, C) in [((0, 0), (0, 0)), ((3, 3), (7, 11)), ((0, 3), (0, 11))]:
+        assert torch.allclose(small[r, c], big[R, C], atol=1e-6)
+
+
+def test_tiny_model_overfits_one_grid_per_class():
+    torch.manual_seed(0)
+    prior = make(num_classes=3, dim=64, heads=4).train()
+    grids = torch.randint(0, V, (3, 4, 4), generator=gen(1))
+    opt = torch.optim.AdamW(prior.parameters(), lr=3e-3, weight_decay=0.0)
+    labels = torch.arange(3).repeat(8)
+    first = None
+    for _ in range(120):
+        parts = prior.loss(grids[labels], labels)
+        first = first if first is not None else parts["loss"].item()
+        opt.zero_grad()
+        parts["loss"].backward()
+        opt.step()
+    prior.eval()
+    assert parts["loss"].item() < first / 2
+    out = prior.sample(3, (4, 4), steps=4, temperature=0.0, cond=torch.arange(3), choice_temperature=0.0)
+    assert torch.equal(out.tokens, grids)
+    # sampled with noise and guidance it still lands (almost) on the class's grid
+    out = prior.sample(3, (4, 4), steps=4, temperature=0.5, cond=torch.arange(3), cfg_scale=2.0,
+                       generator=gen(0))
+    assert (out.tokens == grids).float().mean() > 0.9
+
+
+def test_save_and_load_round_trip(tmp_path):
+    prior = make(num_classes=2, train_grid=(4, 6))
+    path = save_checkpoint(tmp_path / "maskgit.safetensors", prior.state_dict(), prior.meta())
+    loaded = load_prior(path, name="maskgit")
+    assert isinstance(loaded, MaskGITPrior) and loaded.train_grid == (4, 6)
+    ids = torch.randint(0, V + 1, (2, 24))
+    cls = torch.tensor([0, 2])
+    with torch.no_grad():
+        assert torch.equal(prior(ids, cls, (4, 6)), loaded(ids, cls, (4, 6)))
+    a = prior.sample(1, (4, 6), steps=3, generator=gen(9)).tokens
+    b = loaded.sample(1, (4, 6), steps=3, generator=gen(9)).tokens
+    assert torch.equal(a, b)
+    with pytest.raises(NarError):
+        load_prior(path, name="sundae")
