@@ -1,0 +1,89 @@
+"""Pre-norm transformer pieces: multi-head attention with per-head rotary, feed-forward,
+blocks and stacks. Sequences are (B, N, D); rotary frequencies come from outside
+(``nar.nn.rotary``) so one embedding can serve every layer of a level.
+"""
+from __future__ import annotations
+
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+from nar.nn.rotary import apply_rotary
+
+__all__ = ["Attention", "FeedForward", "TransformerBlock", "TransformerStack"]
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention on (B, N, dim) via ``F.scaled_dot_product_attention``
+    (flash / memory-efficient kernels where the device and dtype allow).
+
+    Rotary is applied to q and k after the head split, so every head gets positions.
+    Non-causal unless ``is_causal=True``.
+    """
+
+    def __init__(self, dim: int, heads: int = 8, dim_head: int = 64, dropout: float = 0.0,
+                 is_causal: bool = False):
+        super().__init__()
+        self.heads, self.dim_head, self.is_causal, self.dropout = heads, dim_head, is_causal, dropout
+        inner = heads * dim_head
+        self.to_qkv = nn.Linear(dim, inner * 3, bias=False)
+        self.to_out = nn.Linear(inner, dim, bias=False)
+
+    def forward(self, x: Tensor, rotary_freqs: Tensor | None = None,
+                attn_mask: Tensor | None = None) -> Tensor:
+        q, k, v = rearrange(self.to_qkv(x), "b n (qkv h d) -> qkv b h n d", qkv=3, h=self.heads)
+        if rotary_freqs is not None:
+            q, k = apply_rotary(q, rotary_freqs), apply_rotary(k, rotary_freqs)
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, is_causal=self.is_causal,
+            dropout_p=self.dropout if self.training else 0.0)
+        return self.to_out(rearrange(out, "b h n d -> b n (h d)"))
+
+
+class FeedForward(nn.Module):
+    """Position-wise MLP: dim -> mult*dim -> dim with GELU."""
+
+    def __init__(self, dim: int, mult: int = 4, dropout: float = 0.0):
+        super().__init__()
+        hidden = int(dim * mult)
+        self.net = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout),
+                                 nn.Linear(hidden, dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+class TransformerBlock(nn.Module):
+    """x + Attn(LN(x)), then x + FF(LN(x))."""
+
+    def __init__(self, dim: int, heads: int = 8, dim_head: int = 64, ff_mult: int = 4,
+                 dropout: float = 0.0, is_causal: bool = False):
+        super().__init__()
+        self.attn_norm = nn.LayerNorm(dim)
+        self.attn = Attention(dim, heads, dim_head, dropout=dropout, is_causal=is_causal)
+        self.ff_norm = nn.LayerNorm(dim)
+        self.ff = FeedForward(dim, ff_mult, dropout=dropout)
+        self.resid_dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, rotary_freqs: Tensor | None = None) -> Tensor:
+        x = x + self.resid_dropout(self.attn(self.attn_norm(x), rotary_freqs))
+        return x + self.resid_dropout(self.ff(self.ff_norm(x)))
+
+
+class TransformerStack(nn.Module):
+    """``depth`` pre-norm blocks followed by a final LayerNorm (pre-norm residual streams
+    grow with depth; the final norm hands the next layer well-scaled features)."""
+
+    def __init__(self, dim: int, depth: int, heads: int = 8, dim_head: int = 64,
+                 ff_mult: int = 4, dropout: float = 0.0, is_causal: bool = False,
+                 final_norm: bool = True):
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            TransformerBlock(dim, heads, dim_head, ff_mult, dropout, is_causal)
+            for _ in range(depth))
+        self.norm = nn.LayerNorm(dim) if final_norm else nn.Identity()
+
+    def forward(self, x: Tensor, rotary_freqs: Tensor | None = None) -> Tensor:
+        for block in self.blocks:
+            x = block(x, rotary_freqs)
+        return self.norm(x)

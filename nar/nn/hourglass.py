@@ -1,0 +1,203 @@
+"""2D-aware hourglass transformer (the SUNDAE network, megapixel-SUNDAE §3.2).
+
+    (B, h, w, D) ─ pre layers ─┬─ merge s×s patches ─ valley (nestable) ─ split to s×s ─┐
+                               └──────────────────── residual ─────────────────────────(+)─ post layers ─ (B, h, w, D)
+
+Resampling works on true 2D patches of the token grid (never on runs of the flattened
+sequence, which would shorten one axis s² times and the other not at all). Attention is
+non-causal everywhere; 2D rotary positions are applied per head on each level's own grid.
+
+Config convention (as in hourglass-transformers): ``depths=(2, 8, 2), shorten=(2,)`` is
+2 pre layers, ×2 per axis downsample, 8 valley layers, upsample, 2 post layers;
+``depths=(2, 2, 4, 2, 2), shorten=(2, 2)`` nests a second hourglass in the valley;
+``depths=(12,), shorten=()`` is a flat 12-layer transformer.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from einops import rearrange
+from torch import Tensor, nn
+
+from nar.core.errors import NarError
+from nar.nn.attention import TransformerStack
+from nar.nn.rotary import AxialRotary2D
+
+__all__ = ["HourglassConfig", "HourglassError", "Hourglass2D", "PatchMerge", "PatchSplit",
+           "count_flops"]
+
+
+class HourglassError(NarError, ValueError):
+    """An hourglass config that cannot be built, or a grid it cannot take."""
+
+
+@dataclass
+class HourglassConfig:
+    dim: int = 256                        # token feature size, the same at every level
+    heads: int = 8                        # attention heads per layer
+    dim_head: int = 32                    # features per head (divisible by 4 for 2D rotary)
+    depths: tuple[int, ...] = (2, 8, 2)   # layers: pre..., valley, ...post (len 2k+1)
+    shorten: tuple[int, ...] = (2,)       # per-axis shortening at each of the k levels
+    ff_mult: int = 4                      # feed-forward hidden size = ff_mult * dim
+    dropout: float = 0.0                  # attention, feed-forward and residual dropout
+    rotary_theta: float = 10_000.0        # rotary frequency base (integer grid positions)
+
+    def __post_init__(self):
+        self.depths, self.shorten = tuple(self.depths), tuple(self.shorten)  # TOML gives lists
+        if len(self.depths) != 2 * len(self.shorten) + 1:
+            raise HourglassError(
+                f"hourglass depths {self.depths} need 2*len(shorten)+1 = "
+                f"{2 * len(self.shorten) + 1} entries for shorten={self.shorten} "
+                "(pre layers per level, the valley, then post layers per level)")
+        if any(d < 0 for d in self.depths):
+            raise HourglassError(f"hourglass depths must be >= 0, got {self.depths}")
+        if any(s < 2 for s in self.shorten):
+            raise HourglassError(f"hourglass shorten factors must be >= 2, got {self.shorten}")
+        if self.dim_head % 4 != 0:
+            raise HourglassError(f"dim_head must be divisible by 4 for 2D rotary, got {self.dim_head}")
+
+    @property
+    def total_shortening(self) -> int:
+        """Per-axis factor between the input grid and the innermost valley grid."""
+        total = 1
+        for s in self.shorten:
+            total *= s
+        return total
+
+    def check_grid(self, h: int, w: int) -> None:
+        t = self.total_shortening
+        if h % t or w % t:
+            raise HourglassError(
+                f"token grid {h}x{w} is not divisible by the hourglass shortening {t} "
+                f"(shorten={self.shorten}); use a grid whose sides are multiples of {t}")
+
+    def level_grids(self, h: int, w: int) -> list[tuple[int, int]]:
+        """Grid size at each level, outermost first (len(shorten) + 1 entries)."""
+        self.check_grid(h, w)
+        grids = [(h, w)]
+        for s in self.shorten:
+            h, w = h // s, w // s
+            grids.append((h, w))
+        return grids
+
+
+class PatchMerge(nn.Module):
+    """Downsample: every s×s patch of the grid becomes one token (Linear over s²·dim)."""
+
+    def __init__(self, dim: int, s: int):
+        super().__init__()
+        self.s = s
+        self.proj = nn.Linear(s * s * dim, dim)
+
+    def forward(self, x: Tensor) -> Tensor:  # (B, h, w, D) -> (B, h/s, w/s, D)
+        return self.proj(rearrange(x, "b (h s1) (w s2) d -> b h w (s1 s2 d)", s1=self.s, s2=self.s))
+
+
+class PatchSplit(nn.Module):
+    """Upsample: every token becomes the s×s patch it was merged from (Linear to s²·dim)."""
+
+    def __init__(self, dim: int, s: int):
+        super().__init__()
+        self.s = s
+        self.proj = nn.Linear(dim, s * s * dim)
+
+    def forward(self, x: Tensor) -> Tensor:  # (B, h, w, D) -> (B, h*s, w*s, D)
+        return rearrange(self.proj(x), "b h w (s1 s2 d) -> b (h s1) (w s2) d", s1=self.s, s2=self.s)
+
+
+def _stack(cfg: HourglassConfig, depth: int) -> TransformerStack:
+    return TransformerStack(cfg.dim, depth, cfg.heads, cfg.dim_head, cfg.ff_mult, cfg.dropout)
+
+
+def _on_grid(stack: TransformerStack, x: Tensor, freqs: Tensor) -> Tensor:
+    """Run a sequence stack over a (B, h, w, D) grid in raster order."""
+    h = x.shape[1]
+    x = stack(rearrange(x, "b h w d -> b (h w) d"), rotary_freqs=freqs)
+    return rearrange(x, "b (h w) d -> b h w d", h=h)
+
+
+class HourglassLevel(nn.Module):
+    """One level: pre stack, then (if shortened) merge -> inner level -> split + residual -> post."""
+
+    def __init__(self, cfg: HourglassConfig, depths: tuple[int, ...], shorten: tuple[int, ...]):
+        super().__init__()
+        self.pre = _stack(cfg, depths[0])
+        self.valley = None
+        if shorten:
+            s = shorten[0]
+            self.merge = PatchMerge(cfg.dim, s)
+            self.valley = HourglassLevel(cfg, depths[1:-1], shorten[1:])
+            self.split = PatchSplit(cfg.dim, s)
+            self.post = _stack(cfg, depths[-1])
+
+    def forward(self, x: Tensor, rotary: AxialRotary2D) -> Tensor:
+        freqs = rotary.freqs(x.shape[1], x.shape[2], x.device)  # this level's own grid
+        x = _on_grid(self.pre, x, freqs)
+        if self.valley is None:
+            return x
+        residual = x
+        x = self.split(self.valley(self.merge(x), rotary)) + residual
+        return _on_grid(self.post, x, freqs)
+
+
+class Hourglass2D(nn.Module):
+    """(B, h, w, dim) -> (B, h, w, dim), for any h, w divisible by ``total_shortening``.
+
+    Build with ``Hourglass2D(cfg)``, ``Hourglass2D.from_config(cfg)`` or
+    ``Hourglass2D(dim=..., depths=..., shorten=...)`` (fields of ``HourglassConfig``).
+    The output has been through a final LayerNorm, ready for a logits head.
+    """
+
+    def __init__(self, config: HourglassConfig | None = None, **fields):
+        super().__init__()
+        if config is not None and fields:
+            raise TypeError("pass either a HourglassConfig or keyword fields, not both")
+        self.config = cfg = config if config is not None else HourglassConfig(**fields)
+        self.rotary = AxialRotary2D(cfg.dim_head, theta=cfg.rotary_theta)  # shared by all levels
+        self.root = HourglassLevel(cfg, cfg.depths, cfg.shorten)
+
+    @classmethod
+    def from_config(cls, cfg: HourglassConfig) -> Hourglass2D:
+        return cls(cfg)
+
+    @property
+    def total_shortening(self) -> int:
+        return self.config.total_shortening
+
+    def check_grid(self, h: int, w: int) -> None:
+        self.config.check_grid(h, w)
+
+    def flops(self, h: int, w: int) -> int:
+        return count_flops(self.config, h, w)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim != 4 or x.shape[-1] != self.config.dim:
+            raise ValueError(f"expected (B, h, w, {self.config.dim}), got {tuple(x.shape)}")
+        self.check_grid(x.shape[1], x.shape[2])
+        return self.root(x, self.rotary)
+
+
+def count_flops(cfg: HourglassConfig, h: int, w: int) -> int:
+    """Analytic forward FLOPs for one sample on an h×w grid.
+
+    Counts matmuls only (2·m·n·k each): q/k/v and output projections, QKᵀ and AV,
+    feed-forward, patch merge and split. Norms, softmax, GELU, rotary and residual adds are
+    left out (a few % at these sizes), as ``torch.utils.flop_counter`` also does.
+    """
+    d, inner, hidden = cfg.dim, cfg.heads * cfg.dim_head, cfg.ff_mult * cfg.dim
+
+    def block(n: int) -> int:
+        projections = 2 * n * d * 3 * inner + 2 * n * inner * d
+        attention = 2 * 2 * n * n * inner  # QKᵀ and AV over all heads
+        feed_forward = 2 * 2 * n * d * hidden
+        return projections + attention + feed_forward
+
+    grids = cfg.level_grids(h, w)
+    total = 0
+    for level, (gh, gw) in enumerate(grids):
+        n = gh * gw
+        if level < len(cfg.shorten):  # pre + post stacks, merge + split (each 2·(n/s²)·(s²d)·d)
+            total += (cfg.depths[level] + cfg.depths[-1 - level]) * block(n) + 2 * 2 * n * d * d
+        else:  # innermost valley
+            total += cfg.depths[level] * block(n)
+    return total
