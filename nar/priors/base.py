@@ -91,8 +91,7 @@ class Prior(nn.Module):
                cfg_scale: float) -> torch.Tensor:
         """Run ``forward(class_ids)`` -> logits, with classifier-free guidance when asked.
         The conditional and unconditional halves run as one batched forward pass."""
-        conditional = bool((class_ids != self.null_class).any())
-        if cfg_scale == 1.0 or not conditional:
+        if cfg_scale == 1.0 or not bool((class_ids != self.null_class).any()):  # scale first: no host sync
             return forward(class_ids)
         both = torch.cat([class_ids, torch.full_like(class_ids, self.null_class)])
         logits_c, logits_u = forward(both).float().chunk(2)

@@ -1,0 +1,324 @@
+"""SUNDAE: step-unrolled denoising autoencoder on the 2D hourglass (megapixel-SUNDAE).
+
+Training (Savinov et al. 2022, as used by McKinney & Willcocks):
+  corrupt the data grid z -> z' (a per-sample fraction r ~ U(0, 1) of the positions gets
+  uniform random codes), then unroll the model T times (T = 2):
+      logits_1 = f(z'),  z_1 ~ logits_1 (a sample, no gradient through it),
+      logits_2 = f(z_1), ...
+  and average the cross-entropy against the clean z over every position of every step.
+
+Sampling (megapixel-SUNDAE §3.4):
+  z_0 ~ uniform codes; step t draws every token anew from f(z_{t-1}) with a temperature
+  annealed linearly from ``temperature`` to ``temperature_end``. With many steps (T >= 20)
+  only a random proportion of tokens takes its new value each step; with fewer, all do
+  (the paper: otherwise short chains do not get anywhere). A sample whose step would change
+  at most ``min_change`` tokens is frozen (it leaves the batch: later steps run on the others
+  only), and sampling stops when every sample is frozen. Inpainting resets the known tokens
+  at z_0 and after every step, so kept tokens never change but condition everything else.
+
+Differences from the authors' code (vvvm23/sundae-vqgan), on purpose:
+- rotary positions per head on a true 2D grid of any shape (``nar.nn.hourglass``), not one
+  rotation before the head split on a square-only grid;
+- conditional models get a null class, condition dropout and classifier-free guidance, and
+  sampling uses the classes it is given (the reference sampled random classes);
+- all sampling randomness (z_0, the draws, the partial-update masks) comes from the caller's
+  generator, on the model's device, and the draw is made in fp32 even under bf16 autocast;
+- the "update all tokens when T < 20" rule of the paper is implemented (the reference always
+  updated a fixed proportion).
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nar.core.errors import NarError
+from nar.nn.hourglass import Hourglass2D, HourglassConfig, count_flops
+from nar.priors.base import Prior, SampleOutput
+from nar.priors.registry import PRIORS
+from nar.sampling.filters import top_k_filter, top_p_filter, validate_sampling_args
+
+__all__ = ["SundaeConfig", "SundaePrior", "draw_tokens"]
+
+
+def _default_net() -> HourglassConfig:
+    return HourglassConfig(dim=512, heads=8, dim_head=64, depths=(2, 8, 2), shorten=(2,),
+                           ff_mult=4, dropout=0.0)
+
+
+@dataclass
+class SundaeConfig:
+    net: HourglassConfig = field(default_factory=_default_net)
+    cond_drop_prob: float = 0.1       # training: class id -> null id with this probability (for CFG)
+    unroll_steps: int = 2             # training: T of the unrolled denoising loss (>= 1)
+    steps: int = 20                   # sampling: default number of steps
+    temperature_end: float = 0.7      # sampling: temperature reached at the last step
+    update_proportion: float = 0.5    # sampling: share of tokens updated per step when steps >= partial_update_from
+    partial_update_from: int = 20     # sampling: runs with fewer steps update every token (paper §3.4)
+    min_change: int = 0               # sampling: freeze a sample once one step changes <= this many of its tokens
+    min_steps: int = 2                # sampling: no sample is frozen before this many steps have run
+    codebook_init: bool = True        # init token embeddings from the tokenizer's code vectors when given
+    sample_precision: str = "auto"    # sampling: auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
+
+    def __post_init__(self):
+        if isinstance(self.net, dict):  # built by hand from a plain dict
+            self.net = HourglassConfig(**self.net)
+        if self.unroll_steps < 1:
+            raise NarError(f"sundae: unroll_steps must be >= 1, got {self.unroll_steps}")
+        if not 0.0 <= self.cond_drop_prob < 1.0:
+            raise NarError(f"sundae: cond_drop_prob must be in [0, 1), got {self.cond_drop_prob}")
+        if self.steps < 1:
+            raise NarError(f"sundae: steps must be >= 1, got {self.steps}")
+        if self.temperature_end < 0:
+            raise NarError(f"sundae: temperature_end must be >= 0, got {self.temperature_end}")
+        if not 0.0 < self.update_proportion <= 1.0:
+            raise NarError(f"sundae: update_proportion must be in (0, 1], got {self.update_proportion}")
+        if self.min_change < 0 or self.min_steps < 0:
+            raise NarError("sundae: min_change and min_steps must be >= 0")
+        if self.sample_precision not in ("auto", "fp32", "bf16"):
+            raise NarError(f"sundae: sample_precision must be auto, fp32 or bf16, got {self.sample_precision!r}")
+
+
+def draw_tokens(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
+                top_p: float | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Draw one id per row of (..., V) logits; temperature 0 is greedy.
+
+    Same distribution as ``nar.sampling.filters.sample_logits`` (and the same top-k / top-p
+    filters), but drawn by inverting the CDF with one uniform per token instead of
+    ``torch.multinomial``: 3-4x faster on CPU at V = 1024-8192, which matters when every
+    step redraws all h*w tokens. Computed in fp32 whatever the logits' dtype.
+    """
+    if temperature == 0:
+        return logits.argmax(dim=-1)
+    logits = logits.float() if temperature == 1 else logits.float() / temperature  # never in place
+    logits = top_p_filter(top_k_filter(logits, top_k), top_p)
+    cdf = logits.softmax(dim=-1).cumsum_(dim=-1)
+    # u in (0, total]: the first index whose cdf reaches u always has positive probability
+    u = (1.0 - torch.rand((*cdf.shape[:-1], 1), generator=generator, device=cdf.device)) * cdf[..., -1:]
+    return torch.searchsorted(cdf, u).squeeze(-1).clamp_(max=cdf.shape[-1] - 1)
+
+
+@PRIORS.register("sundae")
+class SundaePrior(Prior):
+    name = "sundae"
+    config_cls = SundaeConfig
+    default_steps = 20
+
+    def __init__(self, cfg: SundaeConfig, codebook_size: int, num_classes: int = 0,
+                 train_grid: tuple[int, int] = (16, 16)):
+        super().__init__(cfg, codebook_size, num_classes, train_grid)
+        dim = cfg.net.dim
+        self.tok_emb = nn.Embedding(self.codebook_size, dim)
+        self.class_emb = nn.Embedding(self.num_classes + 1, dim)  # last row: null / dropped
+        self.net = Hourglass2D(cfg.net)                           # ends in a LayerNorm
+        self.head = nn.Linear(dim, self.codebook_size)
+        nn.init.normal_(self.tok_emb.weight, std=0.02)
+        nn.init.normal_(self.class_emb.weight, std=0.02)
+        nn.init.normal_(self.head.weight, std=0.02)
+        nn.init.zeros_(self.head.bias)
+
+    # ---- model ------------------------------------------------------------------------
+    def forward(self, tokens: torch.Tensor, class_ids: torch.Tensor) -> torch.Tensor:
+        """(B, h, w) ids and (B,) class ids -> (B, h, w, V) logits. The class embedding is
+        added at every position (the null id for unconditional)."""
+        x = self.tok_emb(tokens) + self.class_emb(class_ids)[:, None, None, :]
+        return self.head(self.net(x))
+
+    def check_grid(self, grid: tuple[int, int]) -> tuple[int, int]:
+        h, w = super().check_grid(grid)
+        t = self.cfg.net.total_shortening
+        if h % t or w % t:
+            up = lambda v: -(-v // t) * t  # noqa: E731
+            raise NarError(
+                f"sundae: token grid {h}x{w} is not divisible by the hourglass shortening {t} "
+                f"(net.shorten={list(self.cfg.net.shorten)}); use sides that are multiples of {t}, "
+                f"e.g. {up(h)}x{up(w)}")
+        return h, w
+
+    def flops(self, h: int, w: int) -> int:
+        """Forward FLOPs for one sample on an h×w grid (hourglass + logits head)."""
+        return count_flops(self.cfg.net, h, w) + 2 * h * w * self.cfg.net.dim * self.codebook_size
+
+    def init_from_codebook(self, codebook: torch.Tensor) -> bool:
+        """Token embedding = centred code vectors through a fixed orthogonal projection
+        (pairwise distances preserved when code dim <= model dim), scaled to std 0.02."""
+        if not self.cfg.codebook_init:
+            return False
+        codebook = codebook.detach().float().cpu()
+        if codebook.ndim != 2 or codebook.shape[0] != self.codebook_size:
+            raise NarError(f"sundae: codebook of shape {tuple(codebook.shape)} does not fit a prior "
+                           f"with {self.codebook_size} codes")
+        centred = codebook - codebook.mean(dim=0, keepdim=True)
+        proj = torch.empty(codebook.shape[1], self.cfg.net.dim)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            nn.init.orthogonal_(proj)
+        emb = centred @ proj
+        emb = emb * (0.02 / emb.std().clamp_min(1e-12))
+        with torch.no_grad():
+            self.tok_emb.weight.copy_(emb.to(self.tok_emb.weight))
+        return True
+
+    # ---- training -----------------------------------------------------------------------
+    def corrupt(self, tokens: torch.Tensor, rate: torch.Tensor | None = None,
+                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """SUNDAE's corruption q(z'|z): per sample a rate r ~ U(0, 1) (or the given (B,) rates);
+        each position is picked with probability r and gets a uniform random code (which may
+        equal the original). Returns (corrupted tokens, picked-positions mask)."""
+        b = tokens.shape[0]
+        if rate is None:
+            rate = torch.rand(b, generator=generator, device=tokens.device)
+        rate = torch.as_tensor(rate, dtype=torch.float32, device=tokens.device).reshape(b, 1, 1)
+        picked = torch.rand(tokens.shape, generator=generator, device=tokens.device) < rate
+        noise = torch.randint(self.codebook_size, tokens.shape, generator=generator, device=tokens.device)
+        return torch.where(picked, noise, tokens), picked
+
+    def loss(self, tokens: torch.Tensor, cond: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        tokens = tokens.to(self.device, torch.long)
+        if tokens.ndim != 3:
+            raise NarError(f"sundae: expected (B, h, w) tokens, got shape {tuple(tokens.shape)}")
+        b, h, w = tokens.shape
+        self.check_grid((h, w))
+        if int(tokens.min()) < 0 or int(tokens.max()) >= self.codebook_size:
+            raise NarError(f"sundae: token ids must lie in [0, {self.codebook_size})")
+        class_ids = self.drop_condition(cond, b)
+        z, _ = self.corrupt(tokens)
+        parts: dict[str, torch.Tensor] = {}
+        losses = []
+        for t in range(self.cfg.unroll_steps):
+            logits = self(z, class_ids)
+            ce = F.cross_entropy(logits.reshape(-1, self.codebook_size).float(), tokens.reshape(-1))
+            parts[f"loss_step{t + 1}"] = ce
+            losses.append(ce)
+            if t + 1 < self.cfg.unroll_steps:  # z_{t+1} ~ f(z_t): a sample, no gradient through it
+                with torch.no_grad():
+                    z = draw_tokens(logits.detach(), 1.0)
+        parts["loss"] = torch.stack(losses).mean()
+        with torch.no_grad():
+            parts["acc"] = (logits.argmax(dim=-1) == tokens).float().mean()  # last unroll step
+        return parts
+
+    # ---- sampling -----------------------------------------------------------------------
+    def temperatures(self, steps: int, temperature: float, temperature_end: float | None) -> list[float]:
+        """Per-step temperatures: linear from ``temperature`` to ``temperature_end`` (the config
+        value, capped at ``temperature``, when None). temperature 0 is greedy throughout."""
+        if temperature == 0:
+            return [0.0] * steps
+        end = min(self.cfg.temperature_end, temperature) if temperature_end is None else float(temperature_end)
+        if steps == 1:
+            return [float(temperature)]
+        return [temperature + (end - temperature) * t / (steps - 1) for t in range(steps)]
+
+    def sample(self, n: int, grid: tuple[int, int], steps: int | None = None, temperature: float = 1.0,
+               top_k: int | None = None, top_p: float | None = None, cond: torch.Tensor | None = None,
+               cfg_scale: float = 1.0, known: torch.Tensor | None = None, keep: torch.Tensor | None = None,
+               generator: torch.Generator | None = None, temperature_end: float | None = None,
+               update_proportion: float | None = None, min_change: int | None = None,
+               min_steps: int | None = None, **options: Any) -> SampleOutput:
+        """Sample (n, h, w) tokens with up to ``steps`` denoising steps (default 20).
+
+        ``temperature_end``: last-step temperature (default: config, capped at ``temperature``).
+        ``update_proportion``: share of tokens that take their new value each step; None applies
+        the paper's rule (config proportion when steps >= ``partial_update_from``, else 1).
+        ``min_change`` / ``min_steps``: once ``min_steps`` steps have run, a sample is frozen
+        after a step whose fresh draw differs from the sample's current tokens in at most
+        ``min_change`` positions (kept inpainting tokens never count). It then leaves the
+        batch and keeps its tokens; sampling stops when all samples are frozen, and
+        ``steps_run`` in the result is the number of steps actually run.
+        With full updates this is the paper's rule ("the sample did not change"). With
+        partial updates the draw is compared at *every* position, not only at the ones the
+        random mask let through, so a sample is not frozen just because the mask happened to
+        skip its remaining wrong tokens (the authors' code froze on the masked comparison).
+        """
+        if options:
+            raise NarError(f"sundae: unknown sampling option(s) {sorted(options)}")
+        steps = self.cfg.steps if steps is None else int(steps)
+        validate_sampling_args(steps=steps, temperature=temperature, top_k=top_k, top_p=top_p, n=n)
+        h, w = self.check_grid(grid)
+        if temperature_end is not None and temperature_end < 0:
+            raise NarError(f"sundae: temperature_end must be >= 0, got {temperature_end}")
+        if update_proportion is None:
+            update_proportion = (self.cfg.update_proportion if steps >= self.cfg.partial_update_from else 1.0)
+        elif not 0.0 < update_proportion <= 1.0:
+            raise NarError(f"sundae: update_proportion must be in (0, 1], got {update_proportion}")
+        min_change = self.cfg.min_change if min_change is None else int(min_change)
+        min_steps = self.cfg.min_steps if min_steps is None else int(min_steps)
+        if min_change < 0 or min_steps < 0:
+            raise NarError("sundae: min_change and min_steps must be >= 0")
+        known, keep = self.check_inpaint(n, (h, w), known, keep)
+        class_ids = self.class_ids(cond, n)
+        if class_ids.shape != (n,):
+            raise NarError(f"sundae: cond must be one class id or {n} of them, got shape {tuple(class_ids.shape)}")
+        if generator is not None and generator.device != self.device:
+            raise NarError(f"sundae: the generator is on {generator.device}, the model on {self.device}")
+
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.inference_mode(), self._precision():
+                tokens, steps_run = self._denoise(
+                    n, h, w, self.temperatures(steps, temperature, temperature_end), update_proportion,
+                    min_change, min_steps, class_ids, float(cfg_scale), known, keep, top_k, top_p, generator)
+        finally:
+            self.train(was_training)
+        # a normal tensor (not an inference tensor), usable anywhere afterwards
+        return SampleOutput(tokens=tokens.clone(), steps_run=steps_run, forward_passes=steps_run)
+
+    def _precision(self):
+        mode = self.cfg.sample_precision
+        if mode == "bf16" or (mode == "auto" and self.device.type == "cuda"):
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _denoise(self, n, h, w, temps, update_proportion, min_change, min_steps, class_ids, cfg_scale,
+                 known, keep, top_k, top_p, generator) -> tuple[torch.Tensor, int]:
+        device = self.device
+        z = torch.randint(self.codebook_size, (n, h, w), generator=generator, device=device)
+        if keep is not None:
+            z = torch.where(keep, known, z)
+        # the working set: samples not frozen yet (rows of z at ``rows``; None = all of them)
+        rows, work, ids, wknown, wkeep = None, z, class_ids, known, keep
+        steps, steps_run = len(temps), 0
+        for t, temp in enumerate(temps):
+            if cfg_scale == 1.0:
+                logits = self(work, ids)
+            else:  # conditional and unconditional halves as one batched pass
+                x = work
+                logits = self.guided(lambda c: self(x if c.shape[0] == x.shape[0] else torch.cat([x, x]), c),
+                                     ids, cfg_scale)
+            proposal = draw_tokens(logits, temp, top_k, top_p, generator)
+            if wkeep is not None:
+                proposal = torch.where(wkeep, wknown, proposal)
+            steps_run = t + 1
+            check = steps_run >= min_steps and steps_run < steps
+            if check:  # changes the step proposes, whichever tokens it may update (see sample())
+                active = (proposal != work).flatten(1).sum(dim=1) > min_change
+            if update_proportion < 1.0:
+                update = torch.rand(proposal.shape, generator=generator, device=device) < update_proportion
+                proposal = torch.where(update, proposal, work)
+            work = proposal
+            if not check:
+                continue
+            m = int(active.sum())  # the one host sync per step
+            if m == work.shape[0]:
+                continue
+            z = self._write_back(z, rows, work)
+            if m == 0:
+                return z, steps_run
+            sel = active.nonzero().squeeze(1)
+            rows = sel if rows is None else rows[sel]
+            work, ids = work[sel], ids[sel]
+            if wkeep is not None:
+                wknown, wkeep = wknown[sel], wkeep[sel]
+        return self._write_back(z, rows, work), steps_run
+
+    @staticmethod
+    def _write_back(z: torch.Tensor, rows: torch.Tensor | None, work: torch.Tensor) -> torch.Tensor:
+        if rows is None:
+            return work
+        z[rows] = work
+        return z
