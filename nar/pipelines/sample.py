@@ -14,7 +14,7 @@ from nar.core.checkpoint import read_meta
 from nar.core.errors import NarError
 from nar.pipelines.images import save_grid, save_png, to_uint8
 from nar.pipelines.models import resolve_prior_ckpt, resolve_tokenizer_ckpt
-from nar.priors import Prior, load_prior
+from nar.priors import PRIORS, Prior, load_prior
 from nar.sampling.filters import validate_sampling_args
 from nar.train.loop import pick_device
 
@@ -48,6 +48,7 @@ class Generator:
              decode_only: bool = True) -> "Generator":
         from nar.tokenizer.api import load_tokenizer, tokenizer_hash
 
+        PRIORS.get(prior_name)  # an unknown name lists the registered priors
         dev = pick_device(device)
         prior_path = resolve_prior_ckpt(prior_name, ckpt)
         meta = read_meta(prior_path)

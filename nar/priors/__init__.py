@@ -5,9 +5,13 @@ Adding a prior: one new file that subclasses `Prior` and registers itself with
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
+
+# x-transformers still calls torch.jit.script at import; users should not see that warning
+warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
 
 from nar.core.checkpoint import expect_kind, load_checkpoint, read_meta
 from nar.core.config import load_config

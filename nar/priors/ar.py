@@ -1,0 +1,288 @@
+"""`ar`: the spec's autoregressive path — a causal GPT over the raster-ordered token grid
+(Taming Transformers / LlamaGen style).
+
+Sequence layout (N = h·w grid tokens t_0 … t_{N-1} in raster order)::
+
+    position  0        1      2          …  N-1
+    input     [cls]    t_0    t_1        …  t_{N-2}
+    predicts  t_0      t_1    t_2        …  t_{N-1}
+
+``[cls]`` is the class embedding (the null row ``num_classes`` when unconditional, or when
+the condition is dropped for classifier-free guidance), so it doubles as the start token.
+With ``first_token = "random"`` (the system spec's "randomly select a token from the
+codebook as the first token") the prediction at position 0 is not trained and sampling
+draws t_0 uniformly from the codebook; the model continues from it.
+
+Positions (``pos``):
+
+* ``"rotary"`` — 1D rotary embedding in every attention layer (x-transformers), relative
+  offsets along the raster sequence;
+* ``"2d"`` — learned row + column embeddings (``train_grid`` rows / columns) added to the
+  input at position k for the *target* cell k (row k // w, column k % w), so every input
+  tells the model which cell it is predicting;
+* ``"rotary+2d"`` (default) — both.
+
+Grids larger than the training grid use Taming's sliding window: each cell is predicted
+from a training-grid-sized window around it (window origin clamped to the grid), so row /
+column ids and rotary offsets never leave the range seen in training; learned tables are
+never extrapolated. Grids no larger than the training grid are sampled directly.
+
+Sampling uses the x-transformers KV cache: each new token costs one incremental forward of
+one position (keys / values of the prefix are reused). Inpainting teacher-forces the
+known tokens into the cache as the scan passes them; runs of cells that are kept in every
+batch row are fed as one chunk, and nothing after the last masked cell is computed.
+
+Sliding-window cost: a window keeps its own KV cache only while the scan stays in it —
+the first and last ``w_t/2`` columns of a row, and the rows whose window origin is clamped
+to the top / bottom edge. Every other cell opens a new window and runs the model on that
+window's raster prefix (about half a training sequence), so an H×W grid costs about
+``(H - h_t + 1)(W - w_t + 1) · N_t/2`` positions fed (32×32 from a 16×16 model: 41.6k counted)
+against ``H·W`` (1024) for a grid sampled whole with one cache, and ``H·W · N_t/2`` (~131k)
+for Taming's uncached loop. ``use_cache=False`` gives that uncached loop.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from x_transformers import Decoder
+
+from nar.core.errors import NarError
+from nar.priors.base import Prior, SampleOutput
+from nar.priors.registry import PRIORS
+from nar.sampling.filters import sample_logits, validate_sampling_args
+
+FIRST_TOKEN_MODES = ("class", "random")
+POS_MODES = ("rotary+2d", "rotary", "2d")
+
+
+@dataclass
+class ARConfig:
+    dim: int = 512
+    depth: int = 12
+    heads: int = 8
+    dim_head: int = 64
+    ff_mult: int = 4
+    dropout: float = 0.0          # embedding, attention and feed-forward dropout
+    cond_drop_prob: float = 0.1   # class id -> null id during training (enables CFG)
+    first_token: str = "class"    # "class": start token = class / null embedding; "random": t_0 ~ U(codebook)
+    pos: str = "rotary+2d"        # "rotary+2d" | "rotary" | "2d"
+    codebook_init: bool = False   # token embedding = tokenizer code vectors (code_dim) + linear projection
+    code_dim: int = 0             # width of those code vectors; 0 = taken from init_from_codebook
+    flash: bool = True            # torch scaled_dot_product_attention kernels
+    sample_precision: str = "auto"  # sampling: auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16
+
+
+@PRIORS.register("ar")
+class ARPrior(Prior):
+    """Causal decoder-only transformer over raster-ordered tokens, with KV-cached sampling."""
+
+    name = "ar"
+    config_cls = ARConfig
+
+    def __init__(self, cfg: ARConfig, codebook_size: int, num_classes: int = 0,
+                 train_grid: tuple[int, int] = (16, 16)):
+        super().__init__(cfg, codebook_size, num_classes, train_grid)
+        if cfg.first_token not in FIRST_TOKEN_MODES:
+            raise NarError(f"ar: first_token must be one of {FIRST_TOKEN_MODES}, got {cfg.first_token!r}")
+        if cfg.pos not in POS_MODES:
+            raise NarError(f"ar: pos must be one of {POS_MODES}, got {cfg.pos!r}")
+        if cfg.sample_precision not in ("auto", "fp32", "bf16"):
+            raise NarError(f"ar: sample_precision must be auto, fp32 or bf16, got {cfg.sample_precision!r}")
+        if cfg.dim < 1 or cfg.depth < 1 or cfg.heads < 1 or cfg.dim_head < 1:
+            raise NarError("ar: dim, depth, heads and dim_head must be positive")
+        self.use_rotary = "rotary" in cfg.pos
+        self.use_2d = "2d" in cfg.pos
+        self.random_first = cfg.first_token == "random"
+
+        self.tok_emb = self._token_embedding(cfg.code_dim if cfg.codebook_init else 0)
+        self.cls_emb = nn.Embedding(self.num_classes + 1, cfg.dim)
+        nn.init.normal_(self.cls_emb.weight, std=0.02)
+        if self.use_2d:
+            self.row_emb = nn.Embedding(self.train_grid[0], cfg.dim)
+            self.col_emb = nn.Embedding(self.train_grid[1], cfg.dim)
+            nn.init.normal_(self.row_emb.weight, std=0.02)
+            nn.init.normal_(self.col_emb.weight, std=0.02)
+        self.emb_drop = nn.Dropout(cfg.dropout)
+        self.layers = Decoder(dim=cfg.dim, depth=cfg.depth, heads=cfg.heads, attn_dim_head=cfg.dim_head,
+                              ff_mult=cfg.ff_mult, rotary_pos_emb=self.use_rotary, attn_dropout=cfg.dropout,
+                              ff_dropout=cfg.dropout, attn_flash=cfg.flash)  # pre-norm with a final norm
+        self.head = nn.Linear(cfg.dim, self.codebook_size)
+
+    # ---- embeddings ---------------------------------------------------------------------
+    def _token_embedding(self, code_dim: int) -> nn.Module:
+        if code_dim > 0:  # (V, d_code) code table + projection to the model width (the spec's layout)
+            emb = nn.Sequential(nn.Embedding(self.codebook_size, code_dim), nn.Linear(code_dim, self.cfg.dim))
+            nn.init.normal_(emb[0].weight, std=1.0)
+            return emb
+        emb = nn.Embedding(self.codebook_size, self.cfg.dim)
+        nn.init.normal_(emb.weight, std=0.02)
+        return emb
+
+    def init_from_codebook(self, codebook: torch.Tensor) -> bool:
+        """Copy the tokenizer's (V, d) code vectors into the token table (``codebook_init``).
+        With ``code_dim = 0`` the table is (re)built with d columns and ``code_dim`` recorded in
+        the config, so call this before the optimizer is made (as `train_prior` does)."""
+        if not self.cfg.codebook_init:
+            return False
+        if codebook.ndim != 2 or codebook.shape[0] != self.codebook_size:
+            raise NarError(f"ar: codebook of shape {tuple(codebook.shape)} does not fit a prior over "
+                           f"{self.codebook_size} codes")
+        d = int(codebook.shape[1])
+        if self.cfg.code_dim not in (0, d):
+            raise NarError(f"ar: code_dim = {self.cfg.code_dim} in the config, but the tokenizer's codes have {d}")
+        if self.cfg.code_dim == 0:
+            self.cfg.code_dim = d
+            self.tok_emb = self._token_embedding(d).to(self.cls_emb.weight.device)
+        with torch.no_grad():
+            self.tok_emb[0].weight.copy_(codebook.to(self.tok_emb[0].weight))
+        return True
+
+    def _embed(self, class_ids: torch.Tensor, prev: torch.Tensor, offset: int, width: int) -> torch.Tensor:
+        """Inputs for sequence positions ``offset, offset+1, …``: the class token at position 0,
+        then the previous grid tokens ``prev`` (B, m) (t_{offset-1} … when offset > 0, t_0 … otherwise).
+        ``width`` is the row length of the grid (or window) being modelled, for the 2D embeddings."""
+        parts = []
+        if offset == 0:
+            parts.append(self.cls_emb(class_ids)[:, None])
+        if prev.shape[1]:
+            parts.append(self.tok_emb(prev))
+        x = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+        if self.use_2d:
+            k = torch.arange(offset, offset + x.shape[1], device=x.device)
+            x = x + self.row_emb(k // width) + self.col_emb(k % width)
+        return self.emb_drop(x)
+
+    def _check_fits(self, h: int, w: int) -> None:
+        if self.use_2d and (h > self.train_grid[0] or w > self.train_grid[1]):
+            raise NarError(f"ar: a {h}x{w} grid is larger than the training grid "
+                           f"{self.train_grid[0]}x{self.train_grid[1]}; train on crops of that size "
+                           "(sampling larger grids uses the sliding window)")
+
+    # ---- training -----------------------------------------------------------------------
+    def forward(self, tokens: torch.Tensor, class_ids: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced logits (B, h·w, V): entry k predicts raster token k."""
+        b, h, w = tokens.shape
+        self._check_fits(h, w)
+        flat = tokens.reshape(b, h * w)
+        x = self._embed(class_ids, flat[:, :-1], 0, w)
+        return self.head(self.layers(x))
+
+    def loss(self, tokens: torch.Tensor, cond: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        b = tokens.shape[0]
+        logits = self(tokens, self.drop_condition(cond, b))
+        target = tokens.reshape(b, -1)
+        if self.random_first:  # t_0 is drawn uniformly at sampling time: do not model it
+            logits, target = logits[:, 1:], target[:, 1:]
+        logits = logits.float()
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1))
+        acc = (logits.detach().argmax(-1) == target).float().mean()
+        return {"loss": loss, "acc": acc}
+
+    # ---- sampling -----------------------------------------------------------------------
+    def _step(self, class_ids: torch.Tensor, prev: torch.Tensor, offset: int, width: int, cache, guide: bool,
+              cfg_scale: float):
+        """Feed positions ``offset … offset+m-1`` (on top of ``cache`` when given) and return the
+        logits at the last one plus the new cache. Under guidance the batch is [cond; null]."""
+        if guide:
+            prev = torch.cat([prev, prev])
+        x = self._embed(class_ids, prev, offset, width)
+        if cache is None:
+            hidden, cache = self.layers(x, return_hiddens=True)
+        else:
+            hidden, cache = self.layers(x, cache=cache, cache_age=x.shape[1], return_hiddens=True)
+        logits = self.head(hidden[:, -1]).float()
+        if guide:  # the formula of Prior.guided, without its per-call host sync
+            cond_logits, null_logits = logits.chunk(2)
+            logits = null_logits + cfg_scale * (cond_logits - null_logits)
+        return logits, cache
+
+    @torch.no_grad()
+    def sample(self, n: int, grid: tuple[int, int] | None = None, steps: int | None = None,
+               temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+               cond: torch.Tensor | None = None, cfg_scale: float = 1.0, known: torch.Tensor | None = None,
+               keep: torch.Tensor | None = None, generator: torch.Generator | None = None,
+               use_cache: bool = True, **options) -> SampleOutput:
+        """Raster-order sampling of (n, h, w) tokens. ``steps`` is ignored (an AR model runs one
+        step per token); ``use_cache=False`` re-runs the whole prefix for every token (slow,
+        for benchmarks and tests). Unknown options are an error."""
+        if options:
+            raise NarError(f"ar: unknown sampling option(s) {sorted(options)}; known: use_cache")
+        validate_sampling_args(temperature=temperature, top_k=top_k, top_p=top_p, n=n)
+        h, w = self.check_grid(grid if grid is not None else self.train_grid)
+        known, keep = self.check_inpaint(n, (h, w), known, keep)
+        ids = self.class_ids(cond, n)
+        if ids.shape[0] != n:
+            raise NarError(f"cond has {ids.shape[0]} class ids for {n} samples")
+        guide = cfg_scale != 1.0 and bool((ids != self.null_class).any())
+        if guide:
+            ids = torch.cat([ids, torch.full_like(ids, self.null_class)])
+
+        if generator is not None and generator.device != self.device:
+            raise NarError(f"ar: the generator is on {generator.device}, the model on {self.device}")
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.inference_mode(), self._precision():
+                out, passes = self._scan(n, h, w, ids, guide, float(cfg_scale), known, keep, temperature,
+                                         top_k, top_p, generator, use_cache)
+        finally:
+            self.train(was_training)
+        # a normal tensor (not an inference tensor), usable anywhere afterwards
+        return SampleOutput(tokens=out.view(n, h, w).clone(), steps_run=h * w, forward_passes=passes)
+
+    def _precision(self):
+        mode = self.cfg.sample_precision
+        if mode == "bf16" or (mode == "auto" and self.device.type == "cuda"):
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _scan(self, n, h, w, ids, guide, cfg_scale, known, keep, temperature, top_k, top_p, generator,
+              use_cache) -> tuple[torch.Tensor, int]:
+        """The raster scan: one cell at a time, each from a (cached) window around it."""
+        dev = self.device
+        out = torch.zeros(n, h * w, dtype=torch.long, device=dev)
+        if keep is not None:
+            fixed = keep.reshape(n, h * w)
+            out = torch.where(fixed, known.reshape(n, h * w), out)
+            need = (~fixed).any(0).tolist()  # cells some row must sample (one host sync, before the loop)
+        else:
+            fixed, need = None, [True] * (h * w)
+
+        wh, ww = min(h, self.train_grid[0]), min(w, self.train_grid[1])
+        whole = (wh, ww) == (h, w)  # otherwise: Taming's sliding window
+        grid2d = out.view(n, h, w)
+        caches: dict[tuple[int, int], tuple[object, int]] = {}
+        row_origin, passes = None, 0
+        for k in range(h * w):
+            if not need[k]:
+                continue
+            i, j = divmod(k, w)
+            if k == 0 and self.random_first:  # the spec's random seed token
+                tok = torch.randint(self.codebook_size, (n,), generator=generator, device=dev)
+            else:
+                r0 = min(max(i - wh // 2, 0), h - wh)
+                c0 = min(max(j - ww // 2, 0), w - ww)
+                if r0 != row_origin:  # windows of earlier row origins are never revisited
+                    caches.clear()
+                    row_origin = r0
+                p = (i - r0) * ww + (j - c0)  # position of cell (i, j) in its window's sequence
+                cache, fed = caches.get((r0, c0), (None, 0)) if use_cache else (None, 0)
+                if whole:
+                    seq = out
+                else:
+                    seq = grid2d[:, r0:i + 1, c0:c0 + ww].reshape(n, -1)  # window rows up to i
+                # inputs for positions fed … p are the tokens at fed-1 … p-1 (all final by now)
+                prev = seq[:, max(fed - 1, 0):p]
+                logits, cache = self._step(ids, prev, fed, ww, cache, guide, cfg_scale)
+                passes += 1
+                if use_cache:
+                    caches[(r0, c0)] = (cache, p + 1)
+                tok = sample_logits(logits, temperature, top_k, top_p, generator)
+            if fixed is not None:
+                tok = torch.where(fixed[:, k], out[:, k], tok)
+            out[:, k] = tok
+        return out, passes

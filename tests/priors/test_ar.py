@@ -1,0 +1,259 @@
+"""The `ar` prior: causal GPT over raster tokens, KV-cached sampling, sliding window, inpainting."""
+import numpy as np
+import pytest
+import torch
+
+from nar.core.checkpoint import save_checkpoint
+from nar.core.errors import NarError
+from nar.data.tokens import TokenCache, write_token_cache
+from nar.priors import PRIORS, build_prior, load_prior
+from nar.priors.ar import ARConfig, ARPrior
+from nar.train.loop import TrainConfig, Trainer, train
+from nar.train.prior_task import PriorTask
+
+V = 16
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: one intra-op thread avoids OpenMP spin-waiting on a busy shared CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny(num_classes=0, grid=(4, 4), codebook=V, seed=0, **cfg):
+    torch.manual_seed(seed)
+    base = dict(dim=32, depth=2, heads=2, dim_head=16, ff_mult=2)
+    base.update(cfg)
+    return ARPrior(ARConfig(**base), codebook, num_classes, grid).eval()
+
+
+def gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+def overfit(prior, tokens, cond, steps, lr=3e-3):
+    opt = torch.optim.Adam(prior.parameters(), lr=lr)
+    prior.train()
+    for _ in range(steps):
+        parts = prior.loss(tokens, cond)
+        opt.zero_grad()
+        parts["loss"].backward()
+        opt.step()
+    return prior.eval(), parts
+
+
+# ---- registry and construction -------------------------------------------------------------
+def test_registry_and_build():
+    assert PRIORS.get("ar") is ARPrior and ARPrior.name == "ar" and ARPrior.config_cls is ARConfig
+    with pytest.raises(NarError, match="unknown prior 'gpt'.*registered:.*ar"):
+        PRIORS.get("gpt")
+    p = build_prior("ar", overrides={"dim": 32, "depth": 1, "heads": 2, "dim_head": 16},
+                    codebook_size=V, num_classes=3, train_grid=(4, 6))
+    assert isinstance(p, ARPrior) and p.cfg.dim == 32 and p.train_grid == (4, 6)
+    assert p.cls_emb.num_embeddings == 4 and p.null_class == 3  # num_classes + 1 rows, last = null
+    with pytest.raises(NarError, match="first_token"):
+        tiny(first_token="zero")
+    with pytest.raises(NarError, match="pos"):
+        tiny(pos="sinusoidal")
+    with pytest.raises(NarError, match="sample_precision"):
+        tiny(sample_precision="fp8")
+
+
+def test_loss_parts_and_grid_check():
+    p = tiny()
+    parts = p.loss(torch.randint(V, (3, 4, 4)))
+    assert set(parts) == {"loss", "acc"} and parts["loss"].ndim == 0 and 0 <= parts["acc"] <= 1
+    assert abs(float(parts["loss"].detach()) - np.log(V)) < 1.0  # untrained: near uniform
+    with pytest.raises(NarError, match="larger than the training grid"):
+        p.loss(torch.randint(V, (1, 5, 4)))
+
+
+# ---- causality and the KV cache ------------------------------------------------------------
+def test_causal_mask_is_causal():
+    p = tiny(num_classes=2)
+    tokens = torch.randint(V, (2, 4, 4), generator=gen(0))
+    ids = torch.tensor([0, 1])
+    base = p(tokens, ids)
+    for j in (0, 5, 14):
+        changed = tokens.clone().view(2, -1)
+        changed[:, j] = (changed[:, j] + 1) % V
+        out = p(changed.view(2, 4, 4), ids)
+        # logits at k predict token k from tokens < k: positions <= j must not move
+        assert torch.allclose(out[:, :j + 1], base[:, :j + 1], atol=1e-5)
+        assert not torch.allclose(out[:, j + 1:], base[:, j + 1:], atol=1e-3)
+
+
+def test_cache_is_incremental_and_matches_full_forward():
+    p = tiny()
+    lengths = []
+    hook = p.layers.register_forward_hook(lambda mod, args, kw_out: lengths.append(args[0].shape[1]))
+    out = p.sample(2, (4, 4), temperature=0, generator=gen(0))
+    hook.remove()
+    assert lengths == [1] * 16 and out.forward_passes == 16 and out.steps_run == 16  # one position per token
+    # greedy tokens fed back through a full teacher-forced pass give the same argmax everywhere
+    full = p(out.tokens, p.class_ids(None, 2))
+    assert torch.equal(full.argmax(-1), out.tokens.view(2, -1))
+
+    lengths.clear()
+    hook = p.layers.register_forward_hook(lambda mod, args, kw_out: lengths.append(args[0].shape[1]))
+    p.sample(1, (4, 4), generator=gen(0), use_cache=False)
+    hook.remove()
+    assert lengths == list(range(1, 17))  # the uncached path re-runs the whole prefix
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(temperature=0),
+    dict(temperature=1.0),
+    dict(temperature=0.8, top_k=5),
+    dict(temperature=1.2, top_p=0.7),
+    dict(temperature=1.0, top_k=8, top_p=0.9, cfg_scale=3.0, cond=torch.tensor([0, 1, 2])),
+])
+def test_cached_sampling_equals_uncached(kwargs):
+    p = tiny(num_classes=3, seed=1)
+    a = p.sample(3, (4, 4), generator=gen(7), **kwargs)
+    b = p.sample(3, (4, 4), generator=gen(7), use_cache=False, **kwargs)
+    c = p.sample(3, (4, 4), generator=gen(7), **kwargs)
+    assert torch.equal(a.tokens, b.tokens) and torch.equal(a.tokens, c.tokens)
+    assert a.tokens.shape == (3, 4, 4) and a.tokens.dtype == torch.long
+    if kwargs.get("temperature", 1.0) > 0:  # a different seed gives different tokens
+        assert not torch.equal(a.tokens, p.sample(3, (4, 4), generator=gen(8), **kwargs).tokens)
+
+
+def test_cfg_changes_samples_and_unconditional_ignores_scale():
+    p = tiny(num_classes=3, seed=2)
+    cond = torch.tensor([1, 1])
+    plain = p.sample(2, (4, 4), temperature=0, cond=cond, generator=gen(0)).tokens
+    guided = p.sample(2, (4, 4), temperature=0, cond=cond, cfg_scale=4.0, generator=gen(0)).tokens
+    assert not torch.equal(plain, guided)
+    u1 = p.sample(2, (4, 4), temperature=0, generator=gen(0)).tokens
+    u2 = p.sample(2, (4, 4), temperature=0, cfg_scale=4.0, generator=gen(0)).tokens
+    assert torch.equal(u1, u2)  # nothing to guide without a condition
+    with pytest.raises(NarError, match="class id out of range"):
+        p.sample(2, (4, 4), cond=torch.tensor([0, 7]))
+    with pytest.raises(NarError, match="unknown sampling option"):
+        p.sample(1, (4, 4), steps=3, choice_temperature=1.0)
+    with pytest.raises(NarError, match="top-p"):
+        p.sample(1, (4, 4), top_p=1.5)
+
+
+# ---- learning ------------------------------------------------------------------------------
+def test_overfits_class_conditional_grids_and_inpaints_them():
+    data = torch.randint(V, (4, 4, 4), generator=gen(3))
+    cond = torch.arange(4)
+    p, parts = overfit(tiny(num_classes=4, dim=64, heads=4, cond_drop_prob=0.0), data, cond, steps=120)
+    assert parts["loss"] < 0.05 and parts["acc"] == 1.0
+    out = p.sample(4, (4, 4), temperature=0, cond=cond, generator=gen(0))
+    assert torch.equal(out.tokens, data)
+    # inpainting with the true context: the hidden cells come back as the training grid,
+    # which only works when the known cells are really fed into the cache
+    keep = torch.rand(4, 4, 4, generator=gen(5)) < 0.5
+    known = torch.where(keep, data, torch.zeros_like(data))
+    for use_cache in (True, False):
+        filled = p.sample(4, (4, 4), temperature=0, cond=cond, known=known, keep=keep, generator=gen(0),
+                          use_cache=use_cache)
+        assert torch.equal(filled.tokens, data)
+
+
+def test_random_first_token_and_sliding_window_continue_a_pattern():
+    # two checkerboards over a 2-code book: the random first token picks the phase, the model
+    # continues it, and Taming's sliding window carries it over a grid larger than training
+    ii, jj = torch.meshgrid(torch.arange(4), torch.arange(4), indexing="ij")
+    board = (ii + jj) % 2
+    data = torch.stack([board, 1 - board])
+    p, parts = overfit(tiny(codebook=2, dim=32, first_token="random"), data, None, steps=80, lr=5e-3)
+    assert parts["acc"] == 1.0
+    phases = set()
+    for seed in range(6):
+        out = p.sample(1, (7, 9), temperature=0, generator=gen(seed))
+        t = out.tokens[0]
+        assert t.shape == (7, 9) and out.forward_passes == 7 * 9 - 1  # t_0 costs no forward
+        big_i, big_j = torch.meshgrid(torch.arange(7), torch.arange(9), indexing="ij")
+        expected = (big_i + big_j + t[0, 0]) % 2
+        assert torch.equal(t, expected)
+        phases.add(int(t[0, 0]))
+    assert phases == {0, 1}  # the first token really is random
+
+
+def test_sliding_window_on_larger_grid():
+    p = tiny(num_classes=2, seed=4)
+    kw = dict(temperature=1.0, top_k=6, cond=torch.tensor([0, 1]), cfg_scale=2.0)
+    a = p.sample(2, (7, 10), generator=gen(1), **kw)
+    b = p.sample(2, (7, 10), generator=gen(1), use_cache=False, **kw)
+    assert a.tokens.shape == (2, 7, 10) and a.steps_run == 70 and a.forward_passes == 70
+    assert a.tokens.min() >= 0 and a.tokens.max() < V
+    assert torch.equal(a.tokens, b.tokens)  # the per-window caches are exact
+    # wider only / taller only grids use windows of the grid's own extent on the other axis
+    assert p.sample(1, (3, 9), generator=gen(0)).tokens.shape == (1, 3, 9)
+    assert p.sample(1, (9, 2), generator=gen(0)).tokens.shape == (1, 9, 2)
+
+
+# ---- inpainting ----------------------------------------------------------------------------
+def test_inpainting_never_changes_kept_tokens():
+    p = tiny(num_classes=2, seed=5)
+    for seed, grid in [(0, (4, 4)), (1, (4, 4)), (2, (6, 5))]:
+        g = gen(100 + seed)
+        known = torch.randint(V, (3, *grid), generator=g)
+        keep = torch.rand(3, *grid, generator=g) < 0.6
+        kw = dict(known=known, keep=keep, temperature=1.5, cond=torch.tensor([0, 1, 0]), cfg_scale=1.5)
+        a = p.sample(3, grid, generator=gen(seed), **kw)
+        b = p.sample(3, grid, generator=gen(seed), use_cache=False, **kw)
+        assert torch.equal(a.tokens[keep], known[keep])
+        assert torch.equal(a.tokens, b.tokens)
+        assert a.tokens.min() >= 0 and a.tokens.max() < V
+    # every cell kept: nothing to compute; a 2D mask broadcasts over the batch
+    known = torch.randint(V, (2, 4, 4), generator=gen(9))
+    out = p.sample(2, (4, 4), known=known, keep=torch.ones(2, 4, 4, dtype=torch.bool))
+    assert torch.equal(out.tokens, known) and out.forward_passes == 0
+    keep2d = torch.zeros(4, 4, dtype=torch.bool)
+    keep2d[:2] = True  # top half kept: it is fed as one chunk, only the bottom half is sampled
+    out = p.sample(2, (4, 4), known=known, keep=keep2d, generator=gen(0))
+    assert torch.equal(out.tokens[:, :2], known[:, :2]) and out.forward_passes == 8
+    with pytest.raises(NarError, match="both known tokens and a keep mask"):
+        p.sample(2, (4, 4), known=known)
+    with pytest.raises(NarError, match="do not match"):
+        p.sample(2, (4, 5), known=known, keep=keep2d)
+
+
+# ---- checkpoints and training --------------------------------------------------------------
+def test_save_load_roundtrip_and_mismatch(tmp_path):
+    p = tiny(num_classes=3, seed=6, codebook_init=True)  # code_dim 0: taken from the codebook
+    assert p.init_from_codebook(torch.randn(V, 8)) and p.cfg.code_dim == 8
+    path = save_checkpoint(tmp_path / "ar.safetensors", p.state_dict(), p.meta())
+    q = load_prior(path)
+    assert isinstance(q, ARPrior) and q.cfg == p.cfg and q.train_grid == (4, 4)
+    tokens = torch.randint(V, (2, 4, 4), generator=gen(0))
+    ids = torch.tensor([0, 3])
+    assert torch.equal(p(tokens, ids), q(tokens, ids))
+    assert torch.equal(p.sample(2, (4, 4), generator=gen(1)).tokens, q.sample(2, (4, 4), generator=gen(1)).tokens)
+    with pytest.raises(NarError, match="not 'maskgit'"):
+        load_prior(path, name="maskgit")
+    with pytest.raises(NarError, match="code_dim"):
+        q.init_from_codebook(torch.randn(V, 4))
+    assert not tiny().init_from_codebook(torch.randn(V, 8))  # codebook_init off: not used
+
+
+def test_resume_equals_uninterrupted_training(tmp_path):
+    rng = np.random.default_rng(0)
+    write_token_cache(tmp_path / "tokens", rng.integers(0, V, size=(12, 4, 4)), np.arange(12) % 2,
+                      {"codebook_size": V, "tokenizer_hash": "t0", "class_names": ["a", "b"]})
+    cache = TokenCache.open(tmp_path / "tokens")
+    cfg = TrainConfig(steps=6, batch_size=4, lr=3e-3, warmup_steps=2, log_every=1, ckpt_every=100,
+                      snapshot_every=0, device="cpu")
+
+    def task():
+        return PriorTask(tiny(num_classes=2, seed=11, dropout=0.1), cache, cfg.batch_size)
+
+    full = task()
+    train(full, cfg, tmp_path / "full", progress=False)
+    Trainer(task(), cfg, tmp_path / "split", progress=False).run(until=3)  # interrupted after 3 steps
+    resumed = task()
+    train(resumed, cfg, tmp_path / "split", progress=False)
+    start = tiny(num_classes=2, seed=11)
+    assert not torch.equal(start.head.weight, full.model.head.weight)  # it did train
+    for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    q = load_prior(tmp_path / "split" / "model.safetensors", name="ar", tokenizer_hash="t0")
+    assert q.meta_info["step"] == 6 and q.meta_info["class_names"] == ["a", "b"]
