@@ -92,7 +92,8 @@ def run_inpaint(prior: str, image_path: str | Path, out_path: str | Path, mask_p
 
     gen = Generator.load(prior, ckpt, tokenizer, device, decode_only=False)
     f = gen.factor
-    padded, regen_padded = pad_to_multiple(original, regenerate, f)
+    # pad to whole tokens, and to whole hourglass patches for priors that need them
+    padded, regen_padded = pad_to_multiple(original, regenerate, f * gen.prior.grid_multiple)
     grid = gen.prior.check_grid((padded.shape[0] // f, padded.shape[1] // f))
     x = torch.from_numpy(padded).float().div(127.5).sub(1)
     x = rearrange(x, "h w c -> 1 c h w").to(gen.device)

@@ -97,6 +97,11 @@ class Prior(nn.Module):
         logits_c, logits_u = forward(both).float().chunk(2)
         return logits_u + cfg_scale * (logits_c - logits_u)
 
+    @property
+    def grid_multiple(self) -> int:
+        """Token grid sides must be multiples of this (e.g. an hourglass's total shortening)."""
+        return 1
+
     def check_grid(self, grid: tuple[int, int]) -> tuple[int, int]:
         h, w = (int(x) for x in grid)
         if h < 1 or w < 1:

@@ -128,9 +128,13 @@ class SundaePrior(Prior):
         x = self.tok_emb(tokens) + self.class_emb(class_ids)[:, None, None, :]
         return self.head(self.net(x))
 
+    @property
+    def grid_multiple(self) -> int:
+        return self.cfg.net.total_shortening
+
     def check_grid(self, grid: tuple[int, int]) -> tuple[int, int]:
         h, w = super().check_grid(grid)
-        t = self.cfg.net.total_shortening
+        t = self.grid_multiple
         if h % t or w % t:
             up = lambda v: -(-v // t) * t  # noqa: E731
             raise NarError(

@@ -1,0 +1,35 @@
+"""Shared fixtures: one tiny tokenizer, token cache and one tiny checkpoint per prior,
+built once per test session in seconds (real nar commands, tiny configs)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIGS = ROOT / "configs"
+
+# Tiny models on a 2-core CI box: extra intra-op threads only add overhead (and, with other
+# processes running, can make tests 10x slower).
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    from nar.pipelines.train_prior import train_prior
+    from nar.priors import prior_names
+    from nar.tokenizer.api import encode_to_cache, train_tokenizer
+
+    root = tmp_path_factory.mktemp("tiny_models")
+    tok = train_tokenizer(CONFIGS / "tokenizer" / "tiny.toml", {"train.steps": 4}, out=root / "tok",
+                          progress=False)
+    tokens = encode_to_cache(tok, root / "tokens", n=24, size=32, seed=0, batch_size=8)
+    priors = {}
+    for name in prior_names():
+        run = train_prior(name, tokens, CONFIGS / "priors" / f"{name}_tiny.toml",
+                          {"train.steps": 3, "train.batch_size": 4, "train.snapshot_every": 0,
+                           "train.warmup_steps": 1, "train.device": "cpu"},
+                          out=root / name, progress=False)
+        priors[name] = run / "model.safetensors"
+    return {"tokenizer": tok, "tokens": tokens, "priors": priors, "root": root}
