@@ -1,0 +1,283 @@
+"""What the command line calls: train, load, evaluate, reconstruct, encode to a token cache.
+
+Every user mistake (bad path, wrong checkpoint kind, overwriting the input) ends in a
+`NarError` with one clear sentence; long work shows a rich progress bar.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+import torch.nn.functional as F
+from rich.console import Console
+from rich.table import Table
+
+from nar.core.checkpoint import (atomic_write_text, expect_kind, load_checkpoint, read_meta,
+                                 save_checkpoint, tensors_hash)
+from nar.core.config import load_config
+from nar.core.errors import NarError
+from nar.tokenizer.config import TokenizerConfig
+from nar.tokenizer.losses import build_lpips, find_vgg_weights, lpips_distance, psnr, ssim
+from nar.tokenizer.model import DECODE_PREFIXES, VQGAN
+from nar.tokenizer.quantizer import code_counts, usage_stats
+from nar.tokenizer.task import TokenizerTask, held_out_seed, render_landscape
+from nar.train.loop import MODEL_FILE, pick_device, train
+from nar.train.progress import progress_bar
+
+console = Console()
+
+
+# ---- train ---------------------------------------------------------------------------------
+def train_tokenizer(config_path: str | Path | None = None, overrides: dict[str, Any] | None = None,
+                    out: str | Path = "runs/tokenizer", data_dir: str | Path | None = None,
+                    resume: bool = True, progress: bool = True) -> Path:
+    """Train (or resume) a VQGAN; returns ``out/model.safetensors``, stamped with its content hash."""
+    cfg = load_config(TokenizerConfig, config_path, overrides)
+    if data_dir is not None:
+        if not Path(data_dir).is_dir():
+            raise NarError(f"data folder not found: {data_dir}")
+        cfg.data_dir = str(Path(data_dir).resolve())
+    cfg.validate()
+    task = TokenizerTask(cfg)
+    try:
+        run_dir = train(task, cfg.train, out, resume=resume, progress=progress)
+    finally:
+        task.images.close()
+    path = Path(run_dir) / MODEL_FILE
+    stamp_hash(path)
+    return path
+
+
+def stamp_hash(path: str | Path) -> str:
+    """Write the weights' content hash into the checkpoint metadata (so `tokenizer_hash` is a
+    header read, not a pass over the weights). Idempotent."""
+    path = Path(path)
+    tensors, meta = load_checkpoint(path)
+    expect_kind(meta, "tokenizer", path)
+    digest = tensors_hash(tensors)
+    if meta.get("hash") != digest:
+        save_checkpoint(path, tensors, {**meta, "hash": digest})
+    return digest
+
+
+# ---- load ----------------------------------------------------------------------------------
+def tokenizer_hash(path: str | Path) -> str:
+    """Content hash of a tokenizer's weights (the token cache and priors record it). Read from
+    the header when stamped; computed from the weights otherwise (same function either way)."""
+    path = Path(path)
+    meta = read_meta(path)
+    expect_kind(meta, "tokenizer", path, name="vqgan")
+    if meta.get("hash"):
+        return str(meta["hash"])
+    tensors, _ = load_checkpoint(path)
+    return tensors_hash(tensors)
+
+
+def load_tokenizer(path: str | Path, decode_only: bool = False, device: str | torch.device = "cpu") -> VQGAN:
+    """A VQGAN in eval mode with frozen weights. ``decode_only`` builds and reads only what
+    decoding needs (quantizer codebook, post_quant_conv, decoder): no encoder, no discriminator."""
+    path = Path(path)
+    meta = read_meta(path)
+    expect_kind(meta, "tokenizer", path, name="vqgan")
+    cfg = TokenizerConfig.from_model_dict(meta["config"])
+    model = VQGAN(cfg, decode_only=decode_only)
+    if decode_only:
+        tensors = {}
+        for prefix in DECODE_PREFIXES:
+            part, _ = load_checkpoint(path, prefix=prefix)
+            tensors.update({prefix + key: value for key, value in part.items()})
+    else:
+        tensors, _ = load_checkpoint(path)
+    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    if missing or unexpected:
+        raise NarError(f"{path} does not match the model its config describes "
+                       f"({len(missing)} missing, {len(unexpected)} unexpected tensors)")
+    model.hash = str(meta["hash"]) if meta.get("hash") else (
+        tokenizer_hash(path) if decode_only else tensors_hash(tensors))
+    model.path = path.resolve()
+    model.meta = meta
+    return model.to(pick_device(str(device))).eval().requires_grad_(False)
+
+
+# ---- image sources -------------------------------------------------------------------------
+def _images(data_dir: str | Path | None, n: int | None, size: int, seed: int, held_out: bool
+            ) -> tuple[int, list[str], str, Iterator[tuple[torch.Tensor, int]]]:
+    """(count, class names, description, iterator of ((3, size, size) in [-1, 1], label))."""
+    if data_dir is None:
+        from nar.data.landscapes import SCENES, LandscapeDataset
+        count = 64 if n is None else n
+        if count <= 0:
+            raise NarError(f"-n must be positive, got {count}")
+        if held_out:   # seeds no training run draws (nar.tokenizer.task.held_out_seed)
+            what = f"procedural landscapes, held-out seed set {seed}"
+            return count, list(SCENES), what, (render_landscape(held_out_seed(seed, i), size) for i in range(count))
+        dataset = LandscapeDataset(count, size, seed=seed)
+        return count, list(SCENES), f"procedural landscapes, LandscapeDataset seed {seed}", iter(dataset)
+    from nar.data.folder import ImageFolderDataset
+    dataset = ImageFolderDataset(data_dir, size)
+    if len(dataset) == 0:
+        raise NarError(f"no usable images in {data_dir}" + (f" ({dataset.summary()})" if hasattr(dataset, "summary") else ""))
+    if getattr(dataset, "skipped", None):
+        console.print(f"[yellow]{dataset.summary()}")
+    count = len(dataset) if n is None else min(n, len(dataset))
+
+    def items() -> Iterator[tuple[torch.Tensor, int]]:
+        for i in range(count):
+            image, label = dataset[i]
+            yield image, _label_id(label)
+
+    return count, list(dataset.class_names), f"folder {data_dir}", items()
+
+
+def _label_id(label: Any) -> int:
+    """A dataset's label (an int, or a dict holding one) as a class id; -1 when unlabelled."""
+    if isinstance(label, dict):
+        label = next((label[k] for k in ("class_id", "label", "scene_id") if k in label), None)
+    return -1 if label is None else int(label)
+
+
+def _batches(items: Iterator[tuple[torch.Tensor, int]], batch_size: int
+             ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    images, labels = [], []
+    for image, label in items:
+        images.append(image)
+        labels.append(label)
+        if len(images) == batch_size:
+            yield torch.stack(images), torch.tensor(labels)
+            images, labels = [], []
+    if images:
+        yield torch.stack(images), torch.tensor(labels)
+
+
+# ---- evaluate ------------------------------------------------------------------------------
+@torch.no_grad()
+def evaluate_tokenizer(ckpt: str | Path, data_dir: str | Path | None = None, n: int | None = 64, size: int = 256,
+                       seed: int = 0, batch_size: int = 8, device: str = "auto",
+                       out_json: str | Path | None = None, lpips_weights: str | Path | None = None,
+                       progress: bool = True, show: bool = True) -> dict[str, Any]:
+    """Reconstruction quality on held-out images: PSNR, SSIM, LPIPS (when VGG weights exist,
+    else null with a note), codebook usage over the whole set and perplexity."""
+    model = load_tokenizer(ckpt, device=device)
+    model.grid(size, size)
+    lpips_model = build_lpips(lpips_weights) if find_vgg_weights(lpips_weights) else None
+    if lpips_model is not None:
+        lpips_model.to(model.device)
+    count, _, source, items = _images(data_dir, n, size, seed, held_out=True)
+    scores: dict[str, list[torch.Tensor]] = {"psnr": [], "ssim": [], "lpips": []}
+    agreement: list[torch.Tensor] = []
+    counts = torch.zeros(model.codebook_size, dtype=torch.long)
+    start, done = time.time(), 0
+    with progress_bar(progress, total=count, desc="evaluate") as advance:
+        for x, _ in _batches(items, batch_size):
+            x = x.to(model.device)
+            tokens = model.encode(x)
+            recon = model.decode_tokens(tokens).float().clamp(-1, 1)
+            scores["psnr"].append(psnr(recon, x).cpu())
+            scores["ssim"].append(ssim(recon, x).cpu())
+            # stable tokens: re-encoding the reconstruction gives the same grid (matters when
+            # sampled images are re-encoded, e.g. for inpainting or super-resolution)
+            agreement.append((model.encode(recon) == tokens).float().flatten(1).mean(1).cpu())
+            if lpips_model is not None:
+                scores["lpips"].append(lpips_distance(lpips_model, recon, x).cpu())
+            counts += code_counts(tokens, model.codebook_size).cpu()
+            done += x.shape[0]
+            advance(done, {"psnr": float(torch.cat(scores["psnr"]).mean())})
+    stats = usage_stats(counts)
+    result = {
+        "tokenizer": str(Path(ckpt).resolve()), "tokenizer_hash": model.hash,
+        "factor": model.factor, "codebook_size": model.codebook_size,
+        "data": source, "n_images": count, "size": size, "grid": list(model.grid(size, size)),
+        "psnr": float(torch.cat(scores["psnr"]).mean()),
+        "ssim": float(torch.cat(scores["ssim"]).mean()),
+        "lpips": float(torch.cat(scores["lpips"]).mean()) if scores["lpips"] else None,
+        "codebook_usage": stats["usage"], "perplexity": stats["perplexity"],
+        "codes_used": int((counts > 0).sum()),
+        "token_agreement": float(torch.cat(agreement).mean()),
+        "seconds": round(time.time() - start, 2), "device": str(model.device),
+    }
+    if lpips_model is None:
+        result["lpips_note"] = "no VGG16 weights found (torch hub cache or lpips_weights); LPIPS not computed"
+    if show:
+        print_eval_table(result)
+    if out_json is not None:
+        atomic_write_text(out_json, json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def print_eval_table(result: dict[str, Any]) -> None:
+    table = Table(title=f"tokenizer {result['tokenizer_hash']} · f{result['factor']} · "
+                        f"{result['n_images']} images at {result['size']}²")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("PSNR (dB)", f"{result['psnr']:.2f}")
+    table.add_row("SSIM", f"{result['ssim']:.4f}")
+    table.add_row("LPIPS (vgg)", "n/a (no VGG weights)" if result["lpips"] is None else f"{result['lpips']:.4f}")
+    table.add_row("codebook usage", f"{100 * result['codebook_usage']:.1f}% "
+                                    f"({result['codes_used']}/{result['codebook_size']})")
+    table.add_row("perplexity", f"{result['perplexity']:.1f}")
+    table.add_row("tokens kept on re-encode", f"{100 * result['token_agreement']:.1f}%")
+    console.print(table)
+    console.print(f"data: {result['data']}")
+    if result["codebook_usage"] < 0.5:
+        console.print(f"[yellow]only {result['codes_used']} of {result['codebook_size']} codes are used: "
+                      "the codebook is partly collapsed (or the evaluation set is too small to show it)")
+
+
+# ---- reconstruct ---------------------------------------------------------------------------
+@torch.no_grad()
+def reconstruct_image(ckpt: str | Path, image_path: str | Path, out_path: str | Path,
+                      device: str = "auto") -> dict[str, Any]:
+    """Encode and decode one image of any size: sizes not divisible by f are padded (reflect,
+    or replicate when the image is too small to reflect) and cropped back. Never overwrites
+    the input. Returns {"out", "size": [W, H], "grid": [h, w], "psnr"}."""
+    from nar.data.transforms import load_image, to_pil, to_tensor
+    image_path, out_path = Path(image_path), Path(out_path)
+    if out_path.resolve() == image_path.resolve() or (
+            out_path.exists() and image_path.exists() and out_path.samefile(image_path)):
+        raise NarError(f"refusing to overwrite the input image {image_path}; pick another output path")
+    if out_path.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"):
+        raise NarError(f"output {out_path} needs an image suffix (.png recommended)")
+    image = load_image(image_path)
+    model = load_tokenizer(ckpt, device=device)
+    x = to_tensor(image)[None].to(model.device)                      # (1, 3, H, W)
+    height, width = x.shape[-2:]
+    f = model.factor
+    pad_h, pad_w = -height % f, -width % f
+    mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+    padded = F.pad(x, (0, pad_w, 0, pad_h), mode=mode) if (pad_h or pad_w) else x
+    tokens = model.encode(padded)
+    recon = model.decode_tokens(tokens)[..., :height, :width].float().clamp(-1, 1)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    to_pil(recon[0].cpu()).save(out_path)
+    return {"out": str(out_path), "size": [width, height], "grid": list(tokens.shape[-2:]),
+            "psnr": float(psnr(recon, x)[0])}
+
+
+# ---- token cache ---------------------------------------------------------------------------
+@torch.no_grad()
+def encode_to_cache(ckpt: str | Path, out: str | Path, data_dir: str | Path | None = None,
+                    n: int | None = 1000, size: int = 256, seed: int = 0, batch_size: int = 16,
+                    device: str = "auto", progress: bool = True) -> Path:
+    """Encode a dataset once into a token cache (``nar.data.tokens``) that priors train on.
+    Procedural data is ``LandscapeDataset(n, size, seed)`` with scene labels; a folder uses
+    its labels (sub-folders or labels.json; all images when ``n`` is None)."""
+    from nar.data.tokens import TokenCacheWriter
+    ckpt = Path(ckpt)
+    model = load_tokenizer(ckpt, device=device)
+    grid = model.grid(size, size)
+    count, class_names, source, items = _images(data_dir, n, size, seed, held_out=False)
+    header = {"codebook_size": model.codebook_size, "tokenizer_hash": model.hash,
+              "tokenizer_path": str(ckpt.resolve()), "tokenizer_factor": model.factor,
+              "class_names": class_names, "image_size": [size, size], "source": source}
+    writer = TokenCacheWriter(out, count, grid, header)
+    counts = torch.zeros(model.codebook_size, dtype=torch.long)
+    with progress_bar(progress, total=count, desc="encode") as advance:
+        for x, labels in _batches(items, batch_size):
+            tokens = model.encode(x.to(model.device)).cpu()
+            writer.add(tokens, labels)
+            counts += code_counts(tokens, model.codebook_size)
+            advance(writer.count, usage_stats(counts))
+    return writer.close()

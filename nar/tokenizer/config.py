@@ -1,0 +1,96 @@
+"""`TokenizerConfig`: one dataclass that fully describes a VQGAN, its losses and its data
+(Taming style: the TOML file is the model). Loaded with ``nar.core.config.load_config``."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from nar.core.config import from_dict, to_dict
+from nar.core.errors import NarError
+from nar.train.loop import TrainConfig
+
+REC_LOSSES = ("l1", "mse")
+CODEBOOK_UPDATES = ("ema", "learned")
+
+
+@dataclass
+class TokenizerConfig:
+    # --- encoder / decoder (Taming layout); downsampling factor f = 2 ** (len(ch_mult) - 1)
+    ch: int = 64
+    ch_mult: tuple[int, ...] = (1, 1, 2, 2, 4)
+    num_res_blocks: int = 2
+    attn_at_lowest: bool = True        # self-attention in the lowest-resolution blocks + mid block
+    z_channels: int = 256
+    dropout: float = 0.0
+
+    # --- quantizer (vector-quantize-pytorch); low-dim codes as in ViT-VQGAN / LlamaGen
+    codebook_size: int = 1024
+    codebook_dim: int = 8              # quant_conv maps z_channels -> codebook_dim before lookup
+    use_cosine_sim: bool = True        # l2-normalised codes and inputs
+    codebook_update: str = "ema"       # ema (EMA of assigned vectors) | learned (gradient, euclidean only)
+    decay: float = 0.99                # EMA decay of the codebook statistics
+    kmeans_init: bool = True           # initialise codes by k-means on the first batch
+    kmeans_iters: int = 10
+    threshold_ema_dead_code: float = 0.5  # replace codes whose EMA count per batch falls below this
+    commitment_weight: float = 0.25
+
+    # --- losses
+    rec_loss: str = "l1"               # l1 | mse
+    perceptual_weight: float = 1.0     # LPIPS (VGG); forced to 0 with a warning when the VGG weights are absent
+    lpips_weights: str | None = None   # torchvision vgg16 weights file; default: the torch hub cache
+    disc_weight: float = 0.8
+    disc_start: int = 10_000           # generator step at which the discriminator switches on
+    disc_layers: int = 3
+    disc_ch: int = 64
+    adaptive_weight: bool = True       # Taming's lambda = |grad L_rec| / (|grad L_gan| + 1e-4)
+    disc_loss: str = "hinge"
+
+    # --- data
+    data_dir: str | None = None        # None: procedural landscapes
+    image_size: int = 256              # size images are rendered at (procedural) / resized to (folder)
+    crop: int = 256                    # random training crop, <= image_size
+    crops_per_image: int = 1           # crops taken from each render / image in a batch
+    render_workers: int = 0            # procedural: processes rendering in parallel (0 = in-process)
+    n_train: int = 0                   # procedural: number of distinct training renders (0 = a fresh one per sample)
+    data_seed: int = 0                 # procedural training seed space (evaluation uses a disjoint one)
+    snapshot_n: int = 4
+
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    @property
+    def factor(self) -> int:
+        return 2 ** (len(self.ch_mult) - 1)
+
+    def validate(self) -> "TokenizerConfig":
+        if len(self.ch_mult) < 1:
+            raise NarError("tokenizer config: ch_mult needs at least one entry")
+        if self.rec_loss not in REC_LOSSES:
+            raise NarError(f"tokenizer config: rec_loss must be one of {REC_LOSSES}, not {self.rec_loss!r}")
+        if self.codebook_update not in CODEBOOK_UPDATES:
+            raise NarError(f"tokenizer config: codebook_update must be one of {CODEBOOK_UPDATES}, "
+                           f"not {self.codebook_update!r}")
+        if self.codebook_update == "learned" and self.use_cosine_sim:
+            raise NarError("tokenizer config: a learned codebook needs use_cosine_sim = false "
+                           "(vector-quantize-pytorch supports cosine codes with EMA updates only)")
+        if self.disc_loss != "hinge":
+            raise NarError("tokenizer config: only disc_loss = 'hinge' is implemented")
+        if self.crop > self.image_size:
+            raise NarError(f"tokenizer config: crop {self.crop} is larger than image_size {self.image_size}")
+        if self.crop % self.factor:
+            raise NarError(f"tokenizer config: crop {self.crop} is not a multiple of the factor {self.factor}")
+        if self.crops_per_image < 1 or self.render_workers < 0:
+            raise NarError("tokenizer config: crops_per_image must be >= 1 and render_workers >= 0")
+        if self.codebook_size < 2:
+            raise NarError("tokenizer config: codebook_size must be at least 2")
+        return self
+
+    def model_dict(self) -> dict[str, Any]:
+        """Everything but the training schedule: what a checkpoint needs to rebuild the model
+        (and what a resumed run must share with the run it continues)."""
+        data = to_dict(self)
+        data.pop("train")
+        return data
+
+    @classmethod
+    def from_model_dict(cls, data: dict[str, Any]) -> "TokenizerConfig":
+        return from_dict(cls, {k: v for k, v in data.items() if k != "train"}, "tokenizer config")

@@ -1,0 +1,235 @@
+"""Training a VQGAN with the shared loop: `TokenizerTask` implements `nar.train.loop.TrainTask`.
+
+Two optimizers: "gen" (encoder, quant convs, decoder; the codebook itself follows an EMA)
+and "disc" (the PatchGAN, switched on at ``disc_start``). Every batch is drawn from the
+step's generator, so a resumed run replays exactly the batches (and crops and flips) of an
+uninterrupted one.
+
+Data: procedural landscapes by default (a fresh render per sample, or a fixed pool of
+``n_train`` seeds), or a folder of images (``data_dir``). Training seeds and held-out
+evaluation seeds live in disjoint ranges (`train_seed` / `held_out_seed`).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from einops import rearrange
+
+from nar.core.checkpoint import atomic_write_bytes
+from nar.core.errors import NarError
+from nar.data.transforms import array_to_tensor
+from nar.tokenizer.config import TokenizerConfig
+from nar.tokenizer.losses import VQLoss, psnr, warn_once
+from nar.tokenizer.model import VQGAN
+
+HELD_OUT_BASE = 2 ** 40        # procedural seeds >= this are never used for training
+SEEDS_PER_DATA_SEED = 2 ** 30  # training seeds of data_seed s: [s * 2**30, (s + 1) * 2**30)
+KMEANS_VECTORS_PER_CODE = 4    # k-means init sees at least this many latents per code
+KMEANS_MAX_IMAGES = 512
+COLLAPSE_FRACTION = 0.01       # running batch perplexity below 1% of the codebook: collapsed
+COLLAPSE_WATCH_FROM = 100      # steps; k-means init and warm-up settle first
+
+
+def train_seed(data_seed: int, index: int) -> int:
+    return data_seed * SEEDS_PER_DATA_SEED + index
+
+
+def held_out_seed(seed: int, index: int) -> int:
+    """Seed of held-out image ``index`` of evaluation set ``seed`` (disjoint from training)."""
+    return HELD_OUT_BASE + seed * 1_000_003 + index
+
+
+def render_landscape(seed: int, size: int) -> tuple[torch.Tensor, int]:
+    """A procedural image (3, size, size) in [-1, 1] and its scene id."""
+    from nar.data.landscapes import generate_landscape
+    image, label = generate_landscape(seed, size, size)
+    return array_to_tensor(image), int(label["scene_id"])
+
+
+def center_crop(image: torch.Tensor, size: int) -> torch.Tensor:
+    top, left = (image.shape[-2] - size) // 2, (image.shape[-1] - size) // 2
+    return image[..., top:top + size, left:left + size]
+
+
+class TrainImages:
+    """Random crops (with horizontal flips) drawn deterministically from a torch.Generator.
+
+    Every random choice (which image, where to crop, whether to flip) is drawn from the
+    generator in the main process; rendering is a pure function of the seed, so it can run
+    in ``render_workers`` processes without changing a single pixel of the batch."""
+
+    def __init__(self, cfg: TokenizerConfig):
+        self.cfg = cfg
+        self.folder = None
+        self._pool = None
+        if cfg.data_dir is not None:
+            from nar.data.folder import ImageFolderDataset
+            self.folder = ImageFolderDataset(cfg.data_dir, cfg.image_size)
+            if len(self.folder) == 0:
+                raise NarError(f"no usable training images in {cfg.data_dir}")
+
+    def _sources(self, n: int, generator: torch.Generator) -> list[int]:
+        """n folder indices, or n procedural seeds."""
+        if self.folder is not None:
+            return torch.randint(len(self.folder), (n,), generator=generator).tolist()
+        space = self.cfg.n_train if self.cfg.n_train > 0 else SEEDS_PER_DATA_SEED
+        return [train_seed(self.cfg.data_seed, i) for i in torch.randint(space, (n,), generator=generator).tolist()]
+
+    def _load(self, sources: list[int]) -> list[torch.Tensor]:
+        if self.folder is not None:
+            return [self.folder[i][0] for i in sources]
+        size = self.cfg.image_size
+        if self.cfg.render_workers > 0 and len(sources) > 1:
+            if self._pool is None:
+                import concurrent.futures
+                import multiprocessing
+                self._pool = concurrent.futures.ProcessPoolExecutor(
+                    self.cfg.render_workers, mp_context=multiprocessing.get_context("spawn"))
+            arrays = list(self._pool.map(_render_array, sources, [size] * len(sources)))
+            return [array_to_tensor(a) for a in arrays]
+        return [render_landscape(seed, size)[0] for seed in sources]
+
+    def fixed_examples(self, n: int) -> torch.Tensor:
+        """(n, 3, crop, crop): centre crops of held-out renders, or of the first folder images."""
+        if self.folder is None:
+            images = [render_landscape(held_out_seed(0, i), self.cfg.image_size)[0] for i in range(n)]
+        else:
+            images = [self.folder[i][0] for i in range(min(n, len(self.folder)))]
+        return torch.stack([center_crop(image, self.cfg.crop) for image in images])
+
+    def batch(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+        """(B, 3, crop, crop) in [-1, 1]; ``crops_per_image`` crops share one source image."""
+        per_image = max(1, self.cfg.crops_per_image)
+        sources = self._sources(math.ceil(batch_size / per_image), generator)
+        placements = torch.randint(2 ** 30, (batch_size, 3), generator=generator).tolist()
+        images = self._load(sources)
+        crop, crops = self.cfg.crop, []
+        for i, (top, left, flip) in enumerate(placements):
+            image = images[i // per_image]                          # (3, S, S)
+            top %= image.shape[1] - crop + 1
+            left %= image.shape[2] - crop + 1
+            patch = image[:, top:top + crop, left:left + crop]
+            crops.append(patch.flip(-1) if flip % 2 else patch)
+        return torch.stack(crops)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+
+def _render_array(seed: int, size: int) -> np.ndarray:
+    """Worker-side render: (size, size, 3) uint8 (arrays pickle cheaply; tensors need torch)."""
+    from nar.data.landscapes import generate_landscape
+    return generate_landscape(seed, size, size)[0]
+
+
+def image_row_grid(rows: list[torch.Tensor]) -> np.ndarray:
+    """[(B, 3, H, W) in [-1, 1], ...] -> one uint8 image, one row per tensor, B columns."""
+    stacked = torch.stack([r.detach().float().cpu().clamp(-1, 1) for r in rows])   # (R, B, 3, H, W)
+    grid = rearrange(stacked, "r b c h w -> (r h) (b w) c")
+    return ((grid + 1) * 127.5).round().to(torch.uint8).numpy()
+
+
+def save_png(array: np.ndarray, path: Path) -> Path:
+    import io
+
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+class TokenizerTask:
+    def __init__(self, cfg: TokenizerConfig, model: VQGAN | None = None,
+                 lpips_model: torch.nn.Module | None = None, build_perceptual: bool = True):
+        cfg.validate()
+        self.cfg = cfg
+        # initial weights from train.seed: same seed, same run (the global RNG is left alone)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.train.seed)
+            self.model = model if model is not None else VQGAN(cfg)
+            self.losses = VQLoss(cfg, lpips_model=lpips_model, build_perceptual=build_perceptual)
+        self.images = TrainImages(cfg)
+        self._snapshot_images: torch.Tensor | None = None
+        self._perplexity_avg: float | None = None   # running batch perplexity (collapse watch)
+        self._collapse_reported = False
+
+    # ---- TrainTask protocol -------------------------------------------------------------
+    def optimizers(self) -> dict[str, list[torch.nn.Parameter]]:
+        gen = [p for p in self.model.parameters() if p.requires_grad]
+        return {"gen": gen, "disc": list(self.losses.discriminator.parameters())}
+
+    def extra_modules(self) -> dict[str, torch.nn.Module]:
+        return {"discriminator": self.losses.discriminator}
+
+    def checkpoint_meta(self) -> dict[str, Any]:
+        return {"kind": "tokenizer", "name": "vqgan", "config": self.cfg.model_dict(),
+                "factor": self.cfg.factor, "codebook_size": self.cfg.codebook_size,
+                "codebook_dim": self.cfg.codebook_dim,
+                "perceptual_weight_used": self.losses.perceptual_weight}
+
+    def train_step(self, step: int, generator: torch.Generator,
+                   optimize: Callable[[str, torch.Tensor], None]) -> dict[str, float]:
+        device = self.model.device
+        if not self.model.quantizer.initialised:
+            self._kmeans_init(generator, device)
+        x = self.images.batch(self.cfg.train.batch_size, generator).to(device)
+        recon, quant_loss, info = self.model(x)
+        loss, metrics = self.losses.generator_loss(x, recon, quant_loss, step, self.model.decoder.last_layer)
+        if not math.isfinite(metrics["loss"]):
+            raise NarError(f"tokenizer loss is {metrics['loss']} at step {step}; lower train.lr "
+                           "or check the data")
+        optimize("gen", loss)
+        if self.losses.disc_active(step):
+            d_loss, d_metrics = self.losses.discriminator_loss(x, recon)
+            optimize("disc", d_loss)
+            metrics.update(d_metrics)
+        metrics.update(psnr=float(psnr(recon.detach(), x).mean()), usage=info["usage"],
+                       perplexity=info["perplexity"])
+        self._watch_codebook(step, info["perplexity"])
+        return metrics
+
+    def _watch_codebook(self, step: int, perplexity: float) -> None:
+        """Say so (once) when the codebook has collapsed onto a handful of codes."""
+        self._perplexity_avg = perplexity if self._perplexity_avg is None else (
+            0.95 * self._perplexity_avg + 0.05 * perplexity)
+        floor = max(2.0, COLLAPSE_FRACTION * self.cfg.codebook_size)
+        if step >= COLLAPSE_WATCH_FROM and self._perplexity_avg < floor and not self._collapse_reported:
+            self._collapse_reported = True
+            warn_once(f"codebook collapse: batch perplexity ~{self._perplexity_avg:.1f} of "
+                      f"{self.cfg.codebook_size} codes at step {step}; lower train.lr, raise "
+                      "threshold_ema_dead_code or lower decay")
+
+    def _kmeans_init(self, generator: torch.Generator, device: torch.device) -> None:
+        """k-means on enough latents (>= 4 per code) before the first step; the images come
+        from the step generator, so this is part of the deterministic run."""
+        tokens_per_image = (self.cfg.crop // self.cfg.factor) ** 2
+        wanted = math.ceil(KMEANS_VECTORS_PER_CODE * self.cfg.codebook_size / tokens_per_image)
+        n_images = min(KMEANS_MAX_IMAGES, max(self.cfg.train.batch_size, wanted))
+        if n_images * tokens_per_image < self.cfg.codebook_size:
+            warn_once(f"k-means init sees {n_images * tokens_per_image} latents for {self.cfg.codebook_size} "
+                      "codes (duplicates); larger crops or a smaller codebook_size fix this")
+        was_training = self.model.training
+        self.model.eval()
+        chunk = self.cfg.train.batch_size
+        with torch.no_grad():
+            latents = [self.model.encode_latent(self.images.batch(min(chunk, n_images - i), generator).to(device))
+                       for i in range(0, n_images, chunk)]
+        self.model.train(was_training)
+        self.model.quantizer.kmeans_init_(torch.cat(latents),
+                                          batch_latents=self.cfg.train.batch_size * tokens_per_image)
+
+    @torch.no_grad()
+    def snapshot(self, model: VQGAN, step: int, out_dir: Path) -> None:
+        """PNG with held-out inputs (top row) and their reconstructions (bottom row)."""
+        if self._snapshot_images is None:
+            self._snapshot_images = self.images.fixed_examples(self.cfg.snapshot_n)
+        x = self._snapshot_images.to(model.device)
+        recon = model.decode_tokens(model.encode(x))
+        save_png(image_row_grid([x, recon]), Path(out_dir) / f"step_{step:07d}.png")

@@ -1,0 +1,95 @@
+import pytest
+import torch
+
+from nar.core.errors import NarError
+from nar.tokenizer import losses
+from nar.tokenizer.losses import (NLayerDiscriminator, VQLoss, adaptive_weight, build_lpips, hinge_d_loss,
+                                  psnr, ssim)
+
+from tok_helpers import tiny_config
+
+
+@pytest.fixture
+def no_hub(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setattr(losses, "_warned", set())
+
+
+def test_missing_vgg_weights_warn_once_and_zero_the_perceptual_weight(no_hub, capsys):
+    loss = VQLoss(tiny_config(perceptual_weight=1.0))
+    VQLoss(tiny_config(perceptual_weight=1.0))
+    assert loss.lpips is None and loss.perceptual_weight == 0.0
+    err = capsys.readouterr().err
+    assert err.count("warning:") == 1 and "LPIPS is off" in err
+
+
+def test_a_given_lpips_path_must_exist(tmp_path):
+    with pytest.raises(NarError, match="not found"):
+        build_lpips(tmp_path / "missing.pth")
+
+
+def test_adaptive_weight_is_finite_and_clamped():
+    layer = torch.nn.Conv2d(3, 3, 3, padding=1)
+    x = torch.randn(2, 3, 8, 8)
+    out = layer(x)
+    w = adaptive_weight(out.abs().mean(), -out.mean(), layer.weight)
+    assert torch.isfinite(w) and 0 <= w <= losses.ADAPTIVE_WEIGHT_MAX
+    # a GAN loss that does not depend on the layer: zero gradient -> clamped, still finite
+    w = adaptive_weight(out.abs().sum(), (out * 0).sum(), layer.weight)
+    assert torch.isfinite(w) and w == losses.ADAPTIVE_WEIGHT_MAX
+
+
+def test_generator_loss_with_discriminator_is_finite():
+    cfg = tiny_config(disc_start=0)
+    loss_fn = VQLoss(cfg)
+    layer = torch.nn.Conv2d(3, 3, 3, padding=1)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    recon = layer(x)
+    loss, metrics = loss_fn.generator_loss(x, recon, torch.tensor(0.1), step=0, last_layer=layer.weight)
+    assert torch.isfinite(loss) and {"rec", "quant", "gan", "adaptive_weight", "loss"} <= set(metrics)
+    d_loss, d_metrics = loss_fn.discriminator_loss(x, recon)
+    assert torch.isfinite(d_loss) and d_metrics["d_loss"] >= 0
+
+
+def test_hinge_and_discriminator_shapes():
+    assert float(hinge_d_loss(torch.full((4,), 2.0), torch.full((4,), -2.0))) == 0.0
+    assert float(hinge_d_loss(torch.zeros(4), torch.zeros(4))) == 1.0
+    assert NLayerDiscriminator(3, 8)(torch.zeros(2, 3, 64, 64)).shape == (2, 1, 6, 6)
+
+
+def test_psnr_and_ssim():
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    assert (psnr(x, x) > 90).all()
+    torch.testing.assert_close(ssim(x, x), torch.ones(2))
+    # an offset of 0.2 in [-1, 1] is 0.1 on the [0, 1] scale: mse 0.01 -> 20 dB
+    gray = torch.zeros(2, 3, 32, 32)
+    torch.testing.assert_close(psnr(gray + 0.2, gray), torch.full((2,), 20.0))
+    assert (ssim(x + 0.3 * torch.randn_like(x), x) < 0.9).all()
+
+
+def test_torchvision_vgg_keys_map_onto_lpips_slices():
+    conv_indices = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]   # VGG16 'features' convolutions
+    state = {f"features.{i}.{p}": torch.zeros(1) for i in conv_indices for p in ("weight", "bias")}
+    state["classifier.0.weight"] = torch.zeros(1)
+    mapped = losses._vgg_features_to_lpips(state)
+    # lpips' vgg16 keeps torchvision's indices inside slice1..slice5 (relu1_2 ... relu5_3)
+    assert len(mapped) == 26 and "slice1.0.weight" in mapped and "slice3.14.bias" in mapped
+    assert "slice5.28.weight" in mapped and not any(k.startswith("classifier") for k in mapped)
+
+
+class _FakeLpips(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(()), requires_grad=False)
+
+    def forward(self, x, y):
+        return (x - y).pow(2).mean(dim=(1, 2, 3), keepdim=True)   # (B, 1, 1, 1) like lpips
+
+
+def test_perceptual_term_is_used_when_a_model_is_given():
+    cfg = tiny_config(perceptual_weight=2.0)
+    loss_fn = VQLoss(cfg, lpips_model=_FakeLpips())
+    x, recon = torch.zeros(2, 3, 16, 16), torch.full((2, 3, 16, 16), 0.5)
+    loss, metrics = loss_fn.generator_loss(x, recon, torch.tensor(0.0), step=0, last_layer=None)
+    assert metrics["lpips"] == pytest.approx(0.25)
+    assert float(loss) == pytest.approx(0.5 + 2.0 * 0.25)
