@@ -175,6 +175,33 @@ def inpaint(prior: str = typer.Option("sundae", "--prior"),
 
 
 @app.command()
+def bench(priors: Optional[str] = typer.Option(None, "--priors", help="Comma-separated prior names (default: all registered)."),
+          sizes: Optional[str] = typer.Option(None, "--sizes", help="Image sides in pixels, e.g. 256,512,1024."),
+          steps: Optional[str] = typer.Option(None, "--steps", help="Steps settings for parallel priors, e.g. 4,8,12,20,24 (ar has none; default: quick = each prior's default, full = 4,8,12,20,24)."),
+          batch: Optional[str] = typer.Option(None, "--batch", help="Batch sizes for throughput, e.g. 1,8 (latencies are always at batch 1)."),
+          device: str = typer.Option("cpu", "--device", help="cpu | cuda | auto"),
+          full: bool = typer.Option(False, "--full/--quick", help="--full: every size and steps setting, more runs and samples; default --quick (minutes on CPU)."),
+          out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: benchmarks/results/<device>/)."),
+          n_quality: Optional[int] = typer.Option(None, "--n-quality", help="Images per quality row (quick 24, full 256)."),
+          quality_size: Optional[int] = typer.Option(None, "--quality-size", help="Image side for the quality table (default 256)."),
+          no_quality: bool = typer.Option(False, "--no-quality", help="Speed table only."),
+          repeats: Optional[int] = typer.Option(None, "--repeats", help="Timed batch-1 runs per row (quick 3, full 5)."),
+          inception: Optional[Path] = typer.Option(None, "--inception", help="Inception weights for FID / IS (default: torch hub cache if present)."),
+          tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help="Tokenizer checkpoint (default: shipped, else untrained from configs/tokenizer/f32_1024.toml)."),
+          ckpt_dir: Optional[Path] = typer.Option(None, "--ckpt-dir", help="Folder with <prior>.safetensors or <prior>/model.safetensors (default: shipped models)."),
+          threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: torch's, one per core)."),
+          seed: int = SeedOpt):
+    """Speed and quality of every prior side by side: same tokenizer, grid, seeds and machine."""
+    from nar.pipelines.bench import bench_defaults, parse_int_list
+    names = [p.strip() for p in priors.split(",") if p.strip()] if priors else None
+    bench_defaults(priors=names, sizes=parse_int_list(sizes, "--sizes"), steps=parse_int_list(steps, "--steps"),
+                   batches=parse_int_list(batch, "--batch"), device=device, full=full, out=out,
+                   n_quality=n_quality, inception=inception, tokenizer=tokenizer, ckpt_dir=ckpt_dir,
+                   quality=not no_quality, quality_size=quality_size, repeats=repeats, seed=seed, threads=threads,
+                   command="nar " + " ".join(sys.argv[1:]), log=console.print, print_results=True)
+
+
+@app.command()
 def models():
     """List the models installed with the package (sizes and training details)."""
     from nar.pipelines.models import MODELS_DIR, installed_models
