@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from rich.console import Console
@@ -242,7 +243,7 @@ def reconstruct_image(ckpt: str | Path, image_path: str | Path, out_path: str | 
         raise NarError(f"output {out_path} needs an image suffix (.png recommended)")
     image = load_image(image_path)
     model = load_tokenizer(ckpt, device=device)
-    x = to_tensor(image)[None].to(model.device)                      # (1, 3, H, W)
+    x = to_tensor(np.array(image))[None].to(model.device)            # (1, 3, H, W); a writable copy
     height, width = x.shape[-2:]
     f = model.factor
     pad_h, pad_w = -height % f, -width % f
