@@ -40,9 +40,9 @@ from nar.core.errors import NarError
 from nar.nn.hourglass import Hourglass2D, HourglassConfig, count_flops
 from nar.priors.base import Prior, SampleOutput
 from nar.priors.registry import PRIORS
-from nar.sampling.filters import top_k_filter, top_p_filter, validate_sampling_args
+from nar.sampling.filters import sample_logits, validate_sampling_args
 
-__all__ = ["SundaeConfig", "SundaePrior", "draw_tokens"]
+__all__ = ["SundaeConfig", "SundaePrior"]
 
 
 def _default_net() -> HourglassConfig:
@@ -81,25 +81,6 @@ class SundaeConfig:
             raise NarError("sundae: min_change and min_steps must be >= 0")
         if self.sample_precision not in ("auto", "fp32", "bf16"):
             raise NarError(f"sundae: sample_precision must be auto, fp32 or bf16, got {self.sample_precision!r}")
-
-
-def draw_tokens(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
-                top_p: float | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Draw one id per row of (..., V) logits; temperature 0 is greedy.
-
-    Same distribution as ``nar.sampling.filters.sample_logits`` (and the same top-k / top-p
-    filters), but drawn by inverting the CDF with one uniform per token instead of
-    ``torch.multinomial``: 3-4x faster on CPU at V = 1024-8192, which matters when every
-    step redraws all h*w tokens. Computed in fp32 whatever the logits' dtype.
-    """
-    if temperature == 0:
-        return logits.argmax(dim=-1)
-    logits = logits.float() if temperature == 1 else logits.float() / temperature  # never in place
-    logits = top_p_filter(top_k_filter(logits, top_k), top_p)
-    cdf = logits.softmax(dim=-1).cumsum_(dim=-1)
-    # u in (0, total]: the first index whose cdf reaches u always has positive probability
-    u = (1.0 - torch.rand((*cdf.shape[:-1], 1), generator=generator, device=cdf.device)) * cdf[..., -1:]
-    return torch.searchsorted(cdf, u).squeeze(-1).clamp_(max=cdf.shape[-1] - 1)
 
 
 @PRIORS.register("sundae")
@@ -200,7 +181,7 @@ class SundaePrior(Prior):
             losses.append(ce)
             if t + 1 < self.cfg.unroll_steps:  # z_{t+1} ~ f(z_t): a sample, no gradient through it
                 with torch.no_grad():
-                    z = draw_tokens(logits.detach(), 1.0)
+                    z = sample_logits(logits.detach(), 1.0)
         parts["loss"] = torch.stack(losses).mean()
         with torch.no_grad():
             parts["acc"] = (logits.argmax(dim=-1) == tokens).float().mean()  # last unroll step
@@ -294,7 +275,7 @@ class SundaePrior(Prior):
                 x = work
                 logits = self.guided(lambda c: self(x if c.shape[0] == x.shape[0] else torch.cat([x, x]), c),
                                      ids, cfg_scale)
-            proposal = draw_tokens(logits, temp, top_k, top_p, generator)
+            proposal = sample_logits(logits, temp, top_k, top_p, generator)
             if wkeep is not None:
                 proposal = torch.where(wkeep, wknown, proposal)
             steps_run = t + 1

@@ -92,3 +92,12 @@ def test_validate_sampling_args():
                         (dict(top_k=0), "top-k"), (dict(top_p=0.0), "top-p"), (dict(top_p=1.2), "top-p")]:
         with pytest.raises(NarError, match=msg):
             validate_sampling_args(**kwargs)
+
+
+def test_sample_logits_matches_the_distribution():
+    logits = torch.log(torch.tensor([0.1, 0.6, 0.3, 0.0]))
+    ids = sample_logits(logits.expand(20000, 4), 1.0, generator=torch.Generator().manual_seed(0))
+    freq = torch.bincount(ids, minlength=4).float() / ids.numel()
+    assert torch.allclose(freq, torch.tensor([0.1, 0.6, 0.3, 0.0]), atol=0.015)
+    assert (sample_logits(logits.expand(100, 4), 1.0, top_k=1) == 1).all()
+    assert (sample_logits(logits.expand(10, 4), 0.0) == 1).all()
