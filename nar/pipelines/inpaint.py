@@ -13,7 +13,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from einops import rearrange, reduce
-from PIL import Image
 
 from nar.core.errors import NarError
 from nar.pipelines.images import save_png, to_uint8

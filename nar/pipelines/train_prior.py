@@ -51,20 +51,25 @@ def train_prior(name: str, tokens: str | Path, config_path=None, overrides: dict
     num_classes = len(cache.class_names) if (conditional and labelled and cache.class_names) else 0
     prior = cls(model_cfg, cache.codebook_size, num_classes, cache.grid)
 
-    decode = None
-    tok_path = Path(tokenizer) if tokenizer else (Path(cache.header["tokenizer_path"])
-                                                   if cache.header.get("tokenizer_path") else None)
-    if tok_path is not None and tok_path.exists():
-        from nar.tokenizer.api import load_tokenizer, tokenizer_hash
-        if tokenizer_hash(tok_path) != cache.header.get("tokenizer_hash"):
-            raise NarError(f"tokenizer {tok_path} did not make token cache {tokens}")
-        tok = load_tokenizer(tok_path, decode_only=True)
-        if getattr(model_cfg, "codebook_init", False):
-            prior.init_from_codebook(tok.codebook().detach())
-
-        def decode(t):
-            return tok.to(t.device).decode_tokens(t)
+    tok = _cache_tokenizer(cache, tokenizer)
+    if tok is not None and getattr(model_cfg, "codebook_init", False):
+        prior.init_from_codebook(tok.codebook().detach())
+    # snapshots are decoded to PNG only when the cache's tokenizer is at hand
+    decode = None if tok is None else (lambda t: tok.to(t.device).decode_tokens(t))
 
     task = PriorTask(prior, cache, train_cfg.batch_size, decode=decode)
     trainer = Trainer(task, train_cfg, out, progress=progress)
     return trainer.run(resume=resume)
+
+
+def _cache_tokenizer(cache: TokenCache, tokenizer=None):
+    """The decoder of the tokenizer that made ``cache`` (--tokenizer, else the path in its
+    header), or None when it is not on this machine."""
+    path = Path(tokenizer) if tokenizer else (Path(cache.header["tokenizer_path"])
+                                              if cache.header.get("tokenizer_path") else None)
+    if path is None or not path.exists():
+        return None
+    from nar.tokenizer.api import load_tokenizer, tokenizer_hash
+    if tokenizer_hash(path) != cache.header.get("tokenizer_hash"):
+        raise NarError(f"tokenizer {path} did not make token cache {cache.path}")
+    return load_tokenizer(path, decode_only=True)

@@ -16,7 +16,7 @@ def test_write_open_and_batch(tmp_path):
     assert cache.tokens.dtype == np.int16
     np.testing.assert_array_equal(cache.tokens, tokens)
     g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
-    (t1, l1), (t2, l2) = cache.batch(5, g1), cache.batch(5, g2)
+    (t1, l1), (t2, _) = cache.batch(5, g1), cache.batch(5, g2)
     assert torch.equal(t1, t2) and t1.shape == (5, 4, 6) and t1.dtype == torch.long
     for row, lab in zip(t1, l1):  # each row is a stored grid with its own label
         idx = [i for i in range(10) if np.array_equal(tokens[i], row.numpy())]

@@ -1,7 +1,6 @@
 """`nar bench` end to end on tiny models (seconds), its outputs, and the FLOP formulas."""
 import csv
 import json
-import math
 
 import pytest
 import torch

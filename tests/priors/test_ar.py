@@ -14,15 +14,6 @@ from nar.train.prior_task import PriorTask
 V = 16
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one intra-op thread avoids OpenMP spin-waiting on a busy shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny(num_classes=0, grid=(4, 4), codebook=V, seed=0, **cfg):
     torch.manual_seed(seed)
     base = dict(dim=32, depth=2, heads=2, dim_head=16, ff_mult=2)

@@ -8,15 +8,6 @@ from nar.core.errors import NarError
 from nar.sampling.filters import gumbel_noise, sample_logits, top_k_filter, top_p_filter, validate_sampling_args
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one intra-op thread avoids OpenMP spin-waiting on a busy shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def kept(logits):
     return torch.isfinite(logits)
 

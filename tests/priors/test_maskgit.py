@@ -14,15 +14,6 @@ V = 16  # codebook size
 TINY = dict(dim=32, depth=2, heads=2, dropout=0.0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # the test machine's cores are shared: one thread is much faster than fighting for two
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def make(num_classes=0, train_grid=(4, 4), codebook_size=V, seed=0, **overrides):
     torch.manual_seed(seed)
     return build_prior("maskgit", overrides={**TINY, **overrides}, codebook_size=codebook_size,

@@ -12,16 +12,6 @@ from nar.priors.sundae import SundaeConfig, SundaePrior
 V = 16
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: intra-op threads only add overhead (and on a shared 2-core machine,
-    spin-waiting: 20x slower measured), so run single-threaded and restore afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny(num_classes=0, dim=32, **cfg_fields) -> SundaePrior:
     torch.manual_seed(0)
     net = HourglassConfig(dim=dim, heads=2, dim_head=16, depths=(1, 1, 1), shorten=(2,), ff_mult=2)
