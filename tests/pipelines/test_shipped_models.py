@@ -1,0 +1,27 @@
+"""The models shipped in nar/assets/models load and sample (what `make sample` relies on)."""
+import pytest
+import torch
+
+from nar.pipelines.models import default_prior_path, default_tokenizer_path, installed_models
+from nar.pipelines.sample import Generator, SampleSettings
+from nar.priors import prior_names
+
+
+def test_every_prior_and_the_tokenizer_are_shipped():
+    kinds = {(m["kind"], m["name"]) for m in installed_models()}
+    assert ("tokenizer", "vqgan") in kinds
+    assert {name for kind, name in kinds if kind == "prior"} == set(prior_names())
+    total_mb = sum(m["size_mb"] for m in installed_models())
+    assert total_mb < 60
+
+
+@pytest.mark.parametrize("name", prior_names())
+def test_shipped_model_samples_a_small_grid(name):
+    gen = Generator.load(name, device="cpu")
+    assert gen.prior_path == default_prior_path(name) and gen.tokenizer_path == default_tokenizer_path()
+    settings = SampleSettings(prior=name, n=1, steps=2, seed=0, class_label=gen.class_names[0])
+    out = gen.sample_tokens(settings, (4, 4), gen.resolve_class(settings.class_label))
+    assert out.tokens.shape == (1, 4, 4)
+    assert ((out.tokens >= 0) & (out.tokens < gen.prior.codebook_size)).all()
+    images = gen.decode(out.tokens)
+    assert images.shape == (1, 3, 4 * gen.factor, 4 * gen.factor) and torch.isfinite(images).all()
