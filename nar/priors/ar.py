@@ -221,8 +221,7 @@ class ARPrior(Prior):
         if guide:
             ids = torch.cat([ids, torch.full_like(ids, self.null_class)])
 
-        if generator is not None and generator.device != self.device:
-            raise NarError(f"ar: the generator is on {generator.device}, the model on {self.device}")
+        self.check_generator(generator)
         was_training = self.training
         self.eval()
         try:

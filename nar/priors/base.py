@@ -108,6 +108,11 @@ class Prior(nn.Module):
             raise NarError(f"token grid must be positive, got {h}x{w}")
         return h, w
 
+    def check_generator(self, generator: torch.Generator | None) -> None:
+        """Sampling draws from ``generator``; one on another device would fail deep inside."""
+        if generator is not None and generator.device != self.device:
+            raise NarError(f"{self.name}: the generator is on {generator.device}, the model on {self.device}")
+
     def check_inpaint(self, n: int, grid: tuple[int, int], known, keep):
         """Validate inpainting inputs; returns (known, keep) on the model's device or (None, None)."""
         if known is None and keep is None:

@@ -238,8 +238,7 @@ class SundaePrior(Prior):
         class_ids = self.class_ids(cond, n)
         if class_ids.shape != (n,):
             raise NarError(f"sundae: cond must be one class id or {n} of them, got shape {tuple(class_ids.shape)}")
-        if generator is not None and generator.device != self.device:
-            raise NarError(f"sundae: the generator is on {generator.device}, the model on {self.device}")
+        self.check_generator(generator)
 
         was_training = self.training
         self.eval()
