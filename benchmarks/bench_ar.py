@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from dataclasses import asdict
@@ -37,15 +36,11 @@ from rich.console import Console
 from rich.table import Table
 
 from nar.core.config import load_config
+from nar.eval.machine import device_name, int_tuple, setup_device, sync
 from nar.priors.ar import ARConfig, ARPrior
 from nar.sampling.filters import sample_logits
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def clock(fn, device: torch.device) -> tuple[float, object]:
@@ -97,9 +92,7 @@ def estimate(prior: ARPrior, grid: tuple[int, int], points: int, settings: dict,
 
 
 def run(args) -> dict:
-    device = torch.device(args.device)
-    if device.type == "cpu" and args.threads:
-        torch.set_num_threads(args.threads)
+    device = setup_device(args.device, args.threads if args.device == "cpu" else None)
     cfg = load_config(ARConfig, args.config) if args.config else ARConfig()
     settings = {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p}
     grids = [(g, g) for g in args.grids]
@@ -133,8 +126,7 @@ def run(args) -> dict:
             result[mode] = entry
         rows.append(result)
         del prior
-    return {"device": str(device), "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
-                                                   else platform.processor() or platform.machine()),
+    return {"device": str(device), "device_name": device_name(device),
             "threads": torch.get_num_threads(), "torch": torch.__version__, "batch": 1,
             "model": asdict(cfg), "codebook_size": args.codebook, "params": params, "sampling": settings,
             "points": args.points, "rows": rows}
@@ -200,7 +192,7 @@ def main():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--config", default=None, help="ARConfig TOML (default: ARConfig(), dim 512 depth 12)")
     ap.add_argument("--codebook", type=int, default=1024)
-    ap.add_argument("--grids", type=lambda s: [int(v) for v in s.split(",")], default=[16, 32, 64])
+    ap.add_argument("--grids", type=int_tuple, default=[16, 32, 64])
     ap.add_argument("--points", type=int, default=8, help="sequence lengths timed for the estimates")
     ap.add_argument("--measure-cached-max", type=int, default=None,
                     help="run cached sampling in full up to this many tokens (default 1024 CPU, 4096 GPU)")

@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from nar.data.landscapes import SCENES, generate_landscape
+from nar.eval.machine import cpu_model
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -38,18 +39,6 @@ def time_renders(size: int, per_scene: int, seed: int) -> dict[str, list[tuple[f
             generate_landscape(s, size, size, scene=scene)
             times[scene].append((time.perf_counter() - wall, time.process_time() - cpu))
     return times
-
-
-def cpu_model() -> str:
-    """The CPU's model name (from /proc/cpuinfo on Linux), else what platform knows."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def machine() -> dict:

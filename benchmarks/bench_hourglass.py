@@ -15,7 +15,6 @@ import argparse
 import ctypes
 import json
 import os
-import platform
 import statistics
 import threading
 import time
@@ -26,13 +25,8 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from nar.eval.machine import DTYPES, device_name, int_tuple, setup_device
 from nar.nn.hourglass import Hourglass2D, HourglassConfig, count_flops
-
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def int_tuple(text: str) -> tuple[int, ...]:
-    return tuple(int(v) for v in text.split(",") if v.strip())
 
 
 def _release_free_heap():
@@ -131,11 +125,7 @@ def main(argv=None):
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = p.parse_args(argv)
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda asked for, but no CUDA device is available")
+    device = setup_device(args.device, args.threads)
     dtype = DTYPES[args.dtype]
     torch.manual_seed(0)
 
@@ -174,11 +164,10 @@ def main(argv=None):
         row["speedup_vs_flat"] = flat["time_s"] / row["time_s"]
         row["flops_ratio_vs_flat"] = row["gflops_per_image"] / flat["gflops_per_image"]
 
-    device_name = (torch.cuda.get_device_name(device) if device.type == "cuda"
-                   else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads")
+    where = device_name(device) + ("" if device.type == "cuda" else f", {torch.get_num_threads()} threads")
     title = (f"Hourglass {tuple(args.depths)} / shorten {tuple(args.shorten)} vs flat "
              f"{sum(args.depths)} layers; dim {args.dim}, {args.heads}×{args.dim_head} heads, "
-             f"{args.mode}, batch {args.batch}, {args.dtype}, {device_name}")
+             f"{args.mode}, batch {args.batch}, {args.dtype}, {where}")
     headers = ["model", "grid", "params M", "GFLOP/img", "FLOPs/flat", "ms/img", "speed-up",
                "peak MiB"]
     cells = [[r["model"], f"{r['grid'][0]}×{r['grid'][1]}", f"{r['params'] / 1e6:.2f}",
@@ -195,7 +184,7 @@ def main(argv=None):
 
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"hourglass_{device.type}{'_train' if args.mode == 'train' else ''}"
-    meta = {"device": device_name, "torch": torch.__version__, "dtype": args.dtype,
+    meta = {"device": where, "torch": torch.__version__, "dtype": args.dtype,
             "load_average_at_end": os.getloadavg(),
             "mode": args.mode, "warmup": args.warmup, "repeats": args.repeats,
             "memory": "cuda max_memory_allocated" if device.type == "cuda"

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 from dataclasses import asdict
@@ -33,24 +32,14 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from nar.eval.machine import DTYPES, add_run_args, device_name, int_tuple, setup_device, sync
 from nar.priors import build_prior
 
 REPO = Path(__file__).resolve().parents[1]
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def int_tuple(text: str) -> tuple[int, ...]:
-    return tuple(int(v) for v in text.split(",") if v.strip())
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default=None, choices=DTYPES,
                    help="autocast dtype for the network (default: fp32 on CPU, bf16 on CUDA)")
     p.add_argument("--config", type=Path, default=REPO / "configs/priors/maskgit.toml")
@@ -61,20 +50,12 @@ def main(argv=None):
     p.add_argument("--steps", type=int_tuple, default=(4, 8, 12, 24))
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--cfg", type=float, default=1.0, help="classifier-free guidance scale (1 = off)")
-    p.add_argument("--repeats", type=int, default=None, help="timed runs per cell (default: 3 CUDA, 1 CPU)")
-    p.add_argument("--cell-budget", type=float, default=None,
-                   help="skip cells predicted to take longer (s; default: 75 on CPU, none on CUDA)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    add_run_args(p, Path(__file__).parent / "results", cpu_cell_budget=75.0)
     args = p.parse_args(argv)
 
     from nar.core.config import parse_overrides
 
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda asked for, but no CUDA device is available")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    device = setup_device(args.device, args.threads)
     cuda = device.type == "cuda"
     dtype_name = args.dtype or ("bf16" if cuda else "fp32")
     dtype = DTYPES[dtype_name]
@@ -99,11 +80,8 @@ def main(argv=None):
         return time.perf_counter() - start
 
     def gflops_per_step(side: int) -> float:
-        """Analytic matmul FLOPs of one forward pass (all images of the batch, CFG doubling it)."""
-        n, d, c = side * side, prior.cfg.dim, prior.cfg
-        per_layer = (8 + 4 * c.ff_mult) * n * d * d + 4 * n * n * d  # projections + FF, QK^T + AV
-        head = 2 * n * d * (args.codebook_size + 1)
-        return (c.depth * per_layer + head) * args.batch * (2 if cond is not None else 1) / 1e9
+        """Analytic FLOPs of one forward pass (all images of the batch, CFG doubling it)."""
+        return prior.forward_flops((side, side)) * args.batch * (2 if cond is not None else 1) / 1e9
 
     console = Console(width=max(Console().width, 100))
     rows = []
@@ -143,12 +121,11 @@ def main(argv=None):
                 if row["grid"] == [side, side]:
                     row["peak_mem_bytes"] = peak
 
-    device_name = (torch.cuda.get_device_name(device) if cuda
-                   else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads")
+    where = device_name(device) + ("" if cuda else f", {torch.get_num_threads()} threads")
     cfg = prior.cfg
     title = (f"MaskGIT sampling, dim {cfg.dim} depth {cfg.depth} heads {cfg.heads} "
              f"({params / 1e6:.1f}M params, {args.codebook_size} codes), batch {args.batch}, "
-             f"{dtype_name}, cfg {args.cfg:g}, {device_name}")
+             f"{dtype_name}, cfg {args.cfg:g}, {where}")
     headers = ["grid", "steps", "GFLOP / step", "s / image", "ms / step", "GFLOP/s"] + (["peak MiB"] if cuda else [])
 
     def cells(r):
@@ -168,7 +145,7 @@ def main(argv=None):
 
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"maskgit_speed_{device.type}"
-    meta = {"device": device_name, "torch": torch.__version__, "dtype": dtype_name, "batch": args.batch,
+    meta = {"device": where, "torch": torch.__version__, "dtype": dtype_name, "batch": args.batch,
             "cfg_scale": args.cfg, "repeats": repeats, "warmup": "one 1-step run per grid",
             "cell_budget_s": budget, "params": params, "codebook_size": args.codebook_size,
             "config": asdict(cfg), "load_average_at_end": os.getloadavg()}

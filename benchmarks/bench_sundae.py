@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -40,6 +39,7 @@ from rich.console import Console
 from rich.table import Table
 
 from nar.core.config import parse_overrides, to_dict
+from nar.eval.machine import add_run_args, device_name, int_tuple, setup_device, sync
 from nar.priors import build_prior
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,15 +57,6 @@ def grids_arg(text: str) -> list[tuple[int, int]]:
         h, _, w = item.strip().partition("x")
         out.append((int(h), int(w or h)))
     return out
-
-
-def ints_arg(text: str) -> list[int]:
-    return [int(v) for v in text.split(",") if v.strip()]
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 class PeakMemory:
@@ -104,38 +95,28 @@ class PeakMemory:
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--device", default="cpu")
     p.add_argument("--config", type=Path, default=REPO / "configs/priors/sundae.toml")
     p.add_argument("--models", default=",".join(PRESETS), help=f"presets to run: {', '.join(PRESETS)}")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="extra config overrides for every model, e.g. net.dim=768")
     p.add_argument("--codebook-size", type=int, default=1024)
     p.add_argument("--grids", type=grids_arg, default=grids_arg("32x32,64x64"), help="e.g. 32x32,64x64,32x64")
-    p.add_argument("--batches", type=ints_arg, default=None, help="default: 1,4 on CPU, 1,16 on CUDA")
+    p.add_argument("--batches", type=int_tuple, default=None, help="default: 1,4 on CPU, 1,16 on CUDA")
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--measure-steps", type=int, default=None,
                    help="steps actually timed (default: all on CUDA, 2 on CPU; scaled to --steps)")
     p.add_argument("--cfg", type=float, default=1.0, help="classifier-free guidance scale (1 = off)")
-    p.add_argument("--repeats", type=int, default=None, help="timed runs per cell (default: 3 CUDA, 1 CPU)")
-    p.add_argument("--cell-budget", type=float, default=None,
-                   help="skip cells predicted to take longer (s; default 60 on CPU, none on CUDA)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    add_run_args(p, Path(__file__).parent / "results", cpu_cell_budget=60.0)
     args = p.parse_args(argv)
 
-    device = torch.device(args.device)
+    device = setup_device(args.device, args.threads)
     cuda = device.type == "cuda"
-    if cuda and not torch.cuda.is_available():
-        raise SystemExit("--device cuda asked for, but no CUDA device is available")
-    if args.threads:
-        torch.set_num_threads(args.threads)
     batches = args.batches or ([1, 16] if cuda else [1, 4])
     measure = min(args.measure_steps or (args.steps if cuda else 2), args.steps)
     repeats = args.repeats or (3 if cuda else 1)
     budget = args.cell_budget if args.cell_budget is not None else (None if cuda else 60.0)
     console = Console(width=max(Console().width, 120))
-    device_name = (torch.cuda.get_device_name(device) if cuda
-                   else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads")
+    where = device_name(device) + ("" if cuda else f", {torch.get_num_threads()} threads")
 
     rows, models = [], {}
     for model_name in args.models.split(","):
@@ -164,7 +145,7 @@ def main(argv=None):
             return time.perf_counter() - start, out
 
         for grid in args.grids:
-            gflop_step_image = prior.flops(*grid) * (2 if num_classes else 1) / 1e9
+            gflop_step_image = prior.forward_flops(grid) * (2 if num_classes else 1) / 1e9
             predicted = None if s_per_gflop is None else s_per_gflop * gflop_step_image * measure
             if budget is not None and predicted is not None and predicted > budget:
                 warm = None
@@ -220,7 +201,7 @@ def main(argv=None):
                        f"{r['peak_mem_bytes'] / 2**20:.0f}"]
 
     title = (f"SUNDAE sampling, 1024² = 32×32 (f32) / 64×64 (f16) tokens ({args.steps} steps, {args.codebook_size} codes, random weights, "
-             f"cfg {args.cfg:g}), {device_name}")
+             f"cfg {args.cfg:g}), {where}")
     table = Table(title=title)
     for h in headers:
         table.add_column(h, justify="right")
@@ -244,7 +225,7 @@ def main(argv=None):
         console.print(line)
 
     load = os.getloadavg()
-    meta = {"device": device_name, "torch": torch.__version__, "steps": args.steps, "measure_steps": measure,
+    meta = {"device": where, "torch": torch.__version__, "steps": args.steps, "measure_steps": measure,
             "repeats": repeats, "cell_budget_s": budget, "codebook_size": args.codebook_size,
             "cfg_scale": args.cfg, "models": models, "threads": torch.get_num_threads(),
             "load_average_at_end": load, "target_s_with_decode": TARGET_S}

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -33,16 +32,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from nar.core.config import load_config  # noqa: E402
+from nar.eval.machine import device_name, setup_device, sync  # noqa: E402
 from nar.tokenizer.api import load_tokenizer  # noqa: E402
 from nar.tokenizer.config import TokenizerConfig  # noqa: E402
 from nar.tokenizer.model import DECODE_PREFIXES, VQGAN  # noqa: E402
 
 DEFAULT_CONFIGS = [REPO / "configs/tokenizer/f16_small.toml", REPO / "configs/tokenizer/f32_1024.toml"]
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def timed(fn, device: torch.device, warmup: int, repeats: int) -> float:
@@ -88,11 +83,7 @@ def main(argv=None):
     p.add_argument("--out", type=Path, default=REPO / "benchmarks/results")
     args = p.parse_args(argv)
 
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: no CUDA GPU available")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    device = setup_device(args.device, args.threads)
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
                 else torch.autocast("cpu", enabled=False))
     rows = []
@@ -126,7 +117,7 @@ def main(argv=None):
             last = (pixels, (encode_s + decode_s) * (args.warmup + args.repeats))
             console.print(f"{name} {size}²: encode {row['encode_ms']} ms, decode {row['decode_ms']} ms")
 
-    env = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+    env = {"device": device_name(device),
            "threads": torch.get_num_threads(), "torch": torch.__version__,
            "dtype": "bf16 autocast" if device.type == "cuda" else "fp32",
            "command": "python benchmarks/bench_tokenizer.py " + " ".join(argv if argv is not None else sys.argv[1:]),

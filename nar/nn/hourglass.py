@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from nar.core.errors import NarError
 from nar.nn.attention import TransformerStack
+from nar.nn.flops import block_flops
 from nar.nn.rotary import AxialRotary2D
 
 __all__ = ["HourglassConfig", "HourglassError", "Hourglass2D", "PatchMerge", "PatchSplit",
@@ -184,13 +185,11 @@ def count_flops(cfg: HourglassConfig, h: int, w: int) -> int:
     feed-forward, patch merge and split. Norms, softmax, GELU, rotary and residual adds are
     left out (a few % at these sizes), as ``torch.utils.flop_counter`` also does.
     """
-    d, inner, hidden = cfg.dim, cfg.heads * cfg.dim_head, cfg.ff_mult * cfg.dim
+    d = cfg.dim
+    per_token, per_pair = block_flops(d, cfg.heads * cfg.dim_head, cfg.ff_mult * cfg.dim)
 
     def block(n: int) -> int:
-        projections = 2 * n * d * 3 * inner + 2 * n * inner * d
-        attention = 2 * 2 * n * n * inner  # QKᵀ and AV over all heads
-        feed_forward = 2 * 2 * n * d * hidden
-        return projections + attention + feed_forward
+        return n * per_token + n * n * per_pair
 
     grids = cfg.level_grids(h, w)
     total = 0

@@ -599,7 +599,8 @@ def run_bench(entries: list[BenchEntry], tokenizer: BenchTokenizer | Any, device
     with ``classifier_missing``). ``inception``: a loaded Inception model or None (no FID).
     Writes the outputs under ``out_dir`` when given; returns the result dict.
     """
-    from nar.pipelines.bench_report import environment, print_tables, write_outputs
+    from nar.eval.machine import environment
+    from nar.pipelines.bench_report import print_tables, write_outputs
 
     s = (settings or BenchSettings()).validate()
     device = torch.device(device)
@@ -627,8 +628,8 @@ def run_bench(entries: list[BenchEntry], tokenizer: BenchTokenizer | Any, device
         quality = quality_rows(entries, tokenizer, device, s, classifier, inception, speed, log,
                                classifier_missing=classifier_missing)
 
-    from nar.pipelines.bench_report import _loadavg
-    env["load_avg_end"] = _loadavg()
+    from nar.eval.machine import loadavg
+    env["load_avg_end"] = loadavg()
     notes = []
     if any(not e.trained for e in entries):
         names = ", ".join(e.name for e in entries if not e.trained)
@@ -832,15 +833,10 @@ def bench_defaults(priors: list[str] | None = None, sizes=None, steps=None, batc
                    command: str | None = None, threads: int | None = None, quality_size: int | None = None,
                    log: Callable[[str], None] = print, print_results: bool = True) -> dict[str, Any]:
     """What `nar bench` runs: build (or load) everything, measure, write, print."""
-    from nar.pipelines.bench_report import device_slug
+    from nar.eval.machine import device_slug, setup_device
     from nar.priors import prior_names
-    from nar.train.loop import pick_device
 
-    dev = pick_device(device)
-    if threads is not None:
-        if threads < 1:
-            raise NarError(f"--threads must be >= 1, got {threads}")
-        torch.set_num_threads(int(threads))
+    dev = setup_device(device, threads)
     over: dict[str, Any] = {"seed": seed, "quality": quality, "command": command, "threads": threads}
     for key, value in (("sizes", sizes), ("steps", steps), ("batches", batches)):
         if value:

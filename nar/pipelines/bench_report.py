@@ -1,21 +1,14 @@
-"""`nar bench` output: column definitions, the environment block, rich tables, and the
+"""`nar bench` output: column definitions, rich tables, and the
 Markdown / CSV / JSON files and PNG plots written under ``--out``."""
 from __future__ import annotations
 
 import csv
-import datetime as _dt
 import io
 import json
 import math
-import os
-import platform
-import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-import torch
 
 # ---- columns -------------------------------------------------------------------------------
 SPEED_COLUMNS: dict[str, str] = {
@@ -89,88 +82,6 @@ RATIO_COLUMNS: dict[str, str] = {
 }
 
 
-# ---- environment ---------------------------------------------------------------------------
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "cpu"
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU ({_cpu_model()})"
-
-
-def device_slug(device: torch.device) -> str:
-    """Folder name for a device's results: ``cpu`` or e.g. ``nvidia-h100-80gb-hbm3``."""
-    if device.type != "cuda":
-        return "cpu"
-    return re.sub(r"[^a-z0-9]+", "-", torch.cuda.get_device_name(device).lower()).strip("-") or "cuda"
-
-
-def _version(dist: str) -> str | None:
-    from importlib import metadata
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def _git(*args: str) -> str | None:
-    root = Path(__file__).resolve().parents[2]
-    try:
-        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
-def _loadavg() -> str | None:
-    """1/5/15-minute load averages: other work on the machine slows every number down."""
-    try:
-        return "/".join(f"{x:.2f}" for x in os.getloadavg())
-    except (AttributeError, OSError):
-        return None
-
-
-def environment(device: torch.device) -> dict[str, Any]:
-    """Where the numbers come from: device, cores, threads, library versions, commit."""
-    commit = _git("rev-parse", "HEAD")
-    dirty = _git("status", "--porcelain", "--untracked-files=no")
-    try:
-        affinity = len(os.sched_getaffinity(0))
-    except AttributeError:
-        affinity = os.cpu_count()
-    env = {
-        "date_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
-        "device": str(device),
-        "device_name": device_name(device),
-        "cpu_model": _cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": affinity,
-        "torch_threads": torch.get_num_threads(),
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "torch": torch.__version__,
-        "nar": _version("nar") or "(not installed; source tree)",
-        "x_transformers": _version("x-transformers"),
-        "vector_quantize_pytorch": _version("vector-quantize-pytorch"),
-        "numpy": _version("numpy"),
-        "commit": commit,
-        "commit_dirty": bool(dirty) if dirty is not None else None,
-        "load_avg_start": _loadavg(),
-    }
-    if device.type == "cuda":
-        env["cuda"] = torch.version.cuda
-        env["cudnn"] = torch.backends.cudnn.version()
-        props = torch.cuda.get_device_properties(device)
-        env["gpu_memory_gib"] = round(props.total_memory / 2**30, 1)
-    return env
 
 
 # ---- formatting ----------------------------------------------------------------------------

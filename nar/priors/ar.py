@@ -51,6 +51,7 @@ from torch import nn
 from x_transformers import Decoder
 
 from nar.core.errors import NarError
+from nar.nn.flops import block_flops
 from nar.priors.base import Prior, SampleOutput
 from nar.priors.registry import PRIORS
 from nar.sampling.filters import sample_logits, validate_sampling_args
@@ -285,3 +286,33 @@ class ARPrior(Prior):
                 tok = torch.where(fixed[:, k], out[:, k], tok)
             out[:, k] = tok
         return out, passes
+
+    # ---- cost -----------------------------------------------------------------------------
+    flops_note = "KV-cached raster scan (one causal forward in total)"
+
+    def flops_per_image(self, grid: tuple[int, int], steps_run: int | None = None,
+                        forward_passes: int | None = None) -> int:
+        """Replays ``_scan`` (no inpainting): which positions each call feeds and how many cached
+        keys they attend to, including the sliding window's re-fed prefixes. With one cache
+        this is one causal forward over h·w tokens, spread over h·w sequential steps."""
+        cfg = self.cfg
+        h, w = grid
+        wh, ww = min(h, self.train_grid[0]), min(w, self.train_grid[1])
+        per_token, per_pair = block_flops(cfg.dim, cfg.heads * cfg.dim_head, cfg.ff_mult * cfg.dim)
+        embed = 2 * cfg.code_dim * cfg.dim if cfg.codebook_init else 0  # code-vector projection
+        head = 2 * cfg.dim * self.codebook_size
+        total, fed_in, row_origin = 0, {}, None
+        for k in range(1 if self.random_first else 0, h * w):
+            i, j = divmod(k, w)
+            r0 = min(max(i - wh // 2, 0), h - wh)
+            c0 = min(max(j - ww // 2, 0), w - ww)
+            if r0 != row_origin:
+                fed_in.clear()
+                row_origin = r0
+            p = (i - r0) * ww + (j - c0)
+            fed = fed_in.get((r0, c0), 0)
+            m = p - fed + 1  # positions fed … p (the class token counts at position 0)
+            tokens_in = m - (1 if fed == 0 else 0)
+            total += cfg.depth * (m * per_token + m * (p + 1) * per_pair) + tokens_in * embed + head
+            fed_in[(r0, c0)] = p + 1
+        return total

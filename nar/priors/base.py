@@ -52,6 +52,15 @@ class Prior(nn.Module):
         positions where keep is True come back unchanged."""
         raise NotImplementedError
 
+    def flops_per_image(self, grid: tuple[int, int], steps_run: int | None = None,
+                        forward_passes: int | None = None) -> int | None:
+        """Analytic sampling FLOPs for one image on an h×w grid without guidance (CFG doubles
+        them), counted as in ``nar.nn.flops``, given the steps and network evaluations the
+        sampler reported. None when the prior has no formula."""
+        return None
+
+    flops_note: ClassVar[str] = ""  # how ``flops_per_image`` counts, for benchmark tables
+
     def init_from_codebook(self, codebook: torch.Tensor) -> bool:
         """Optionally initialise token embeddings from the tokenizer's (V, d) code vectors.
         Returns whether the prior used them."""

@@ -59,6 +59,7 @@ from torch import nn
 from x_transformers import Encoder
 
 from nar.core.errors import NarError
+from nar.nn.flops import transformer_flops
 from nar.nn.rotary import AxialRotary2D
 from nar.priors.base import Prior, SampleOutput
 from nar.priors.registry import PRIORS
@@ -196,6 +197,7 @@ class MaskGITPrior(Prior):
             raise NarError(f"steps must be at least 1 (got {steps})")
         h, w = self.check_grid(grid)
         known, keep = self.check_inpaint(n, (h, w), known, keep)
+        self.check_generator(generator)
         device, num = self.device, h * w
         class_ids = self.class_ids(cond, n)
 
@@ -232,3 +234,25 @@ class MaskGITPrior(Prior):
             ids = sampled.masked_fill(remask, self.mask_id)
 
         return SampleOutput(tokens=ids.reshape(n, h, w), steps_run=total_steps, forward_passes=total_steps)
+
+    # ---- cost -----------------------------------------------------------------------------
+    flops_note = "one full forward per step, logits head on the still-masked tokens"
+
+    def forward_flops(self, grid: tuple[int, int], head_positions: int | None = None) -> int:
+        """One bidirectional forward over all h·w tokens, the logits head on ``head_positions``
+        of them (default: all)."""
+        cfg, n = self.cfg, grid[0] * grid[1]
+        return transformer_flops(n, cfg.dim, cfg.depth, cfg.dim, cfg.ff_mult * cfg.dim,
+                                 head_positions=n if head_positions is None else head_positions,
+                                 head_out=self.codebook_size + 1)
+
+    def flops_per_image(self, grid: tuple[int, int], steps_run: int | None = None,
+                        forward_passes: int | None = None) -> int | None:
+        """Sampling without inpainting: every step runs the whole network; the head only sees
+        the positions still masked before that step (``mask_counts``)."""
+        steps = steps_run if steps_run is not None else self.cfg.steps
+        if forward_passes not in (None, steps):
+            return None
+        n = grid[0] * grid[1]
+        masked_before = [n] + mask_counts(n, steps, self.cfg.schedule)[:-1]
+        return sum(self.forward_flops(grid, m) for m in masked_before)

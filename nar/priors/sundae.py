@@ -124,9 +124,17 @@ class SundaePrior(Prior):
                 f"e.g. {up(h)}x{up(w)}")
         return h, w
 
-    def flops(self, h: int, w: int) -> int:
+    flops_note = "one hourglass forward per step run"
+
+    def forward_flops(self, grid: tuple[int, int]) -> int:
         """Forward FLOPs for one sample on an h×w grid (hourglass + logits head)."""
+        h, w = grid
         return count_flops(self.cfg.net, h, w) + 2 * h * w * self.cfg.net.dim * self.codebook_size
+
+    def flops_per_image(self, grid: tuple[int, int], steps_run: int | None = None,
+                        forward_passes: int | None = None) -> int:
+        passes = forward_passes if forward_passes is not None else (steps_run or self.cfg.steps)
+        return self.forward_flops(grid) * int(passes)
 
     def init_from_codebook(self, codebook: torch.Tensor) -> bool:
         """Token embedding = centred code vectors through a fixed orthogonal projection
