@@ -196,9 +196,8 @@ class ARPrior(Prior):
         else:
             hidden, cache = self.layers(x, cache=cache, cache_age=x.shape[1], return_hiddens=True)
         logits = self.head(hidden[:, -1]).float()
-        if guide:  # the formula of Prior.guided, without its per-call host sync
-            cond_logits, null_logits = logits.chunk(2)
-            logits = null_logits + cfg_scale * (cond_logits - null_logits)
+        if guide:  # decided once per scan, not per step as Prior.guided would (a host sync each)
+            logits = self.combine_guidance(logits, cfg_scale)
         return logits, cache
 
     @torch.no_grad()

@@ -103,7 +103,12 @@ class Prior(nn.Module):
         if cfg_scale == 1.0 or not bool((class_ids != self.null_class).any()):  # scale first: no host sync
             return forward(class_ids)
         both = torch.cat([class_ids, torch.full_like(class_ids, self.null_class)])
-        logits_c, logits_u = forward(both).float().chunk(2)
+        return self.combine_guidance(forward(both), cfg_scale)
+
+    @staticmethod
+    def combine_guidance(logits: torch.Tensor, cfg_scale: float) -> torch.Tensor:
+        """Logits of a [cond; null] batch -> guided float logits for the cond half."""
+        logits_c, logits_u = logits.float().chunk(2)
         return logits_u + cfg_scale * (logits_c - logits_u)
 
     @property
