@@ -4,8 +4,8 @@
 #
 # The run grew in stages, each an exact resume of the previous one with a longer cosine
 # schedule (the learning rate restarts from the new schedule's value at the resumed step):
-# 1000 -> 2600 -> 6000 -> 9000 steps. One CPU thread: about 0.7 s per step on an idle core
-# of the 2-core machine, ~1 h 45 min in all.
+# 1000 -> 2600 -> 6000 -> 9000 -> 11000 steps. One CPU thread: 0.6-0.9 s per step on the
+# 2-core machine, 2 h 43 min in all. Held-out result: PSNR 25.02 dB, codebook usage 100 %.
 # Usage: bash scripts/train_tokenizer_f16_small.sh [RUN_DIR]     (rerun to continue)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +13,7 @@ RUN=${1:-runs/tokenizer_f16_small}
 NAR=${NAR:-.venv/bin/nar}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
-for steps in 1000 2600 6000 9000; do
+for steps in 1000 2600 6000 9000 11000; do
   $NAR tokenizer train --config configs/tokenizer/f16_small.toml --set train.steps=$steps --out "$RUN"
 done
 # 64 held-out procedural 256² images (seeds disjoint from training)
