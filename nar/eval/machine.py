@@ -19,8 +19,8 @@ import torch
 
 from nar.core.errors import NarError
 
-__all__ = ["DTYPES", "cpu_model", "device_name", "device_slug", "environment", "int_tuple", "loadavg", "setup_device",
-           "sync"]
+__all__ = ["DTYPES", "add_run_args", "cpu_model", "device_name", "device_slug", "environment", "int_tuple",
+           "loadavg", "setup_device", "sync"]
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 

@@ -249,10 +249,13 @@ class MaskGITPrior(Prior):
     def flops_per_image(self, grid: tuple[int, int], steps_run: int | None = None,
                         forward_passes: int | None = None) -> int | None:
         """Sampling without inpainting: every step runs the whole network; the head only sees
-        the positions still masked before that step (``mask_counts``)."""
+        the positions still masked before that step (``mask_counts``). Passes that do not
+        follow that schedule are counted as full forwards with the head on every token."""
         steps = steps_run if steps_run is not None else self.cfg.steps
         if forward_passes not in (None, steps):
-            return None
+            return self.forward_flops(grid) * int(forward_passes)
+        if steps == 0:
+            return 0
         n = grid[0] * grid[1]
         masked_before = [n] + mask_counts(n, steps, self.cfg.schedule)[:-1]
         return sum(self.forward_flops(grid, m) for m in masked_before)

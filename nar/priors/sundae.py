@@ -133,7 +133,7 @@ class SundaePrior(Prior):
 
     def flops_per_image(self, grid: tuple[int, int], steps_run: int | None = None,
                         forward_passes: int | None = None) -> int:
-        passes = forward_passes if forward_passes is not None else (steps_run or self.cfg.steps)
+        passes = next(p for p in (forward_passes, steps_run, self.cfg.steps) if p is not None)
         return self.forward_flops(grid) * int(passes)
 
     def init_from_codebook(self, codebook: torch.Tensor) -> bool:

@@ -269,6 +269,15 @@ def test_ar_kv_cache_is_about_one_causal_forward_and_parallel_scales_with_steps(
     assert a > 0
 
 
+def test_flops_when_nothing_or_something_unscheduled_ran():
+    mg = tiny_prior("maskgit", codebook_size=16, train_grid=(4, 4))
+    su = tiny_prior("sundae", codebook_size=16, train_grid=(4, 4))
+    assert flops_per_image(mg, (4, 4), steps_run=0, forward_passes=0)[0] == 0
+    assert flops_per_image(su, (4, 4), steps_run=0, forward_passes=0)[0] == 0
+    # passes off the mask schedule: full forwards, head on every token
+    assert flops_per_image(mg, (4, 4), steps_run=3, forward_passes=5)[0] == 5 * mg.forward_flops((4, 4))
+
+
 def test_decoder_flops_grow_with_the_grid(tiny_tokenizer):
     small = decoder_flops(tiny_tokenizer, (4, 4))
     big = decoder_flops(tiny_tokenizer, (8, 8))
