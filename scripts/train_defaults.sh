@@ -1,24 +1,33 @@
 #!/usr/bin/env bash
 # Reproduce the default models shipped in nar/assets/models from scratch, with nar's own commands.
-# CPU recipe (2 cores, ~1.5 h): f16 tokenizer on 256² procedural landscapes, token cache of
-# 1136 images (16x16 tokens each), three class-conditional priors trained side by side.
+# CPU recipe (2 cores; see MODEL_CARD.md for the times of each stage):
+#   1. f16 tokenizer, 11000 steps on 128² crops (scripts/train_tokenizer_f16_small.sh)
+#   2. token caches: 1136 procedural 256² images (16x16 tokens) and 1200 at 1024² (64x64 tokens)
+#   3. ar and maskgit on the 256² cache, sundae on the 1024² cache (class-conditional, CFG dropout)
+#   4. fp16 copies with their metadata into the package (scripts/ship_models.py)
 # Usage: bash scripts/train_defaults.sh [RUN_DIR]    (every step resumes if interrupted)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=${1:-runs/defaults}
 NAR=${NAR:-.venv/bin/nar}
 mkdir -p "$RUN"
+export OMP_NUM_THREADS=1   # one thread per process: small models on a 2-core CPU
 
-# 1. tokenizer (f16, 512 codes) -> RUN/tokenizer/model.safetensors
-$NAR tokenizer train --config configs/tokenizer/f16_small.toml --out "$RUN/tokenizer"
-# 2. token cache: 1136 procedural 256² images -> (1136, 16, 16) tokens with scene labels
-[ -f "$RUN/tokens/header.json" ] || \
-  $NAR tokenizer encode --ckpt "$RUN/tokenizer/model.safetensors" --n 1136 --size 256 --seed 0 --out "$RUN/tokens"
-# 3. priors, one process each (one thread each: small models on a 2-core CPU)
-for prior in ar maskgit sundae; do
-  OMP_NUM_THREADS=1 $NAR train --prior $prior --tokens "$RUN/tokens" --config configs/defaults/$prior.toml \
-    --out "$RUN/$prior" > "$RUN/$prior.log" 2>&1 &
-done
+# 1. tokenizer -> RUN/tokenizer/model.safetensors
+bash scripts/train_tokenizer_f16_small.sh "$RUN/tokenizer"
+# 2. token caches (with scene labels), one process each
+[ -f "$RUN/tokens_256/header.json" ] || \
+  $NAR tokenizer encode --ckpt "$RUN/tokenizer/model.safetensors" --n 1136 --size 256 --seed 0 --out "$RUN/tokens_256" &
+[ -f "$RUN/tokens_1024/header.json" ] || \
+  $NAR tokenizer encode --ckpt "$RUN/tokenizer/model.safetensors" --n 1200 --size 1024 --seed 0 --batch-size 4 --out "$RUN/tokens_1024" &
 wait
-# 4. ship: fp16 copies with their metadata into the package
+# 3. priors: ar then maskgit on one core, sundae (1024²) on the other
+( for prior in ar maskgit; do
+    $NAR train --prior $prior --tokens "$RUN/tokens_256" --config configs/defaults/$prior.toml \
+      --out "$RUN/$prior" > "$RUN/$prior.log" 2>&1
+  done ) &
+$NAR train --prior sundae --tokens "$RUN/tokens_1024" --config configs/defaults/sundae.toml \
+  --out "$RUN/sundae" > "$RUN/sundae.log" 2>&1 &
+wait
+# 4. ship
 .venv/bin/python scripts/ship_models.py "$RUN"

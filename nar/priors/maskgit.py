@@ -60,6 +60,7 @@ from x_transformers import Encoder
 
 from nar.core.errors import NarError
 from nar.nn.flops import transformer_flops
+from nar.nn.positions import resize_table
 from nar.nn.rotary import AxialRotary2D
 from nar.priors.base import Prior, SampleOutput
 from nar.priors.registry import PRIORS
@@ -118,18 +119,11 @@ class MaskGITPrior(Prior):
         nn.init.normal_(self.cls_emb.weight, std=0.02)
 
     # ---- network -------------------------------------------------------------------------
-    @staticmethod
-    def _resize_table(table: torch.Tensor, length: int) -> torch.Tensor:
-        """(L, d) learned positions -> (length, d), linear interpolation at fractional positions."""
-        if table.shape[0] == length:
-            return table
-        return F.interpolate(table.T[None], size=length, mode="linear", align_corners=True)[0].T
-
     def abs_positions(self, grid: tuple[int, int]) -> torch.Tensor:
         """(h*w, dim) absolute position embedding for an h×w grid in raster order."""
         h, w = grid
-        rows = self._resize_table(self.row_emb, h)
-        cols = self._resize_table(self.col_emb, w)
+        rows = resize_table(self.row_emb, h)
+        cols = resize_table(self.col_emb, w)
         return (rows[:, None] + cols[None, :]).reshape(h * w, -1)
 
     def forward(self, ids: torch.Tensor, class_ids: torch.Tensor, grid: tuple[int, int],

@@ -24,7 +24,10 @@ Differences from the authors' code (vvvm23/sundae-vqgan), on purpose:
 - all sampling randomness (z_0, the draws, the partial-update masks) comes from the caller's
   generator, on the model's device, and the draw is made in fp32 even under bf16 autocast;
 - the "update all tokens when T < 20" rule of the paper is implemented (the reference always
-  updated a fixed proportion).
+  updated a fixed proportion);
+- optional learned absolute row/column positions (``abs_positions``, interpolated on other
+  grid sizes, ``nar.nn.positions``): from uniform noise a relative-only model can place
+  sky and ground only by distance to the border, which gets weak on a 64×64 grid.
 """
 from __future__ import annotations
 
@@ -38,6 +41,7 @@ from torch import nn
 
 from nar.core.errors import NarError
 from nar.nn.hourglass import Hourglass2D, HourglassConfig, count_flops
+from nar.nn.positions import AbsolutePositions2D
 from nar.priors.base import Prior, SampleOutput
 from nar.priors.registry import PRIORS
 from nar.sampling.filters import sample_logits, validate_sampling_args
@@ -62,6 +66,7 @@ class SundaeConfig:
     min_change: int = 0               # sampling: freeze a sample once one step changes <= this many of its tokens
     min_steps: int = 2                # sampling: no sample is frozen before this many steps have run
     codebook_init: bool = True        # init token embeddings from the tokenizer's code vectors when given
+    abs_positions: bool = False       # add learned absolute row/col positions (off: relative rotary only)
     sample_precision: str = "auto"    # sampling: auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
 
     def __post_init__(self):
@@ -97,6 +102,7 @@ class SundaePrior(Prior):
         self.class_emb = nn.Embedding(self.num_classes + 1, dim)  # last row: null / dropped
         self.net = Hourglass2D(cfg.net)                           # ends in a LayerNorm
         self.head = nn.Linear(dim, self.codebook_size)
+        self.positions = AbsolutePositions2D(self.train_grid, dim) if cfg.abs_positions else None
         nn.init.normal_(self.tok_emb.weight, std=0.02)
         nn.init.normal_(self.class_emb.weight, std=0.02)
         nn.init.normal_(self.head.weight, std=0.02)
@@ -107,6 +113,8 @@ class SundaePrior(Prior):
         """(B, h, w) ids and (B,) class ids -> (B, h, w, V) logits. The class embedding is
         added at every position (the null id for unconditional)."""
         x = self.tok_emb(tokens) + self.class_emb(class_ids)[:, None, None, :]
+        if self.positions is not None:
+            x = x + self.positions(tokens.shape[1], tokens.shape[2])
         return self.head(self.net(x))
 
     @property

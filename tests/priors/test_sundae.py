@@ -266,3 +266,18 @@ def test_bf16_sampling_path_runs():
     out = p.sample(2, (4, 8), steps=3, generator=gen(0))
     assert out.tokens.shape == (2, 4, 8) and int(out.tokens.max()) < V
     assert out.tokens.dtype == torch.long and not out.tokens.is_inference()
+
+
+def test_absolute_positions_break_the_symmetry_of_a_uniform_input():
+    relative = tiny(abs_positions=False)
+    absolute = tiny(abs_positions=True)
+    assert relative.positions is None and absolute.positions is not None
+    uniform = torch.zeros(1, 4, 4, dtype=torch.long)
+    null = torch.zeros(1, dtype=torch.long)
+    with torch.no_grad():
+        out = absolute(uniform, null)
+        # the two middle cells of a row see the same relative neighbourhood up to mirroring;
+        # learned absolute rows/cols make every cell's logits its own
+        assert not torch.allclose(out[0, 1, 1], out[0, 2, 2], atol=1e-5)
+        # and the model still runs on a grid of another size (tables interpolated)
+        assert absolute(torch.zeros(2, 8, 12, dtype=torch.long), torch.zeros(2, dtype=torch.long)).shape == (2, 8, 12, V)
