@@ -252,9 +252,6 @@ class SceneClassifierTask:
     def optimizers(self) -> dict[str, list]:
         return {"classifier": list(self.model.parameters())}
 
-    def extra_modules(self) -> dict:
-        return {}
-
     def checkpoint_meta(self) -> dict[str, Any]:
         meta = self.model.meta()
         meta["augment"] = asdict(self.augment)

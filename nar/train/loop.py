@@ -68,8 +68,8 @@ class TrainTask(Protocol):
     def checkpoint_meta(self) -> dict[str, Any]:
         """JSON metadata that makes model.safetensors self-describing (kind, name, config...)."""
 
-    def extra_modules(self) -> dict[str, nn.Module]:
-        """Modules trained alongside but not part of the model (e.g. a discriminator)."""
+    # Optional: ``extra_modules() -> dict[str, nn.Module]``, modules trained alongside but not
+    # part of the model (e.g. a discriminator); they are checkpointed in state.safetensors.
 
     def snapshot(self, model: nn.Module, step: int, out_dir: Path) -> None:
         """Write a PNG grid of samples / reconstructions (``model`` is the EMA copy if any)."""
@@ -157,7 +157,7 @@ class Trainer:
         self.device = device or pick_device(cfg.device)
         self.progress = progress
         self.model = task.model.to(self.device)
-        self.extras = {k: m.to(self.device) for k, m in task.extra_modules().items()}
+        self.extras = {k: m.to(self.device) for k, m in getattr(task, "extra_modules", dict)().items()}
         self.opts = {name: _make_optimizer(list(params), cfg) for name, params in task.optimizers().items()}
         self.ema = None
         if cfg.ema_decay > 0:

@@ -25,9 +25,6 @@ class PriorTask:
     def optimizers(self) -> dict[str, list]:
         return {"prior": list(self.model.parameters())}
 
-    def extra_modules(self) -> dict:
-        return {}
-
     def checkpoint_meta(self) -> dict[str, Any]:
         meta = self.model.meta()
         meta.update(tokenizer_hash=self.cache.header.get("tokenizer_hash"),
