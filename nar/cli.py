@@ -210,13 +210,22 @@ def models():
         console.print(f"no models installed in {MODELS_DIR}")
         return
     table = Table(title=f"installed models ({MODELS_DIR})")
-    for col in ("file", "kind", "name", "size (MB)", "step", "details"):
+    for col in ("file", "kind", "size (MB)", "params", "images", "trained"):
         table.add_column(col)
     for r in rows:
         m = r["meta"]
-        details = {k: m[k] for k in ("train_grid", "codebook_size", "factor", "num_classes") if k in m}
-        table.add_row(r["file"], str(r["kind"]), str(r["name"]), f"{r['size_mb']:.1f}", str(r["step"]),
-                      json.dumps(details))
+        params = f"{m['params'] / 1e6:.1f} M" if m.get("params") else "?"
+        if r["kind"] == "tokenizer":
+            images = f"f{m.get('factor')}, {m.get('codebook_size')} codes"
+        else:
+            grid = m.get("train_grid") or [0, 0]
+            factor = int(m.get("tokenizer_factor") or 16)
+            classes = m.get("class_names") or []
+            images = (f"{grid[0] * factor}² ({grid[0]}x{grid[1]} tokens)"
+                      + (f", {len(classes)} classes" if classes else ", unconditional"))
+        t = m.get("training") or {}
+        trained = f"{r['step']} steps" + (f", {t['wall_hours']:.1f} h on {t['hardware']}" if t else "")
+        table.add_row(r["file"], f"{r['kind']} {r['name']}", f"{r['size_mb']:.1f}", params, images, trained)
     console.print(table)
 
 

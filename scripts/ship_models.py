@@ -8,6 +8,7 @@ trained on its token cache still match it; priors point at the shipped tokenizer
 """
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -18,16 +19,48 @@ from nar.pipelines.models import MODELS_DIR, TOKENIZER_FILE
 from nar.tokenizer.api import tokenizer_hash
 
 
+def n_params(tensors: dict[str, torch.Tensor]) -> int:
+    return sum(v.numel() for v in tensors.values() if v.is_floating_point())
+
+
 def half(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
+
+
+def training_record(run_dir: Path, step: int | None, token_cache: str | None = None) -> dict:
+    """Steps, wall time (summed over resumed stages: the loop's clock restarts on resume),
+    hardware and data, for `nar models` and the model card."""
+    wall, prev = 0.0, 0.0
+    metrics = run_dir / "metrics.jsonl"
+    for line in metrics.read_text().splitlines() if metrics.exists() else []:
+        t = json.loads(line).get("time")
+        if t is None:
+            continue
+        if t < prev:
+            wall += prev
+        prev = t
+    record = {"steps": step, "wall_hours": round((wall + prev) / 3600, 2),
+              "hardware": HARDWARE}
+    header = Path(token_cache) / "header.json" if token_cache else None
+    if header is not None and header.exists():
+        h = json.loads(header.read_text())
+        record["data"] = f"{h['n']} token grids {h['grid'][0]}x{h['grid'][1]} of {h.get('source', '')} " \
+                         f"at {h['image_size'][0]}²"
+    return record
+
+
+HARDWARE = "2-core AMD EPYC CPU, 1 torch thread"
 
 
 def main(run: Path) -> None:
     MODELS_DIR.mkdir(parents=True, exist_ok=True)
     tok_src = run / "tokenizer" / "model.safetensors"
     tensors, meta = load_checkpoint(tok_src)
-    meta = {**meta, "hash": tokenizer_hash(tok_src), "weights_dtype": "float16", "source_run": str(run)}
+    meta = {**meta, "hash": tokenizer_hash(tok_src), "weights_dtype": "float16", "source_run": str(run), "params": n_params(tensors),
+            "training": {**training_record(tok_src.parent, meta.get("step")),
+                         "data": "fresh procedural landscapes per step, 4 x 128² crops of 256² renders"}}
     save_checkpoint(MODELS_DIR / TOKENIZER_FILE, half(tensors), meta)
+    factor = meta.get("factor")
     print(f"tokenizer -> {MODELS_DIR / TOKENIZER_FILE}")
     for name in ("ar", "maskgit", "sundae"):
         src = run / name / "model.safetensors"
@@ -38,7 +71,8 @@ def main(run: Path) -> None:
         if meta.get("tokenizer_hash") != tokenizer_hash(tok_src):
             raise SystemExit(f"{src} was not trained on {tok_src}'s tokens")
         meta = {**meta, "tokenizer_path": None, "token_cache": None, "weights_dtype": "float16",
-                "source_run": str(run / name)}
+                "source_run": str(run / name), "params": n_params(tensors), "tokenizer_factor": factor,
+                "training": training_record(src.parent, meta.get("step"), meta.get("token_cache"))}
         save_checkpoint(MODELS_DIR / f"{name}.safetensors", half(tensors), meta)
         print(f"{name} (step {meta.get('step')}) -> {MODELS_DIR / (name + '.safetensors')}")
 

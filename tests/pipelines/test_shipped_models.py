@@ -25,3 +25,26 @@ def test_shipped_model_samples_a_small_grid(name):
     assert ((out.tokens >= 0) & (out.tokens < gen.prior.codebook_size)).all()
     images = gen.decode(out.tokens)
     assert images.shape == (1, 3, 4 * gen.factor, 4 * gen.factor) and torch.isfinite(images).all()
+
+
+def test_shipped_models_describe_their_training():
+    for m in installed_models():
+        meta = m["meta"]
+        assert meta["params"] > 0 and meta["weights_dtype"] == "float16"
+        training = meta["training"]
+        assert training["steps"] == m["step"] > 0 and training["wall_hours"] > 0 and training["hardware"]
+        if m["kind"] == "prior":
+            assert meta["tokenizer_path"] is None and meta["tokenizer_factor"] == 16
+            assert "token grids" in training["data"]
+
+
+def test_nar_models_lists_every_file():
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-m", "nar.cli", "models"], capture_output=True, text=True,
+                         env={"COLUMNS": "250", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"},
+                         cwd=str(__import__("pathlib").Path(__file__).parents[2]))
+    assert out.returncode == 0, out.stderr
+    for m in installed_models():
+        assert m["file"] in out.stdout
+    assert "1024² (64x64 tokens)" in out.stdout  # the default sundae is a megapixel model
