@@ -28,6 +28,7 @@ from rich.progress import track
 from nar.data.landscapes import LandscapeDataset
 from nar.eval.machine import environment, setup_device
 from nar.eval.scene_classifier import evaluate_accuracy, shipped_scene_classifier
+from nar.pipelines.models import prior_in_folder
 from nar.pipelines.sample import Generator, SampleSettings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,12 +36,13 @@ HELD_OUT_SEED = 20_000  # disjoint from the seeds of the token caches and nar be
 
 
 def prior_ckpt(ckpt_dir: Path | None, name: str) -> Path | None:
+    """None: the shipped default; else the prior's checkpoint in ``ckpt_dir``."""
     if ckpt_dir is None:
         return None
-    for path in (ckpt_dir / f"{name}.safetensors", ckpt_dir / name / "model.safetensors"):
-        if path.exists():
-            return path
-    raise SystemExit(f"no {name} checkpoint in {ckpt_dir}")
+    path = prior_in_folder(name, ckpt_dir)
+    if path is None:
+        raise SystemExit(f"no {name} checkpoint in {ckpt_dir}")
+    return path
 
 
 def reference_rows(gen: Generator, size: int, per_class: int, classes: list[str], classifier) -> dict:

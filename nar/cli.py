@@ -2,7 +2,6 @@
 line on stderr and exit code 2; everything else is a bug and keeps its traceback."""
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import List, Optional

@@ -19,6 +19,9 @@ from nar.pipelines.models import MODELS_DIR, TOKENIZER_FILE
 from nar.tokenizer.api import tokenizer_hash
 
 
+HARDWARE = "2-core AMD EPYC CPU, 1 torch thread"  # where the shipped models were trained
+
+
 def n_params(tensors: dict[str, torch.Tensor]) -> int:
     return sum(v.numel() for v in tensors.values() if v.is_floating_point())
 
@@ -49,14 +52,12 @@ def training_record(run_dir: Path, step: int | None, token_cache: str | None = N
     return record
 
 
-HARDWARE = "2-core AMD EPYC CPU, 1 torch thread"
-
-
 def main(run: Path) -> None:
     MODELS_DIR.mkdir(parents=True, exist_ok=True)
     tok_src = run / "tokenizer" / "model.safetensors"
     tensors, meta = load_checkpoint(tok_src)
-    meta = {**meta, "hash": tokenizer_hash(tok_src), "weights_dtype": "float16", "source_run": str(run), "params": n_params(tensors),
+    meta = {**meta, "hash": tokenizer_hash(tok_src), "weights_dtype": "float16", "source_run": str(run),
+            "params": n_params(tensors),
             "training": {**training_record(tok_src.parent, meta.get("step")),
                          "data": "fresh procedural landscapes per step, 4 x 128² crops of 256² renders"}}
     save_checkpoint(MODELS_DIR / TOKENIZER_FILE, half(tensors), meta)

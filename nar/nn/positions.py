@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["AbsolutePositions2D", "resize_table"]
+__all__ = ["AbsolutePositions2D", "grid_positions", "resize_table"]
 
 
 def resize_table(table: torch.Tensor, length: int) -> torch.Tensor:
@@ -23,6 +23,11 @@ def resize_table(table: torch.Tensor, length: int) -> torch.Tensor:
     return F.interpolate(table.T[None], size=length, mode="linear", align_corners=True)[0].T
 
 
+def grid_positions(row_table: torch.Tensor, col_table: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """(rows, d) and (cols, d) tables -> (h, w, d): row + column embedding, both stretched."""
+    return resize_table(row_table, h)[:, None] + resize_table(col_table, w)[None, :]
+
+
 class AbsolutePositions2D(nn.Module):
     def __init__(self, train_grid: tuple[int, int], dim: int):
         super().__init__()
@@ -30,4 +35,4 @@ class AbsolutePositions2D(nn.Module):
         self.col_emb = nn.Parameter(torch.randn(train_grid[1], dim) * 0.02)
 
     def forward(self, h: int, w: int) -> torch.Tensor:  # -> (h, w, dim)
-        return resize_table(self.row_emb, h)[:, None] + resize_table(self.col_emb, w)[None, :]
+        return grid_positions(self.row_emb, self.col_emb, h, w)

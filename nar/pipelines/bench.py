@@ -734,12 +734,9 @@ def _find_config(kind: str, name: str) -> Path | None:
 
 
 def _prior_ckpt(name: str, ckpt_dir: Path | None) -> Path | None:
-    from nar.pipelines.models import default_prior_path
+    from nar.pipelines.models import default_prior_path, prior_in_folder
     if ckpt_dir is not None:
-        for p in (ckpt_dir / f"{name}.safetensors", ckpt_dir / name / "model.safetensors"):
-            if p.is_file():
-                return p
-        return None
+        return prior_in_folder(name, ckpt_dir)
     p = default_prior_path(name)
     return p if p.is_file() else None
 

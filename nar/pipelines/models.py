@@ -18,6 +18,15 @@ def default_tokenizer_path() -> Path:
     return MODELS_DIR / TOKENIZER_FILE
 
 
+def prior_in_folder(name: str, folder: str | Path) -> Path | None:
+    """``folder/<name>.safetensors`` or a run folder's ``folder/<name>/model.safetensors``."""
+    folder = Path(folder)
+    for path in (folder / f"{name}.safetensors", folder / name / "model.safetensors"):
+        if path.is_file():
+            return path
+    return None
+
+
 def resolve_prior_ckpt(name: str, ckpt: str | Path | None) -> Path:
     if ckpt is not None:
         return Path(ckpt)

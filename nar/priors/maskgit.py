@@ -60,7 +60,7 @@ from x_transformers import Encoder
 
 from nar.core.errors import NarError
 from nar.nn.flops import transformer_flops
-from nar.nn.positions import resize_table
+from nar.nn.positions import grid_positions
 from nar.nn.rotary import AxialRotary2D
 from nar.priors.base import Prior, SampleOutput
 from nar.priors.registry import PRIORS
@@ -121,10 +121,7 @@ class MaskGITPrior(Prior):
     # ---- network -------------------------------------------------------------------------
     def abs_positions(self, grid: tuple[int, int]) -> torch.Tensor:
         """(h*w, dim) absolute position embedding for an h×w grid in raster order."""
-        h, w = grid
-        rows = resize_table(self.row_emb, h)
-        cols = resize_table(self.col_emb, w)
-        return (rows[:, None] + cols[None, :]).reshape(h * w, -1)
+        return grid_positions(self.row_emb, self.col_emb, *grid).flatten(0, 1)
 
     def forward(self, ids: torch.Tensor, class_ids: torch.Tensor, grid: tuple[int, int],
                 select: torch.Tensor | None = None) -> torch.Tensor:

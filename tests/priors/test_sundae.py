@@ -276,8 +276,8 @@ def test_absolute_positions_break_the_symmetry_of_a_uniform_input():
     null = torch.zeros(1, dtype=torch.long)
     with torch.no_grad():
         out = absolute(uniform, null)
-        # the two middle cells of a row see the same relative neighbourhood up to mirroring;
-        # learned absolute rows/cols make every cell's logits its own
+        # cells (1, 1) and (2, 2) of a 4x4 grid see mirror-image neighbourhoods, which relative
+        # positions alone may not tell apart; learned absolute rows/cols make every cell its own
         assert not torch.allclose(out[0, 1, 1], out[0, 2, 2], atol=1e-5)
         # and the model still runs on a grid of another size (tables interpolated)
         assert absolute(torch.zeros(2, 8, 12, dtype=torch.long), torch.zeros(2, dtype=torch.long)).shape == (2, 8, 12, V)
