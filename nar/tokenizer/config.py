@@ -11,6 +11,7 @@ from nar.train.loop import TrainConfig
 
 REC_LOSSES = ("l1", "mse")
 CODEBOOK_UPDATES = ("ema", "learned")
+TRAIN_PARTS = ("all", "decoder")
 
 
 @dataclass
@@ -44,6 +45,12 @@ class TokenizerConfig:
     disc_ch: int = 64
     adaptive_weight: bool = True       # Taming's lambda = |grad L_rec| / (|grad L_gan| + 1e-4)
     disc_loss: str = "hinge"
+    gradient_weight: float = 0.0       # L1 between image gradients (finite differences): weight-free edge term
+
+    # --- what trains: "all", or "decoder" (encoder, quant_conv and codebook frozen, so the
+    # tokens, and every prior trained on them, stay valid while the decoder learns to draw edges)
+    train_parts: str = "all"
+    init_from: str | None = None       # tokenizer checkpoint whose weights a new run starts from
 
     # --- data
     data_dir: str | None = None        # None: procedural landscapes
@@ -74,6 +81,11 @@ class TokenizerConfig:
                            "(vector-quantize-pytorch supports cosine codes with EMA updates only)")
         if self.disc_loss != "hinge":
             raise NarError("tokenizer config: only disc_loss = 'hinge' is implemented")
+        if self.train_parts not in TRAIN_PARTS:
+            raise NarError(f"tokenizer config: train_parts must be one of {TRAIN_PARTS}, not {self.train_parts!r}")
+        if self.train_parts == "decoder" and not self.init_from:
+            raise NarError("tokenizer config: train_parts = 'decoder' needs init_from = a trained tokenizer "
+                           "(its encoder and codebook are kept)")
         if self.crop > self.image_size:
             raise NarError(f"tokenizer config: crop {self.crop} is larger than image_size {self.image_size}")
         if self.crop % self.factor:

@@ -162,6 +162,10 @@ class VQLoss:
         rec = self.reconstruction(x, recon)
         nll = rec
         metrics = {"rec": float(rec.detach())}
+        if self.cfg.gradient_weight > 0:
+            edges = gradient_loss(x, recon)
+            nll = nll + self.cfg.gradient_weight * edges
+            metrics["grad"] = float(edges.detach())
         if self.perceptual_weight > 0:
             if next(self.lpips.parameters()).device != x.device:
                 self.lpips.to(x.device)
@@ -185,6 +189,16 @@ class VQLoss:
         return loss, {"d_loss": float(loss.detach()),
                       "logits_real": float(logits_real.detach().float().mean()),
                       "logits_fake": float(logits_fake.detach().float().mean())}
+
+
+def gradient_loss(x: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
+    """L1 between the images' horizontal and vertical finite differences: it asks for edges
+    where the input has them (and none at the tokenizer's cell boundaries) without any
+    pretrained network."""
+    x, recon = x.float(), recon.float()
+    dx = (x[..., :, 1:] - x[..., :, :-1]) - (recon[..., :, 1:] - recon[..., :, :-1])
+    dy = (x[..., 1:, :] - x[..., :-1, :]) - (recon[..., 1:, :] - recon[..., :-1, :])
+    return 0.5 * (dx.abs().mean() + dy.abs().mean())
 
 
 # ---- metrics -------------------------------------------------------------------------------

@@ -19,12 +19,13 @@ import numpy as np
 import torch
 from einops import rearrange
 
-from nar.core.checkpoint import atomic_write_bytes
+from nar.core.checkpoint import atomic_write_bytes, expect_kind, load_checkpoint
 from nar.core.errors import NarError
 from nar.data.transforms import array_to_tensor
 from nar.tokenizer.config import TokenizerConfig
 from nar.tokenizer.losses import VQLoss, psnr, warn_once
 from nar.tokenizer.model import VQGAN
+from nar.tokenizer.quantizer import code_counts, usage_stats
 
 HELD_OUT_BASE = 2 ** 40        # procedural seeds >= this are never used for training
 SEEDS_PER_DATA_SEED = 2 ** 30  # training seeds of data_seed s: [s * 2**30, (s + 1) * 2**30)
@@ -155,10 +156,38 @@ class TokenizerTask:
             torch.manual_seed(cfg.train.seed)
             self.model = model if model is not None else VQGAN(cfg)
             self.losses = VQLoss(cfg, lpips_model=lpips_model, build_perceptual=build_perceptual)
+        if cfg.init_from and model is None:
+            self._init_weights(cfg.init_from)
+        if cfg.train_parts == "decoder":
+            for module in (self.model.encoder, self.model.quant_conv, self.model.quantizer):
+                module.requires_grad_(False)
         self.images = TrainImages(cfg)
         self._snapshot_images: torch.Tensor | None = None
         self._perplexity_avg: float | None = None   # running batch perplexity (collapse watch)
         self._collapse_reported = False
+
+    def _init_weights(self, path: str) -> None:
+        """Start from a trained tokenizer's weights (the run's own checkpoint, when resumed,
+        replaces them afterwards). Its architecture must be the one this config describes."""
+        tensors, meta = load_checkpoint(path)
+        expect_kind(meta, "tokenizer", path, name="vqgan")
+        own = self.model.state_dict()
+        missing = [k for k in own if k not in tensors]
+        wrong = [k for k in own if k in tensors and tensors[k].shape != own[k].shape]
+        if missing or wrong:
+            raise NarError(f"init_from {path} does not match this tokenizer config "
+                           f"({len(missing)} missing, {len(wrong)} differently shaped tensors)")
+        self.model.load_state_dict({k: tensors[k].to(own[k].dtype) for k in own})
+
+    def _codes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        """Decoder-only training: the frozen encoder and codebook give the codes (no EMA
+        update, no gradient), so the tokens stay exactly those of ``init_from``."""
+        with torch.no_grad():
+            self.model.encoder.eval()
+            tokens = self.model.encode(x)
+            quantized = self.model.quantizer.lookup(tokens)
+        info = {"tokens": tokens, **usage_stats(code_counts(tokens, self.cfg.codebook_size))}
+        return self.model.decode_codes(quantized), torch.zeros((), device=x.device), info
 
     # ---- TrainTask protocol -------------------------------------------------------------
     def optimizers(self) -> dict[str, list[torch.nn.Parameter]]:
@@ -172,7 +201,12 @@ class TokenizerTask:
         return {"kind": "tokenizer", "name": "vqgan", "config": self.cfg.model_dict(),
                 "factor": self.cfg.factor, "codebook_size": self.cfg.codebook_size,
                 "codebook_dim": self.cfg.codebook_dim,
-                "perceptual_weight_used": self.losses.perceptual_weight}
+                "perceptual_weight_used": self.losses.perceptual_weight,
+                **({"tokens_hash": self._parent_tokens_hash()} if self.cfg.train_parts == "decoder" else {})}
+
+    def _parent_tokens_hash(self) -> str:
+        from nar.tokenizer.load import tokenizer_hash
+        return tokenizer_hash(self.cfg.init_from)
 
     def train_step(self, step: int, generator: torch.Generator,
                    optimize: Callable[[str, torch.Tensor], None]) -> dict[str, float]:
@@ -180,7 +214,7 @@ class TokenizerTask:
         if not self.model.quantizer.initialised:
             self._kmeans_init(generator, device)
         x = self.images.batch(self.cfg.train.batch_size, generator).to(device)
-        recon, quant_loss, info = self.model(x)
+        recon, quant_loss, info = self._codes(x) if self.cfg.train_parts == "decoder" else self.model(x)
         loss, metrics = self.losses.generator_loss(x, recon, quant_loss, step, self.model.decoder.last_layer)
         if not math.isfinite(metrics["loss"]):
             raise NarError(f"tokenizer loss is {metrics['loss']} at step {step}; lower train.lr "

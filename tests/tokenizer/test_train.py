@@ -71,3 +71,45 @@ def test_a_collapsed_codebook_is_reported(capsys, monkeypatch):
         task._watch_codebook(step, perplexity=1.0)
     err = capsys.readouterr().err
     assert err.count("codebook collapse") == 1
+
+
+def test_decoder_finetune_keeps_tokens_and_learns_the_decoder(trained_tiny, tmp_path):
+    """train_parts = 'decoder': encoder, quant_conv and codebook stay bit-identical (so priors
+    trained on the old tokens stay valid); the decoder moves; the edge term is logged."""
+    from nar.tokenizer.load import load_tokenizer
+    cfg = tiny_config(train_parts="decoder", init_from=str(trained_tiny), gradient_weight=1.0, disc_start=2)
+    cfg.train.steps, cfg.train.ckpt_every, cfg.train.batch_size = 4, 4, 2
+    task = TokenizerTask(cfg)
+    assert all(not p.requires_grad for p in task.model.encoder.parameters())
+    out = train(task, cfg.train, tmp_path / "ft", progress=False)
+    before, after = load_file(trained_tiny), load_file(out / MODEL_FILE)
+    for key in before:
+        if key.startswith(("encoder.", "quant_conv.", "quantizer.")):
+            assert torch.equal(before[key], after[key]), key
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("decoder."))
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert all("grad" in r for r in rows) and all(r["quant"] == 0 for r in rows)
+    images = TrainImages(cfg).fixed_examples(2)
+    old, new = load_tokenizer(trained_tiny), load_tokenizer(out / MODEL_FILE)
+    assert torch.equal(old.encode(images), new.encode(images))
+
+
+def test_decoder_finetune_needs_a_tokenizer_to_start_from():
+    import pytest
+    from nar.core.errors import NarError
+    with pytest.raises(NarError, match="init_from"):
+        tiny_config(train_parts="decoder").validate()
+    with pytest.raises(NarError, match="train_parts"):
+        tiny_config(train_parts="encoder").validate()
+
+
+def test_decoder_finetune_keeps_the_parent_tokens_hash(trained_tiny, tmp_path):
+    """Priors and token caches record the tokenizer hash; a decoder fine-tune makes the same
+    tokens, so it answers with its parent's hash and old priors load with it."""
+    from nar.tokenizer.load import load_tokenizer, stamp_hash, tokenizer_hash
+    cfg = tiny_config(train_parts="decoder", init_from=str(trained_tiny))
+    cfg.train.steps, cfg.train.ckpt_every, cfg.train.batch_size = 2, 2, 2
+    out = train(TokenizerTask(cfg), cfg.train, tmp_path / "ft", progress=False) / MODEL_FILE
+    stamp_hash(out)
+    assert tokenizer_hash(out) == tokenizer_hash(trained_tiny)
+    assert load_tokenizer(out, decode_only=True).hash == tokenizer_hash(trained_tiny)
