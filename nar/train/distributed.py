@@ -236,9 +236,32 @@ def sum_int(value: int, device: torch.device | str = "cpu") -> int:
     return int(t[0])
 
 
-def refuse_under_torchrun(command: str) -> None:
-    """Commands that are not data-parallel refuse to run N times over (N copies would race on
-    the same output files)."""
-    if launched():
-        raise NarError(f"`{command}` does not run under torchrun; start it as one process "
-                       "(`nar tokenizer train`, `nar train` and `nar tokenizer encode` do)")
+DISTRIBUTED_COMMANDS = (("train",), ("tokenizer", "train"), ("tokenizer", "encode"))
+
+
+def check_command(argv: list[str]) -> None:
+    """Under torchrun only the data-parallel commands run; the others would run N times over
+    and race on the same output files."""
+    if not launched():
+        return
+    words = [a for a in argv if not a.startswith("-")][:2]
+    if not any(tuple(words[:len(c)]) == c for c in DISTRIBUTED_COMMANDS):
+        raise NarError(f"`nar {' '.join(words)}` does not run under torchrun; start it as one process "
+                       "(`nar tokenizer train`, `nar train` and `nar tokenizer encode` do run under torchrun)")
+
+
+def error_prefix() -> str:
+    """'[rank 1] ' in a distributed run (each rank reports its own error), else ''."""
+    return f"[rank {os.environ.get('RANK', '?')}] " if launched() else ""
+
+
+@torch.no_grad()
+def broadcast_norm_buffers(modules: list[torch.nn.Module]) -> None:
+    """Rank 0's running statistics of every BatchNorm-like layer to all ranks (the buffers a
+    training step changes that nothing else keeps in sync)."""
+    if not world().distributed:
+        return
+    norms = [m for root in modules for m in root.modules()
+             if isinstance(m, torch.nn.modules.batchnorm._NormBase) and m.track_running_stats]
+    if norms:
+        broadcast_state(norms, buffers_only=True)
