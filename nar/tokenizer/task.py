@@ -6,8 +6,13 @@ step's generator, so a resumed run replays exactly the batches (and crops and fl
 uninterrupted one.
 
 Data: procedural landscapes by default (a fresh render per sample, or a fixed pool of
-``n_train`` seeds), or a folder of images (``data_dir``). Training seeds and held-out
-evaluation seeds live in disjoint ranges (`train_seed` / `held_out_seed`).
+``n_train`` seeds), a folder of images, or a folder of WebDataset shards (``data_dir``;
+`nar.data.shards`). Training seeds and held-out evaluation seeds live in disjoint ranges
+(`train_seed` / `held_out_seed`).
+
+Under torchrun every rank draws the same global batch (batch_size x world size) from the
+step generator and renders / loads only its own part; shards are streamed instead, each rank
+reading its own shards (``render_workers`` data-loader processes decode them).
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ from nar.tokenizer.config import TokenizerConfig
 from nar.tokenizer.losses import VQLoss, psnr, warn_once
 from nar.tokenizer.model import VQGAN
 from nar.tokenizer.quantizer import code_counts, usage_stats
+from nar.train import distributed
 
 HELD_OUT_BASE = 2 ** 40        # procedural seeds >= this are never used for training
 SEEDS_PER_DATA_SEED = 2 ** 30  # training seeds of data_seed s: [s * 2**30, (s + 1) * 2**30)
@@ -66,8 +72,16 @@ class TrainImages:
     def __init__(self, cfg: TokenizerConfig):
         self.cfg = cfg
         self.folder = None
+        self.stream = None
         self._pool = None
-        if cfg.data_dir is not None:
+        from nar.data.shards import is_shard_folder
+        if cfg.data_dir is not None and is_shard_folder(cfg.data_dir):
+            from nar.data.shards import ShardSet, ShardStream, StreamReader
+            self.shards = ShardSet.open(cfg.data_dir)
+            w = distributed.world()
+            self.stream = StreamReader(ShardStream(self.shards, cfg.image_size, seed=cfg.train.seed,
+                                                   rank=w.rank, world=w.size), workers=cfg.render_workers)
+        elif cfg.data_dir is not None:
             from nar.data.folder import ImageFolderDataset
             self.folder = ImageFolderDataset(cfg.data_dir, cfg.image_size)
             if len(self.folder) == 0:
@@ -96,20 +110,33 @@ class TrainImages:
 
     def fixed_examples(self, n: int) -> torch.Tensor:
         """(n, 3, crop, crop): centre crops of held-out renders, or of the first folder images."""
-        if self.folder is None:
+        if self.stream is not None:
+            from nar.data.shards import decode_sample
+            samples = self.shards.samples(0)
+            images = [decode_sample(next(samples), self.cfg.image_size)[0]
+                      for _ in range(min(n, int(self.shards.shards[0]["count"])))]
+        elif self.folder is None:
             images = [render_landscape(held_out_seed(0, i), self.cfg.image_size)[0] for i in range(n)]
         else:
             images = [self.folder[i][0] for i in range(min(n, len(self.folder)))]
         return torch.stack([center_crop(image, self.cfg.crop) for image in images])
 
     def batch(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
-        """(B, 3, crop, crop) in [-1, 1]; ``crops_per_image`` crops share one source image."""
+        """(B, 3, crop, crop) in [-1, 1]; ``crops_per_image`` crops share one source image.
+
+        ``batch_size`` is per process: the global batch (x world size) is drawn and this rank
+        loads only the images its part needs (the whole batch in a single process)."""
         per_image = max(1, self.cfg.crops_per_image)
-        sources = self._sources(math.ceil(batch_size / per_image), generator)
-        placements = torch.randint(2 ** 30, (batch_size, 3), generator=generator).tolist()
-        images = self._load(sources)
+        total = batch_size * distributed.world_size()
+        keep = distributed.part(total)
+        sources = None if self.stream is not None else self._sources(math.ceil(total / per_image), generator)
+        placements = torch.randint(2 ** 30, (total, 3), generator=generator).tolist()[keep]
+        needed = sorted({i // per_image for i in range(keep.start, keep.stop)})
+        loaded = ([img for img, _ in self.stream.take(len(needed))] if self.stream is not None
+                  else self._load([sources[j] for j in needed]))
+        images = dict(zip(needed, loaded))
         crop, crops = self.cfg.crop, []
-        for i, (top, left, flip) in enumerate(placements):
+        for i, (top, left, flip) in enumerate(placements, start=keep.start):
             image = images[i // per_image]                          # (3, S, S)
             top %= image.shape[1] - crop + 1
             left %= image.shape[2] - crop + 1
@@ -118,6 +145,8 @@ class TrainImages:
         return torch.stack(crops)
 
     def close(self) -> None:
+        if self.stream is not None:
+            self.stream.close()
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
@@ -151,6 +180,9 @@ class TokenizerTask:
                  lpips_model: torch.nn.Module | None = None, build_perceptual: bool = True):
         cfg.validate()
         self.cfg = cfg
+        # under torchrun: join the process group before the quantizer is built (it synchronises
+        # its EMA codebook and k-means init over ranks when a process group exists)
+        distributed.init()
         # initial weights from train.seed: same seed, same run (the global RNG is left alone)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.train.seed)
@@ -165,6 +197,23 @@ class TokenizerTask:
         self._snapshot_images: torch.Tensor | None = None
         self._perplexity_avg: float | None = None   # running batch perplexity (collapse watch)
         self._collapse_reported = False
+
+    def data_state(self) -> dict[str, Any] | None:
+        """Where the shard stream stands (images this rank has taken), for exact resume."""
+        if self.images.stream is None:
+            return None
+        return {"consumed": self.images.stream.consumed, "world_size": distributed.world_size(),
+                "workers": self.images.stream.workers}
+
+    def load_data_state(self, state: dict[str, Any] | None, saved_world_size: int) -> None:
+        stream = self.images.stream
+        if stream is None or not state:
+            return
+        if (state["world_size"], state["workers"]) == (distributed.world_size(), stream.workers):
+            stream.stream.start = stream.consumed = int(state["consumed"])
+        elif distributed.is_main():
+            print(f"shard stream: {state['world_size']} ranks x {state['workers']} workers before, "
+                  f"{distributed.world_size()} x {stream.workers} now; the stream starts a new pass", flush=True)
 
     def _init_weights(self, path: str) -> None:
         """Start from a trained tokenizer's weights (the run's own checkpoint, when resumed,
@@ -245,17 +294,22 @@ class TokenizerTask:
         from the step generator, so this is part of the deterministic run."""
         tokens_per_image = (self.cfg.crop // self.cfg.factor) ** 2
         wanted = math.ceil(KMEANS_VECTORS_PER_CODE * self.cfg.codebook_size / tokens_per_image)
-        n_images = min(KMEANS_MAX_IMAGES, max(self.cfg.train.batch_size, wanted))
+        world = distributed.world_size()
+        global_batch = self.cfg.train.batch_size * world
+        n_images = min(KMEANS_MAX_IMAGES, max(global_batch, wanted))
+        n_images = math.ceil(n_images / world) * world     # every rank encodes an equal part
         if n_images * tokens_per_image < self.cfg.codebook_size:
             warn_once(f"k-means init sees {n_images * tokens_per_image} latents for {self.cfg.codebook_size} "
                       "codes (duplicates); larger crops or a smaller codebook_size fix this")
         was_training = self.model.training
         self.model.eval()
-        chunk = self.cfg.train.batch_size
-        with torch.no_grad():
-            latents = [self.model.encode_latent(self.images.batch(min(chunk, n_images - i), generator).to(device))
-                       for i in range(0, n_images, chunk)]
+        with torch.no_grad():   # chunks of the global batch; this rank encodes its part of each
+            latents = [self.model.encode_latent(
+                self.images.batch(min(global_batch, n_images - i) // world, generator).to(device))
+                for i in range(0, n_images, global_batch)]
         self.model.train(was_training)
+        # under torchrun the library's k-means runs over all ranks' latents (counts summed);
+        # per-rank batch / per-rank latents is the same ratio as global / global
         self.model.quantizer.kmeans_init_(torch.cat(latents),
                                           batch_latents=self.cfg.train.batch_size * tokens_per_image)
 
