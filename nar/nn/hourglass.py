@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from nar.core.errors import NarError
 from nar.nn.attention import TransformerStack
 from nar.nn.flops import block_flops
+from nar.nn.local_mixing import LocalMixer, local_mixer_flops
 from nar.nn.rotary import AxialRotary2D
 
 __all__ = ["HourglassConfig", "HourglassError", "Hourglass2D", "PatchMerge", "PatchSplit",
@@ -42,9 +43,16 @@ class HourglassConfig:
     ff_mult: int = 4                      # feed-forward hidden size = ff_mult * dim
     dropout: float = 0.0                  # attention, feed-forward and residual dropout
     rotary_theta: float = 10_000.0        # rotary frequency base (integer grid positions)
+    local_blocks: tuple[int, int] = (0, 0)  # full-resolution local mixing blocks (before, after) the outer level
+    local_kernel: int = 3                 # their depthwise kernel: each token sees its k×k neighbours
 
     def __post_init__(self):
         self.depths, self.shorten = tuple(self.depths), tuple(self.shorten)  # TOML gives lists
+        self.local_blocks = tuple(self.local_blocks)
+        if len(self.local_blocks) != 2 or any(n < 0 for n in self.local_blocks):
+            raise HourglassError(f"local_blocks must be two counts >= 0 (before, after), got {self.local_blocks}")
+        if self.local_kernel < 1 or self.local_kernel % 2 != 1:
+            raise HourglassError(f"local_kernel must be odd and >= 1, got {self.local_kernel}")
         if len(self.depths) != 2 * len(self.shorten) + 1:
             raise HourglassError(
                 f"hourglass depths {self.depths} need 2*len(shorten)+1 = "
@@ -155,7 +163,10 @@ class Hourglass2D(nn.Module):
             raise TypeError("pass either a HourglassConfig or keyword fields, not both")
         self.config = cfg = config if config is not None else HourglassConfig(**fields)
         self.rotary = AxialRotary2D(cfg.dim_head, theta=cfg.rotary_theta)  # shared by all levels
+        before, after = cfg.local_blocks
+        self.local_before = nn.ModuleList(LocalMixer(cfg.dim, cfg.local_kernel) for _ in range(before))
         self.root = HourglassLevel(cfg, cfg.depths, cfg.shorten)
+        self.local_after = nn.ModuleList(LocalMixer(cfg.dim, cfg.local_kernel) for _ in range(after))
 
     @classmethod
     def from_config(cls, cfg: HourglassConfig) -> Hourglass2D:
@@ -175,7 +186,12 @@ class Hourglass2D(nn.Module):
         if x.ndim != 4 or x.shape[-1] != self.config.dim:
             raise ValueError(f"expected (B, h, w, {self.config.dim}), got {tuple(x.shape)}")
         self.check_grid(x.shape[1], x.shape[2])
-        return self.root(x, self.rotary)
+        for block in self.local_before:
+            x = block(x)
+        x = self.root(x, self.rotary)
+        for block in self.local_after:
+            x = block(x)
+        return x
 
 
 def count_flops(cfg: HourglassConfig, h: int, w: int) -> int:
@@ -199,4 +215,5 @@ def count_flops(cfg: HourglassConfig, h: int, w: int) -> int:
             total += (cfg.depths[level] + cfg.depths[-1 - level]) * block(n) + 2 * 2 * n * d * d
         else:  # innermost valley
             total += cfg.depths[level] * block(n)
+    total += sum(cfg.local_blocks) * local_mixer_flops(d, cfg.local_kernel, 1, h * w)
     return total

@@ -160,3 +160,41 @@ def test_benchmark_script_runs(tmp_path):
     rows = json.loads((tmp_path / "hourglass_cpu.json").read_text())["rows"]
     assert [r["model"] for r in rows] == ["hourglass", "flat"]
     assert (tmp_path / "hourglass_cpu.md").exists()
+
+
+def test_local_blocks_start_as_identity_and_let_neighbours_in():
+    """A 4x4 merge straight into the valley: a token sees the rest of its patch only through
+    the valley's one vector (here, with an empty valley, not at all beyond its patch); a local
+    block lets the next patch's token in directly. Its zero initialisation leaves a trained
+    network's function unchanged."""
+    import torch
+    from nar.nn.hourglass import Hourglass2D, HourglassConfig
+    torch.manual_seed(0)
+    base = HourglassConfig(dim=32, heads=2, dim_head=16, depths=(0, 0, 0), shorten=(4,))
+    plain = Hourglass2D(base)
+    local = Hourglass2D(HourglassConfig(**{**base.__dict__, "local_blocks": (1, 1)}))
+    missing, unexpected = local.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith(("local_before.", "local_after.")) for k in missing)
+    x = torch.randn(1, 8, 8, 32, requires_grad=True)
+    assert torch.allclose(local(x), plain(x), atol=1e-6)
+
+    def reaches_across_patches(net):
+        for block in list(getattr(net, "local_before", [])) + list(getattr(net, "local_after", [])):
+            torch.nn.init.normal_(block.mlp[-1].weight, std=0.1)
+        x.grad = None
+        net(x)[0, 3, 3].sum().backward()      # last token of the top-left 4x4 patch
+        return bool(x.grad[0, 3, 4].abs().sum() > 0)   # its right neighbour, in the next patch
+    assert not reaches_across_patches(plain)
+    assert reaches_across_patches(local)
+
+
+def test_local_blocks_config_is_checked_and_counted():
+    import pytest
+    from nar.nn.hourglass import HourglassConfig, HourglassError, count_flops
+    with pytest.raises(HourglassError):
+        HourglassConfig(local_blocks=(1,))
+    with pytest.raises(HourglassError):
+        HourglassConfig(local_kernel=4)
+    a = HourglassConfig(dim=32, heads=2, dim_head=16, depths=(0, 1, 0), shorten=(4,))
+    b = HourglassConfig(dim=32, heads=2, dim_head=16, depths=(0, 1, 0), shorten=(4,), local_blocks=(0, 2))
+    assert count_flops(b, 8, 8) - count_flops(a, 8, 8) == 2 * 64 * (2 * 32 * 9 + 4 * 32 * 32)
