@@ -292,3 +292,24 @@ class StreamReader:
 
     def close(self) -> None:
         self._it = None
+
+
+def read_range(shards: ShardSet, start: int, stop: int, size: int) -> Iterator[tuple[torch.Tensor, int]]:
+    """Images [start, stop) of the shards in index order (shard 0 first), decoded; earlier
+    shards are skipped by their counts, earlier members of the first shard without decoding."""
+    shards.check_size(size)
+    offset = 0
+    for s, info in enumerate(shards.shards):
+        count = int(info["count"])
+        if offset + count <= start:
+            offset += count
+            continue
+        if offset >= stop:
+            return
+        where = f" {shards.root / info['file']}"
+        for sample in shards.samples(s):
+            if start <= offset < stop:
+                yield decode_sample(sample, size, where)
+            offset += 1
+            if offset >= stop:
+                return

@@ -81,6 +81,13 @@ def write_token_cache(out: str | Path, tokens, labels, header: dict[str, Any]) -
     return writer.close()
 
 
+def check_new_cache(out: str | Path) -> None:
+    """Refuse an --out that already holds a token cache (single-file or sharded)."""
+    out = Path(out)
+    if (out / "header.json").exists() or (out / INDEX).exists() or any(out.glob("rank-*/header.json")):
+        raise NarError(f"{out} already holds a token cache; pick another --out")
+
+
 def write_shard_index(out: str | Path, shards: list[str]) -> Path:
     """Join per-rank caches ``out/<shard>`` into one sharded cache (index.json, written last)."""
     out = Path(out)
@@ -93,7 +100,7 @@ def write_shard_index(out: str | Path, shards: list[str]) -> Path:
         for key in ("grid", "codebook_size", "tokenizer_hash", "dtype", "class_names"):
             if h.get(key) != first.get(key):
                 raise NarError(f"token cache shard {out / name} differs from {out / shards[0]} in {key}")
-    index = {k: v for k, v in first.items() if k not in ("n",)}
+    index = {k: v for k, v in first.items() if k not in ("n", "rank", "first_index")}
     index.update(sharded=True, shards=[{"dir": name, "n": int(h["n"])} for name, h in zip(shards, headers)],
                  n=sum(int(h["n"]) for h in headers))
     atomic_write_text(out / INDEX, json.dumps(index, indent=2))

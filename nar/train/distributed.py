@@ -265,3 +265,10 @@ def broadcast_norm_buffers(modules: list[torch.nn.Module]) -> None:
              if isinstance(m, torch.nn.modules.batchnorm._NormBase) and m.track_running_stats]
     if norms:
         broadcast_state(norms, buffers_only=True)
+
+
+def rank_range(n: int, rank_: int | None = None, size: int | None = None) -> tuple[int, int]:
+    """This rank's contiguous share [start, stop) of n items (sizes differ by at most one)."""
+    r = rank() if rank_ is None else rank_
+    w = world_size() if size is None else size
+    return n * r // w, n * (r + 1) // w
