@@ -1,0 +1,35 @@
+"""`nar train --init-from`: fine-tuning a trained prior, with blocks the new config adds."""
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from nar.core.errors import NarError
+from nar.pipelines.train_prior import train_prior
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+QUICK = {"train.steps": 1, "train.batch_size": 2, "train.snapshot_every": 0, "train.warmup_steps": 1,
+         "train.device": "cpu", "train.lr": 1e-12}
+
+
+def test_init_from_loads_weights_and_keeps_new_blocks_fresh(tiny_models, tmp_path):
+    parent = tiny_models["priors"]["sundae"]
+    run = train_prior("sundae", tiny_models["tokens"], CONFIGS / "priors" / "sundae_tiny.toml",
+                      {**QUICK, "model.net.local_blocks": [0, 1]}, out=tmp_path / "ft",
+                      progress=False, init_from=parent)
+    before, after = load_file(parent), load_file(run / "model.safetensors")
+    new = [k for k in after if k not in before]
+    assert new and all(k.startswith("net.local_after.") for k in new)
+    for key in before:   # an lr of 1e-12: one step leaves the inherited weights where they were
+        assert torch.allclose(before[key].float(), after[key].float(), atol=1e-6), key
+
+
+def test_init_from_refuses_another_prior_or_shape(tiny_models, tmp_path):
+    with pytest.raises(NarError, match="maskgit"):
+        train_prior("sundae", tiny_models["tokens"], CONFIGS / "priors" / "sundae_tiny.toml", QUICK,
+                    out=tmp_path / "a", progress=False, init_from=tiny_models["priors"]["maskgit"])
+    with pytest.raises(NarError, match="does not fit"):
+        train_prior("sundae", tiny_models["tokens"], CONFIGS / "priors" / "sundae_tiny.toml",
+                    {**QUICK, "model.net.dim": 48}, out=tmp_path / "b", progress=False,
+                    init_from=tiny_models["priors"]["sundae"])
