@@ -27,8 +27,13 @@ from a training-grid-sized window around it (window origin clamped to the grid),
 column ids and rotary offsets never leave the range seen in training; learned tables are
 never extrapolated. Grids no larger than the training grid are sampled directly.
 
-Sampling uses the x-transformers KV cache: each new token costs one incremental forward of
-one position (keys / values of the prefix are reused). Inpainting teacher-forces the
+Training runs x-transformers. Sampling reads the same weights into ``nar.nn.kv_cache``'s
+lean decoder with a static KV cache (preallocated at full length, written in place, rotary
+applied once when a key is written; gpt-fast / LlamaGen style): each new token costs one
+incremental forward of one position. ``compile=True`` runs that one-position step through
+``torch.compile`` (static shapes; on CUDA ``mode="reduce-overhead"``, i.e. CUDA graphs) when
+the whole grid is one sequence; ``None`` (default) compiles on CUDA only, since on the small
+CPU it was measured slower (``benchmarks/bench_ar_bare.py``). Inpainting teacher-forces the
 known tokens into the cache as the scan passes them; runs of cells that are kept in every
 batch row are fed as one chunk, and nothing after the last masked cell is computed.
 
@@ -38,7 +43,8 @@ to the top / bottom edge. Every other cell opens a new window and runs the model
 window's raster prefix (about half a training sequence), so an H×W grid costs about
 ``(H - h_t + 1)(W - w_t + 1) · N_t/2`` positions fed (32×32 from a 16×16 model: 41.6k counted)
 against ``H·W`` (1024) for a grid sampled whole with one cache, and ``H·W · N_t/2`` (~131k)
-for Taming's uncached loop. ``use_cache=False`` gives that uncached loop.
+for Taming's uncached loop. ``use_cache=False`` gives that uncached loop (x-transformers,
+whole prefix every token: the reference the cached paths are tested against).
 """
 from __future__ import annotations
 
@@ -52,6 +58,7 @@ from x_transformers import Decoder
 
 from nar.core.errors import NarError
 from nar.nn.flops import block_flops
+from nar.nn.kv_cache import CachedDecoder, StaticKVCache
 from nar.priors.base import Prior, SampleOutput
 from nar.priors.registry import PRIORS
 from nar.sampling.filters import sample_logits, validate_sampling_args
@@ -205,12 +212,13 @@ class ARPrior(Prior):
                temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
                cond: torch.Tensor | None = None, cfg_scale: float = 1.0, known: torch.Tensor | None = None,
                keep: torch.Tensor | None = None, generator: torch.Generator | None = None,
-               use_cache: bool = True, **options) -> SampleOutput:
+               use_cache: bool = True, compile: bool | None = None, **options) -> SampleOutput:
         """Raster-order sampling of (n, h, w) tokens. ``steps`` is ignored (an AR model runs one
         step per token); ``use_cache=False`` re-runs the whole prefix for every token (slow,
-        for benchmarks and tests). Unknown options are an error."""
+        for benchmarks and tests). ``compile``: run the one-token step through torch.compile
+        (None: ``self.compile_decode``, whose default is on CUDA only). Unknown options are an error."""
         if options:
-            raise NarError(f"ar: unknown sampling option(s) {sorted(options)}; known: use_cache")
+            raise NarError(f"ar: unknown sampling option(s) {sorted(options)}; known: use_cache, compile")
         validate_sampling_args(temperature=temperature, top_k=top_k, top_p=top_p, n=n)
         h, w = self.check_grid(grid if grid is not None else self.train_grid)
         known, keep = self.check_inpaint(n, (h, w), known, keep)
@@ -226,8 +234,9 @@ class ARPrior(Prior):
         self.eval()
         try:
             with torch.inference_mode(), self._precision():
+                fast = self._fast_decoder(self._want_compile(compile)) if use_cache else None
                 out, passes = self._scan(n, h, w, ids, guide, float(cfg_scale), known, keep, temperature,
-                                         top_k, top_p, generator, use_cache)
+                                         top_k, top_p, generator, fast)
         finally:
             self.train(was_training)
         # a normal tensor (not an inference tensor), usable anywhere afterwards
@@ -240,8 +249,9 @@ class ARPrior(Prior):
         return contextlib.nullcontext()
 
     def _scan(self, n, h, w, ids, guide, cfg_scale, known, keep, temperature, top_k, top_p, generator,
-              use_cache) -> tuple[torch.Tensor, int]:
-        """The raster scan: one cell at a time, each from a (cached) window around it."""
+              fast: "_FastAR | None") -> tuple[torch.Tensor, int]:
+        """The raster scan: one cell at a time, each from a (cached) window around it. ``fast``
+        None: no cache, every step re-runs its window's prefix through x-transformers."""
         dev = self.device
         out = torch.zeros(n, h * w, dtype=torch.long, device=dev)
         if keep is not None:
@@ -254,7 +264,11 @@ class ARPrior(Prior):
         wh, ww = min(h, self.train_grid[0]), min(w, self.train_grid[1])
         whole = (wh, ww) == (h, w)  # otherwise: Taming's sliding window
         grid2d = out.view(n, h, w)
-        caches: dict[tuple[int, int], tuple[object, int]] = {}
+        use_cache = fast is not None
+        caches: dict[tuple[int, int], StaticKVCache] = {}
+        spare: list[StaticKVCache] = []  # caches of windows left behind, reused (never reallocated)
+        if use_cache:
+            fast.prepare(ww, compiled=whole)
         row_origin, passes = None, 0
         for k in range(h * w):
             if not need[k]:
@@ -266,25 +280,69 @@ class ARPrior(Prior):
                 r0 = min(max(i - wh // 2, 0), h - wh)
                 c0 = min(max(j - ww // 2, 0), w - ww)
                 if r0 != row_origin:  # windows of earlier row origins are never revisited
+                    spare.extend(caches.values())
                     caches.clear()
                     row_origin = r0
                 p = (i - r0) * ww + (j - c0)  # position of cell (i, j) in its window's sequence
-                cache, fed = caches.get((r0, c0), (None, 0)) if use_cache else (None, 0)
+                cache, fed = None, 0
+                if use_cache:
+                    cache = caches.get((r0, c0))
+                    if cache is None:
+                        cache = caches[(r0, c0)] = (spare.pop().reset() if spare else
+                                                    fast.new_cache(ids.shape[0], wh * ww))
+                    fed = cache.filled
                 if whole:
                     seq = out
                 else:
                     seq = grid2d[:, r0:i + 1, c0:c0 + ww].reshape(n, -1)  # window rows up to i
                 # inputs for positions fed … p are the tokens at fed-1 … p-1 (all final by now)
                 prev = seq[:, max(fed - 1, 0):p]
-                logits, cache = self._step(ids, prev, fed, ww, cache, guide, cfg_scale)
-                passes += 1
                 if use_cache:
-                    caches[(r0, c0)] = (cache, p + 1)
+                    logits = fast.logits(ids, torch.cat([prev, prev]) if guide else prev, cache)
+                    if guide:
+                        logits = self.combine_guidance(logits, cfg_scale)
+                else:
+                    logits, _ = self._step(ids, prev, fed, ww, None, guide, cfg_scale)
+                passes += 1
                 tok = sample_logits(logits, temperature, top_k, top_p, generator)
             if fixed is not None:
                 tok = torch.where(fixed[:, k], out[:, k], tok)
             out[:, k] = tok
         return out, passes
+
+    # ---- the fast decode path ---------------------------------------------------------------
+    compile_decode: bool | None = None  # default of sample(compile=...): None = on CUDA only
+
+    def _want_compile(self, compile: bool | None) -> bool:
+        if compile is None:
+            compile = self.compile_decode
+        return self.device.type == "cuda" if compile is None else bool(compile)
+
+    def _fast_decoder(self, compiled: bool = False) -> "_FastAR":
+        """The static-cache decoder over the current weights, rebuilt only when a parameter
+        changed (optimizer step, load) or moved. Kept outside the module tree: it is derived
+        state, never saved."""
+        mode = self.cfg.sample_precision
+        dtype = torch.bfloat16 if mode == "bf16" or (mode == "auto" and self.device.type == "cuda") else None
+        key = (self.device, dtype, tuple((id(p), p._version) for p in self.parameters()))
+        fast = self.__dict__.get("_fast")
+        if fast is None or fast.key != key:
+            fast = _FastAR(self, dtype)
+            fast.key = key
+            self.__dict__["_fast"] = fast
+        fast.compiled = compiled
+        return fast
+
+    def implementation(self, grid: tuple[int, int] | None = None, compile: bool | None = None) -> str:
+        """What ``sample`` runs on this device for this grid, for benchmark tables."""
+        h, w = grid if grid is not None else self.train_grid
+        whole = h <= self.train_grid[0] and w <= self.train_grid[1]
+        mode = self.cfg.sample_precision
+        bf16 = mode == "bf16" or (mode == "auto" and self.device.type == "cuda")
+        compiled = self._want_compile(compile) and whole
+        how = ("compiled, CUDA graphs" if self.device.type == "cuda" else "compiled") if compiled else "eager"
+        cache = "static KV cache" if whole else "static KV cache per sliding window"
+        return f"{cache}, {how}, {'bf16' if bf16 else 'fp32'}"
 
     # ---- cost -----------------------------------------------------------------------------
     flops_note = "KV-cached raster scan (one causal forward in total)"
@@ -315,3 +373,80 @@ class ARPrior(Prior):
             total += cfg.depth * (m * per_token + m * (p + 1) * per_pair) + tokens_in * embed + head
             fed_in[(r0, c0)] = p + 1
         return total
+
+
+class _FastAR:
+    """Inference state of an ARPrior: the lean decoder (same weights, read out of the
+    x-transformers layers), embedding tables folded once (token table after the code-vector
+    projection, row + column positions of the window width) and the logits head."""
+
+    def __init__(self, prior: ARPrior, dtype: torch.dtype | None):
+        with torch.no_grad():
+            self.decoder = CachedDecoder.from_x_transformers(prior.layers, prior.cfg.heads, prior.cfg.dim_head,
+                                                             dtype=dtype)
+            dt = self.decoder.dtype
+            tok = prior.tok_emb
+            table = tok[1](tok[0].weight) if isinstance(tok, nn.Sequential) else tok.weight
+            self.tok_table = table.detach().to(dt)
+            self.cls_table = prior.cls_emb.weight.detach().to(dt)
+            self.head_w, self.head_b = prior.head.weight.detach().to(dt), prior.head.bias.detach().to(dt)
+        self.prior = prior
+        self.train_grid = prior.train_grid
+        self.use_2d = prior.use_2d
+        self.pos_table: torch.Tensor | None = None
+        self.width = None
+        self.compiled = False
+        self._compiled_fn = None
+        self._use_compiled = False
+        self.key = None
+
+    def prepare(self, width: int, compiled: bool) -> None:
+        """Row + column embeddings of every window position for rows of ``width`` cells."""
+        if self.width != width:
+            length = self.train_grid[0] * width
+            if self.use_2d:
+                with torch.no_grad():
+                    k = torch.arange(length, device=self.tok_table.device)
+                    p = self.prior
+                    self.pos_table = (p.row_emb(k // width) + p.col_emb(k % width)).to(self.tok_table.dtype)
+            else:
+                self.pos_table = torch.zeros(length, self.tok_table.shape[1], device=self.tok_table.device,
+                                             dtype=self.tok_table.dtype)
+            self.width = width
+        self._use_compiled = compiled and self.compiled
+
+    def new_cache(self, batch: int, length: int) -> StaticKVCache:
+        return self.decoder.new_cache(batch, length)
+
+    def embed(self, ids: torch.Tensor, prev: torch.Tensor, offset: int) -> torch.Tensor:
+        x = F.embedding(prev, self.tok_table)
+        if offset == 0:
+            x = torch.cat([self.cls_table[ids][:, None], x], dim=1)
+        return x + self.pos_table[offset:offset + x.shape[1]]
+
+    def logits(self, ids: torch.Tensor, prev: torch.Tensor, cache: StaticKVCache) -> torch.Tensor:
+        """Feed positions ``cache.filled …`` (class token at 0, then ``prev``); float logits at
+        the last one."""
+        offset = cache.filled
+        if self._use_compiled and offset > 0 and prev.shape[1] == 1:
+            self.decoder.tables(cache.length)  # built outside the traced step
+            self.decoder.causal_mask(cache.length)
+            pos = torch.full((1,), offset, dtype=torch.long, device=prev.device)
+            out = self._step_fn()(prev, cache.kv, pos)
+            cache.filled = offset + 1
+            return out
+        hidden = self.decoder.forward(self.embed(ids, prev, offset), cache)
+        return F.linear(hidden[:, -1], self.head_w, self.head_b).float()
+
+    def _step(self, prev: torch.Tensor, kv: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        """One token (B, 1) at position ``pos``: embed, decode over the static cache, logits."""
+        x = F.embedding(prev, self.tok_table) + self.pos_table.index_select(0, pos)
+        hidden = self.decoder.step(x, kv, pos)
+        return F.linear(hidden[:, -1], self.head_w, self.head_b).float()
+
+    def _step_fn(self):
+        if self._compiled_fn is None:
+            cuda = self.tok_table.device.type == "cuda"
+            self._compiled_fn = torch.compile(self._step, mode="reduce-overhead" if cuda else None,
+                                              fullgraph=True, dynamic=False)
+        return self._compiled_fn

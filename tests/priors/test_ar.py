@@ -77,13 +77,20 @@ def test_causal_mask_is_causal():
         assert not torch.allclose(out[:, j + 1:], base[:, j + 1:], atol=1e-3)
 
 
-def test_cache_is_incremental_and_matches_full_forward():
+def test_cache_is_incremental_and_matches_full_forward(monkeypatch):
+    from nar.nn.kv_cache import CachedDecoder
     p = tiny()
-    lengths = []
-    hook = p.layers.register_forward_hook(lambda mod, args, kw_out: lengths.append(args[0].shape[1]))
+    lengths, fed = [], CachedDecoder.forward
+
+    def watch(self, x, cache, full=False):
+        lengths.append((x.shape[1], cache.filled, cache.length))
+        return fed(self, x, cache, full)
+
+    monkeypatch.setattr(CachedDecoder, "forward", watch)
     out = p.sample(2, (4, 4), temperature=0, generator=gen(0))
-    hook.remove()
-    assert lengths == [1] * 16 and out.forward_passes == 16 and out.steps_run == 16  # one position per token
+    monkeypatch.undo()
+    # one position per token, written in place into one cache preallocated at full length
+    assert lengths == [(1, k, 16) for k in range(16)] and out.forward_passes == 16 and out.steps_run == 16
     # greedy tokens fed back through a full teacher-forced pass give the same argmax everywhere
     full = p(out.tokens, p.class_ids(None, 2))
     assert torch.equal(full.argmax(-1), out.tokens.view(2, -1))
@@ -248,3 +255,39 @@ def test_resume_equals_uninterrupted_training(tmp_path):
         assert torch.equal(a, b), name
     q = load_prior(tmp_path / "split" / "model.safetensors", name="ar", tokenizer_hash="t0")
     assert q.meta_info["step"] == 6 and q.meta_info["class_names"] == ["a", "b"]
+
+
+# ---- the static-shape decode step (the compiled path, run eagerly here) ----------------------
+@pytest.mark.parametrize("kwargs", [
+    dict(temperature=0),
+    dict(temperature=1.0, top_k=8, top_p=0.9, cfg_scale=3.0, cond=torch.tensor([0, 1, 2])),
+])
+def test_static_step_path_equals_uncached(monkeypatch, kwargs):
+    # torch.compile(fn) -> fn: the same static-shape step (index_copy_ into the cache, masked
+    # attention over its whole length) that compile=True traces, without the compile time
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: fn)
+    p = tiny(num_classes=3, seed=1)
+    assert p.implementation((4, 4), compile=True) == "static KV cache, compiled, fp32"
+    assert p.implementation((8, 8), compile=True) == "static KV cache per sliding window, eager, fp32"
+    assert p.implementation((4, 4)) == "static KV cache, eager, fp32"  # CPU default: not compiled
+    a = p.sample(3, (4, 4), generator=gen(7), compile=True, **kwargs)
+    b = p.sample(3, (4, 4), generator=gen(7), use_cache=False, **kwargs)
+    assert torch.equal(a.tokens, b.tokens)
+    known = torch.randint(V, (3, 4, 4), generator=gen(2))
+    keep = torch.rand(3, 4, 4, generator=gen(3)) < 0.5
+    a = p.sample(3, (4, 4), generator=gen(7), compile=True, known=known, keep=keep, **kwargs)
+    b = p.sample(3, (4, 4), generator=gen(7), use_cache=False, known=known, keep=keep, **kwargs)
+    assert torch.equal(a.tokens, b.tokens) and torch.equal(a.tokens[keep], known[keep])
+
+
+def test_fast_decoder_follows_the_weights():
+    p = tiny(seed=3)
+    before = p.sample(2, (4, 4), temperature=0).tokens
+    fast = p.__dict__["_fast"]
+    assert p.sample(2, (4, 4), temperature=0).tokens.equal(before) and p.__dict__["_fast"] is fast  # reused
+    assert not any("_fast" in k for k in p.state_dict())  # derived state, never saved
+    with torch.no_grad():
+        p.head.bias.add_(torch.randn(V) * 10)  # an in-place update (optimizer step, load) rebuilds it
+    after = p.sample(2, (4, 4), temperature=0)
+    assert p.__dict__["_fast"] is not fast
+    assert torch.equal(after.tokens, p.sample(2, (4, 4), temperature=0, use_cache=False).tokens)
