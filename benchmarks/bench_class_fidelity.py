@@ -29,7 +29,7 @@ from nar.data.landscapes import LandscapeDataset
 from nar.eval.machine import environment, setup_device
 from nar.eval.scene_classifier import evaluate_accuracy, shipped_scene_classifier
 from nar.pipelines.models import prior_in_folder
-from nar.pipelines.sample import Generator, SampleSettings
+from nar.pipelines.pipeline import Pipeline
 
 REPO = Path(__file__).resolve().parents[1]
 HELD_OUT_SEED = 20_000  # disjoint from the seeds of the token caches and nar bench's sets
@@ -45,30 +45,25 @@ def prior_ckpt(ckpt_dir: Path | None, name: str) -> Path | None:
     return path
 
 
-def reference_rows(gen: Generator, size: int, per_class: int, classes: list[str], classifier) -> dict:
+def reference_rows(pipe: Pipeline, size: int, per_class: int, classes: list[str], classifier) -> dict:
     """Accuracy on real images of each class and on their tokenizer reconstructions."""
     data = LandscapeDataset(per_class * len(classes), size, seed=HELD_OUT_SEED, scenes=classes)
     real = torch.stack([data[i][0] for i in range(len(data))])
     labels = torch.tensor([i % len(classes) for i in range(len(data))])
-    from nar.tokenizer.api import load_tokenizer
-    tokenizer = load_tokenizer(gen.tokenizer_path, device=gen.device)
-    with torch.inference_mode():
-        recon = torch.cat([tokenizer.decode_tokens(tokenizer.encode(x.to(gen.device))).float().cpu()
-                           for x in real.split(4)])
+    recon = torch.cat([pipe.decode_tensor(pipe.encode(x)) for x in real.split(4)])
     return {"real": evaluate_accuracy(classifier, real, labels),
             "reconstruction": evaluate_accuracy(classifier, recon, labels)}
 
 
-def prior_row(gen: Generator, size: int, per_class: int, cfg: float, steps: int | None,
+def prior_row(pipe: Pipeline, name: str, size: int, per_class: int, cfg: float, steps: int | None,
               classifier, seed: int) -> dict:
-    classes = gen.class_names
-    grid = gen.resolve_grid(size, None)
+    classes = pipe.class_names(name)
     images, labels = [], []
     t0 = time.perf_counter()
-    for class_id in track(range(len(classes)), description=f"{gen.prior.name} {size}²"):
-        settings = SampleSettings(prior=gen.prior.name, n=per_class, steps=steps, cfg=cfg, seed=seed + class_id)
-        out = gen.sample_tokens(settings, grid, class_id)
-        images.append(gen.decode(out.tokens))
+    for class_id in track(range(len(classes)), description=f"{name} {size}²"):
+        out = pipe.sample(prior=name, n=per_class, size=size, steps=steps, cond=[class_id] * per_class, cfg=cfg,
+                          seed=seed + class_id)
+        images.append(pipe.decode_tensor(out.tokens))
         labels += [class_id] * per_class
     row = evaluate_accuracy(classifier, torch.cat(images), torch.tensor(labels))
     row.update(cfg=cfg, steps=steps, seconds=time.perf_counter() - t0)
@@ -109,13 +104,14 @@ def main() -> None:
     classifier = shipped_scene_classifier(dev)
     rows, classes = {}, None
     for name in [p.strip() for p in args.priors.split(",") if p.strip()]:
-        gen = Generator.load(name, prior_ckpt(args.ckpt_dir, name), device=str(dev))
-        if gen.prior.num_classes == 0:
+        ckpt = prior_ckpt(args.ckpt_dir, name)
+        pipe = Pipeline.load(priors={name: ckpt} if ckpt else None, device=dev)
+        if pipe.prior(name).num_classes == 0:
             raise SystemExit(f"{name}: unconditional model, nothing to check")
         if classes is None:
-            classes = gen.class_names
-            rows.update(reference_rows(gen, args.size, args.per_class, classes, classifier))
-        rows[name] = prior_row(gen, args.size, args.per_class, args.cfg, args.steps, classifier, args.seed)
+            classes = pipe.class_names(name)
+            rows.update(reference_rows(pipe, args.size, args.per_class, classes, classifier))
+        rows[name] = prior_row(pipe, name, args.size, args.per_class, args.cfg, args.steps, classifier, args.seed)
         console.print(f"{name}: accuracy {rows[name]['accuracy']:.3f} ({rows[name]['seconds']:.0f} s)")
     result = {"size": args.size, "per_class": args.per_class, "cfg": args.cfg, "classes": classes,
               "rows": rows, "command": "python benchmarks/bench_class_fidelity.py " +

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from nar.core.config import parse_overrides
-from nar.core.errors import NarError
+from nar.core.errors import ArgumentError, NarError
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   help="nar: high-resolution image generation over VQGAN tokens (AR, MaskGIT, SUNDAE).")
@@ -228,11 +228,20 @@ def models():
     console.print(table)
 
 
+# the flag each library argument comes from, where its name differs from --<name with dashes>
+FLAGS = {"class_name": "--class", "cond": "--class"}
+
+
+def flag_for(name: str) -> str:
+    return FLAGS.get(name, "--" + name.replace("_", "-"))
+
+
 def main() -> None:
     try:
         app()
     except NarError as e:
-        err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        where = f" [dim]({flag_for(e.name)})[/]" if isinstance(e, ArgumentError) else ""
+        err_console.print(f"[bold red]error:[/] {e}{where}", highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

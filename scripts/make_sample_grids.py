@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from nar.pipelines.images import make_grid, save_png, to_uint8
-from nar.pipelines.sample import Generator, SampleSettings
+from nar.core.images import make_grid, save_png
+from nar.pipelines.pipeline import Pipeline
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -38,19 +38,19 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=REPO / "docs")
     args = ap.parse_args()
-    gen = Generator.load(args.prior, args.ckpt, device="cpu")
-    grid = gen.resolve_grid(args.size, None)
-    size = grid[0] * gen.factor
+    pipe = Pipeline.load(priors={args.prior: args.ckpt} if args.ckpt else None, device="cpu")
+    size = pipe.resolve_grid(args.prior, args.size)[0] * pipe.factor
     cells = []
     args.out.mkdir(parents=True, exist_ok=True)
-    for class_id, name in enumerate(gen.class_names):
+    for class_id, name in enumerate(pipe.class_names(args.prior)):
         t0 = time.perf_counter()
-        s = SampleSettings(prior=args.prior, n=args.per_class, steps=args.steps, cfg=args.cfg,
-                           seed=args.seed + class_id)
-        images = to_uint8(gen.decode(gen.sample_tokens(s, grid, class_id).tokens))
+        seed = args.seed + class_id
+        out = pipe.sample(prior=args.prior, n=args.per_class, size=size, steps=args.steps, class_name=name,
+                          cfg=args.cfg, seed=seed)
+        images = [np.asarray(im) for im in out.images]
         if args.full:
             save_png(images[0], args.out / f"samples_{args.prior}_{size}_{name}.png",
-                     {"prior": args.prior, "class": name, "cfg": str(args.cfg), "seed": str(s.seed)})
+                     {"prior": args.prior, "class": name, "cfg": str(args.cfg), "seed": str(seed)})
         cells += [np.asarray(Image.fromarray(img).resize((args.cell, args.cell), Image.Resampling.LANCZOS))
                   for img in images]
         print(f"{name}: {args.per_class} samples in {time.perf_counter() - t0:.1f} s", flush=True)

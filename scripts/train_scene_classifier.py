@@ -32,7 +32,7 @@ from nar.eval.scene_classifier import (  # noqa: E402
     evaluate_accuracy, landscapes_fingerprint, render_scene_set,
 )
 from nar.train.loop import MODEL_FILE, TrainConfig, train  # noqa: E402
-from nar.train.progress import progress_bar  # noqa: E402
+from nar.core.progress import progress_bar  # noqa: E402
 
 HELDOUT_OFFSET = 50_000_000   # held-out seeds start here (training seeds are below it)
 

@@ -19,7 +19,8 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from nar.core.errors import NarError
-from nar.data.transforms import load_image, resize_shorter_side, to_tensor
+from nar.core.images import load_image, to_tensor
+from nar.data.transforms import resize_shorter_side
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
 UNREADABLE = "unreadable"

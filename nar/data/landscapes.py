@@ -33,7 +33,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from nar.core.errors import NarError
-from nar.data.transforms import array_to_tensor
+from nar.core.images import array_to_tensor
 
 SCENES: tuple[str, ...] = ("mountains", "lake", "coast", "desert", "forest", "city")
 TIMES_OF_DAY: tuple[str, ...] = ("day", "sunset", "night", "golden_hour", "dusk")

@@ -17,7 +17,9 @@ from typing import Any
 
 import torch
 
+from nar.core.device import pick_device
 from nar.core.errors import NarError
+from nar.core.timing import sync  # noqa: F401  (re-exported: benchmarks import it from here)
 
 __all__ = ["DTYPES", "add_run_args", "cpu_model", "device_name", "device_slug", "environment", "int_tuple",
            "loadavg", "setup_device", "sync"]
@@ -28,20 +30,12 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 def setup_device(device: str = "cpu", threads: int | None = None) -> torch.device:
     """``cpu`` | ``cuda[:i]`` | ``auto`` -> torch.device (one clear error when CUDA is asked
     for but absent); sets torch's CPU threads when given."""
-    from nar.train.loop import pick_device
-
     dev = pick_device(device)
     if threads is not None:
         if threads < 1:
-            raise NarError(f"--threads must be >= 1, got {threads}")
+            raise NarError(f"CPU threads must be >= 1, got {threads}")
         torch.set_num_threads(int(threads))
     return dev
-
-
-def sync(device: torch.device) -> None:
-    """Wait for queued GPU work, so a clock read after it bills the work (no-op off CUDA)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def cpu_model() -> str:

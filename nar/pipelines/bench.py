@@ -12,7 +12,7 @@ Two layers:
 
 Speed, per prior x size x steps x batch: a warm-up run, then timed batch-1 runs with the
 same seeds for every prior (sampling and decoding timed separately, CUDA synchronized
-around each region by `nar.eval.timing.Timer`), then one throughput run at the row's batch
+around each region by `nar.core.timing.Timer`), then one throughput run at the row's batch
 size. Quality, per prior x steps: images at ``quality_size`` against procedural images,
 with two reference rows (real vs real: the floor; tokenizer reconstructions: the ceiling
 any prior on this tokenizer can reach).
@@ -28,7 +28,7 @@ from typing import Any, Callable
 import torch
 
 from nar.core.errors import NarError
-from nar.eval.timing import PeakMemory, Timer, summarize
+from nar.core.timing import PeakMemory, Timer, summarize
 from nar.pipelines.bench_flops import decoder_flops, flops_per_image
 
 UNTRAINED = "untrained"

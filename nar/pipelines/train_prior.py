@@ -12,6 +12,7 @@ import torch
 from nar.core.config import from_dict, load_toml, to_dict, _deep_update
 from nar.core.errors import NarError
 from nar.data.tokens import TokenCache
+from nar.pipelines.pipeline import Pipeline
 from nar.priors import PRIORS
 from nar.train.loop import TrainConfig, Trainer
 from nar.train.prior_task import PriorTask
@@ -51,25 +52,25 @@ def train_prior(name: str, tokens: str | Path, config_path=None, overrides: dict
     num_classes = len(cache.class_names) if (conditional and labelled and cache.class_names) else 0
     prior = cls(model_cfg, cache.codebook_size, num_classes, cache.grid)
 
-    tok = _cache_tokenizer(cache, tokenizer)
-    if tok is not None and getattr(model_cfg, "codebook_init", False):
-        prior.init_from_codebook(tok.codebook().detach())
+    pipe = _cache_pipeline(cache, tokenizer, train_cfg.device)
+    if pipe is not None and getattr(model_cfg, "codebook_init", False):
+        prior.init_from_codebook(pipe.tokenizer.codebook().detach().cpu())
     # snapshots are decoded to PNG only when the cache's tokenizer is at hand
-    decode = None if tok is None else (lambda t: tok.to(t.device).decode_tokens(t))
+    decode = None if pipe is None else pipe.decode_tensor
 
     task = PriorTask(prior, cache, train_cfg.batch_size, decode=decode)
     trainer = Trainer(task, train_cfg, out, progress=progress)
     return trainer.run(resume=resume)
 
 
-def _cache_tokenizer(cache: TokenCache, tokenizer=None):
-    """The decoder of the tokenizer that made ``cache`` (--tokenizer, else the path in its
-    header), or None when it is not on this machine."""
+def _cache_pipeline(cache: TokenCache, tokenizer=None, device: str = "auto") -> Pipeline | None:
+    """A pipeline holding the tokenizer that made ``cache`` (the one given, else the path in
+    its header), or None when it is not on this machine."""
     path = Path(tokenizer) if tokenizer else (Path(cache.header["tokenizer_path"])
                                               if cache.header.get("tokenizer_path") else None)
     if path is None or not path.exists():
         return None
-    from nar.tokenizer.api import load_tokenizer, tokenizer_hash
-    if tokenizer_hash(path) != cache.header.get("tokenizer_hash"):
+    pipe = Pipeline.load(tokenizer=path, device=device)
+    if pipe.tokenizer_hash != cache.header.get("tokenizer_hash"):
         raise NarError(f"tokenizer {path} did not make token cache {cache.path}")
-    return load_tokenizer(path, decode_only=True)
+    return pipe

@@ -16,6 +16,7 @@ from torch import nn
 
 from nar.core.config import from_dict, to_dict
 from nar.core.errors import NarError
+from nar.sampling.filters import validate_sampling_args
 
 
 @dataclass
@@ -115,6 +116,11 @@ class Prior(nn.Module):
     def grid_multiple(self) -> int:
         """Token grid sides must be multiples of this (e.g. an hourglass's total shortening)."""
         return 1
+
+    def check_sample_args(self, n: int = 1, steps: int | None = None, temperature: float | None = None,
+                          top_k: int | None = None, top_p: float | None = None) -> None:
+        """`ArgumentError` for values no sampler accepts (n, steps, temperature, top_k, top_p)."""
+        validate_sampling_args(steps=steps, temperature=temperature, top_k=top_k, top_p=top_p, n=n)
 
     def check_grid(self, grid: tuple[int, int]) -> tuple[int, int]:
         h, w = (int(x) for x in grid)

@@ -56,14 +56,15 @@ def gumbel_noise(shape, generator: torch.Generator | None, device) -> torch.Tens
 
 def validate_sampling_args(steps: int | None = None, temperature: float | None = None,
                            top_k: int | None = None, top_p: float | None = None, n: int | None = None) -> None:
-    from nar.core.errors import NarError
+    """Raise `ArgumentError` (named after the offending argument) for values no sampler accepts."""
+    from nar.core.errors import ArgumentError
     if n is not None and n < 1:
-        raise NarError(f"--n must be at least 1 (got {n})")
+        raise ArgumentError("n", f"the number of samples n must be at least 1 (got {n})")
     if steps is not None and steps < 1:
-        raise NarError(f"--steps must be at least 1 (got {steps})")
+        raise ArgumentError("steps", f"steps must be at least 1 (got {steps})")
     if temperature is not None and temperature < 0:
-        raise NarError(f"--temperature must be >= 0 (0 = greedy), got {temperature}")
+        raise ArgumentError("temperature", f"temperature must be >= 0 (0 = greedy), got {temperature}")
     if top_k is not None and top_k < 1:
-        raise NarError(f"--top-k must be at least 1 (got {top_k})")
+        raise ArgumentError("top_k", f"top_k must be at least 1 (got {top_k})")
     if top_p is not None and not (0 < top_p <= 1):
-        raise NarError(f"--top-p must be in (0, 1] (got {top_p})")
+        raise ArgumentError("top_p", f"top_p must be in (0, 1] (got {top_p})")

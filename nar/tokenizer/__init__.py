@@ -10,12 +10,13 @@ The functions the command line calls (train / evaluate / reconstruct / encode) l
 from __future__ import annotations
 
 from nar.tokenizer.config import TokenizerConfig
+from nar.tokenizer.load import load_tokenizer, stamp_hash, tokenizer_hash
 from nar.tokenizer.model import VQGAN, Decoder, Encoder
 
-_API = ("train_tokenizer", "load_tokenizer", "tokenizer_hash", "evaluate_tokenizer",
-        "reconstruct_image", "encode_to_cache", "stamp_hash")
+_API = ("train_tokenizer", "evaluate_tokenizer", "reconstruct_image", "encode_to_cache")
 
-__all__ = ["TokenizerConfig", "VQGAN", "Encoder", "Decoder", *_API]
+__all__ = ["TokenizerConfig", "VQGAN", "Encoder", "Decoder", "load_tokenizer", "stamp_hash", "tokenizer_hash",
+           *_API]
 
 
 def __getattr__(name: str):

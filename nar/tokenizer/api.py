@@ -16,17 +16,16 @@ import torch.nn.functional as F
 from rich.console import Console
 from rich.table import Table
 
-from nar.core.checkpoint import (atomic_write_text, expect_kind, load_checkpoint, read_meta,
-                                 save_checkpoint, tensors_hash)
+from nar.core.checkpoint import atomic_write_text
 from nar.core.config import load_config
 from nar.core.errors import NarError
 from nar.tokenizer.config import TokenizerConfig
 from nar.tokenizer.losses import build_lpips, find_vgg_weights, lpips_distance, psnr, ssim
-from nar.tokenizer.model import DECODE_PREFIXES, VQGAN
+from nar.tokenizer.load import load_tokenizer, stamp_hash, tokenizer_hash  # noqa: F401  (re-exported)
 from nar.tokenizer.quantizer import code_counts, usage_stats
 from nar.tokenizer.task import TokenizerTask, held_out_seed, render_landscape
-from nar.train.loop import MODEL_FILE, pick_device, train
-from nar.train.progress import progress_bar
+from nar.train.loop import MODEL_FILE, train
+from nar.core.progress import progress_bar
 
 console = Console()
 
@@ -50,57 +49,6 @@ def train_tokenizer(config_path: str | Path | None = None, overrides: dict[str, 
     path = Path(run_dir) / MODEL_FILE
     stamp_hash(path)
     return path
-
-
-def stamp_hash(path: str | Path) -> str:
-    """Write the weights' content hash into the checkpoint metadata (so `tokenizer_hash` is a
-    header read, not a pass over the weights). Idempotent."""
-    path = Path(path)
-    tensors, meta = load_checkpoint(path)
-    expect_kind(meta, "tokenizer", path)
-    digest = tensors_hash(tensors)
-    if meta.get("hash") != digest:
-        save_checkpoint(path, tensors, {**meta, "hash": digest})
-    return digest
-
-
-# ---- load ----------------------------------------------------------------------------------
-def tokenizer_hash(path: str | Path) -> str:
-    """Content hash of a tokenizer's weights (the token cache and priors record it). Read from
-    the header when stamped; computed from the weights otherwise (same function either way)."""
-    path = Path(path)
-    meta = read_meta(path)
-    expect_kind(meta, "tokenizer", path, name="vqgan")
-    if meta.get("hash"):
-        return str(meta["hash"])
-    tensors, _ = load_checkpoint(path)
-    return tensors_hash(tensors)
-
-
-def load_tokenizer(path: str | Path, decode_only: bool = False, device: str | torch.device = "cpu") -> VQGAN:
-    """A VQGAN in eval mode with frozen weights. ``decode_only`` builds and reads only what
-    decoding needs (quantizer codebook, post_quant_conv, decoder): no encoder, no discriminator."""
-    path = Path(path)
-    meta = read_meta(path)
-    expect_kind(meta, "tokenizer", path, name="vqgan")
-    cfg = TokenizerConfig.from_model_dict(meta["config"])
-    model = VQGAN(cfg, decode_only=decode_only)
-    if decode_only:
-        tensors = {}
-        for prefix in DECODE_PREFIXES:
-            part, _ = load_checkpoint(path, prefix=prefix)
-            tensors.update({prefix + key: value for key, value in part.items()})
-    else:
-        tensors, _ = load_checkpoint(path)
-    missing, unexpected = model.load_state_dict(tensors, strict=False)
-    if missing or unexpected:
-        raise NarError(f"{path} does not match the model its config describes "
-                       f"({len(missing)} missing, {len(unexpected)} unexpected tensors)")
-    model.hash = str(meta["hash"]) if meta.get("hash") else (
-        tokenizer_hash(path) if decode_only else tensors_hash(tensors))
-    model.path = path.resolve()
-    model.meta = meta
-    return model.to(pick_device(str(device))).eval().requires_grad_(False)
 
 
 # ---- image sources -------------------------------------------------------------------------

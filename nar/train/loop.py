@@ -24,8 +24,9 @@ from torch import nn
 
 from nar.core.checkpoint import load_checkpoint, read_meta, save_checkpoint
 from nar.core.config import to_dict
+from nar.core.device import pick_device  # noqa: F401  (re-exported for older imports)
 from nar.core.errors import NarError
-from nar.train.progress import progress_bar
+from nar.core.progress import progress_bar
 
 MODEL_FILE = "model.safetensors"
 STATE_FILE = "state.safetensors"
@@ -73,14 +74,6 @@ class TrainTask(Protocol):
 
     def snapshot(self, model: nn.Module, step: int, out_dir: Path) -> None:
         """Write a PNG grid of samples / reconstructions (``model`` is the EMA copy if any)."""
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise NarError("--device cuda was asked for but no CUDA GPU is available")
-    return torch.device(name)
 
 
 def step_seed(seed: int, step: int) -> int:
@@ -251,9 +244,9 @@ class Trainer:
             raise NarError(f"{self.run_dir} already holds a training run; resume it or pick another --out")
         (self.run_dir / "config.json").write_text(json.dumps(self._meta(), indent=2))
         cfg = self.cfg
-        metrics_file = open(self.run_dir / METRICS_FILE, "a")
         t0, last = time.time(), {}
-        with progress_bar(self.progress, total=cfg.steps, start=self.step, desc="train") as advance:
+        with open(self.run_dir / METRICS_FILE, "a") as metrics_file, \
+                progress_bar(self.progress, total=cfg.steps, start=self.step, desc="train") as advance:
             while self.step < min(cfg.steps, until or cfg.steps):
                 torch.manual_seed(step_seed(cfg.seed, self.step))
                 gen = step_generator(cfg.seed, self.step)
@@ -278,7 +271,6 @@ class Trainer:
                     model = self.ema if self.ema is not None else self.model
                     model.eval()
                     self.task.snapshot(model, self.step, self.run_dir / "snapshots")
-        metrics_file.close()
         return self.run_dir
 
 

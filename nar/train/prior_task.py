@@ -6,6 +6,7 @@ from typing import Any, Callable
 
 import torch
 
+from nar.core.images import save_grid
 from nar.data.tokens import TokenCache
 from nar.priors.base import Prior
 
@@ -46,7 +47,6 @@ class PriorTask:
 
     @torch.no_grad()
     def snapshot(self, model: Prior, step: int, out_dir: Path) -> None:
-        from nar.pipelines.images import save_grid  # pipelines own image I/O
         g = torch.Generator(device=model.device).manual_seed(0)
         cond = None
         if self.conditional:

@@ -73,3 +73,32 @@ def test_lr_schedule_warmup_and_cosine():
     assert lr_at(0, cfg) == 0.1 and lr_at(9, cfg) == 1.0
     assert abs(lr_at(100, cfg) - 0.1) < 1e-9
     assert lr_at(50, cfg) < lr_at(20, cfg)
+
+
+class CrashingTask(RegressionTask):
+    def train_step(self, step, generator, optimize):
+        if step == 7:
+            raise RuntimeError("boom")
+        return super().train_step(step, generator, optimize)
+
+
+def test_metrics_file_is_closed_when_a_step_raises(tmp_path, monkeypatch):
+    import builtins
+    import pytest
+
+    opened = []
+    real_open = builtins.open
+
+    def recording_open(file, *args, **kwargs):
+        f = real_open(file, *args, **kwargs)
+        if str(file).endswith("metrics.jsonl"):
+            opened.append(f)
+        return f
+
+    monkeypatch.setattr(builtins, "open", recording_open)
+    with pytest.raises(RuntimeError, match="boom") as excinfo:
+        Trainer(CrashingTask(), CFG, tmp_path, progress=False).run()
+    assert excinfo.traceback  # the traceback (and its frames) is still alive here
+    assert opened and all(f.closed for f in opened)
+    steps = [json.loads(x)["step"] for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [5]

@@ -10,7 +10,7 @@ from PIL import Image
 from nar.core.errors import NarError
 from nar.data.folder import ImageFolderDataset
 from nar.data.landscapes import SCENES, make_dataset_folder
-from nar.data.transforms import load_image, to_pil, to_tensor
+from nar.core.images import load_image, to_pil, to_tensor
 
 
 def _save(path, width, height, seed=0):

@@ -45,7 +45,7 @@ def test_sample_writes_pngs_with_settings_and_is_deterministic(tiny_models, tmp_
 
 @pytest.mark.parametrize("extra, message", [
     (["--n", 0], "--n"), (["--steps", 0], "--steps"), (["--temperature", -1], "temperature"),
-    (["--top-p", 1.5], "top-p"), (["--top-k", 0], "top-k"), (["--class", "volcano"], "unknown --class"),
+    (["--top-p", 1.5], "top-p"), (["--top-k", 0], "top-k"), (["--class", "volcano"], "unknown class 'volcano'"),
     (["--size", 30], "multiple"),
 ])
 def test_bad_sampling_options_fail_cleanly(tiny_models, tmp_path, extra, message):

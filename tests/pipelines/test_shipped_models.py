@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from nar.pipelines.models import default_prior_path, default_tokenizer_path, installed_models
-from nar.pipelines.sample import Generator, SampleSettings
+from nar import Pipeline
 from nar.priors import prior_names
 
 
@@ -17,14 +17,16 @@ def test_every_prior_and_the_tokenizer_are_shipped():
 
 @pytest.mark.parametrize("name", prior_names())
 def test_shipped_model_samples_a_small_grid(name):
-    gen = Generator.load(name, device="cpu")
-    assert gen.prior_path == default_prior_path(name) and gen.tokenizer_path == default_tokenizer_path()
-    settings = SampleSettings(prior=name, n=1, steps=2, seed=0, class_label=gen.class_names[0])
-    out = gen.sample_tokens(settings, (4, 4), gen.resolve_class(settings.class_label))
+    pipe = Pipeline.load(device="cpu")
+    prior = pipe.prior(name)
+    assert pipe.prior_path(name) == default_prior_path(name) and pipe.tokenizer_path == default_tokenizer_path()
+    assert pipe.tokenizer.decode_only  # sampling never loads the encoder
+    out = pipe.sample(prior=name, n=1, grid=(4, 4), steps=2, seed=0, class_name=pipe.class_names(name)[0])
     assert out.tokens.shape == (1, 4, 4)
-    assert ((out.tokens >= 0) & (out.tokens < gen.prior.codebook_size)).all()
-    images = gen.decode(out.tokens)
-    assert images.shape == (1, 3, 4 * gen.factor, 4 * gen.factor) and torch.isfinite(images).all()
+    assert ((out.tokens >= 0) & (out.tokens < prior.codebook_size)).all()
+    images = pipe.decode_tensor(out.tokens)
+    assert images.shape == (1, 3, 4 * pipe.factor, 4 * pipe.factor) and torch.isfinite(images).all()
+    assert out.images[0].size == (4 * pipe.factor, 4 * pipe.factor)
 
 
 def test_shipped_models_describe_their_training():

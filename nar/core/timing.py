@@ -1,4 +1,5 @@
-"""Wall-clock timing that is honest on GPUs, and peak-memory readings.
+"""Wall-clock timing that is honest on GPUs, and peak-memory readings (the one copy of
+CUDA synchronize + clock that sampling, the bench and the benchmarks share).
 
 CUDA kernels run asynchronously: ``time.perf_counter()`` around a launch measures the
 launch, not the work. `Timer` therefore synchronizes the device *before* a timed region
@@ -25,7 +26,14 @@ from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
-__all__ = ["Timer", "Timing", "percentile", "summarize", "PeakMemory"]
+__all__ = ["Timer", "Timing", "percentile", "summarize", "PeakMemory", "sync", "rss_high_water_mb"]
+
+
+def sync(device: str | torch.device) -> None:
+    """Wait for queued GPU work, so a clock read after it bills the work (no-op off CUDA)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 @dataclass
@@ -59,7 +67,7 @@ class Timer:
         if self._synchronize is not None:
             self._synchronize()
         else:
-            torch.cuda.synchronize(self.device)
+            sync(self.device)
 
     @contextmanager
     def region(self) -> Iterator[Timing]:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from nar.eval.timing import PeakMemory, Timer, percentile, summarize
+from nar.core.timing import PeakMemory, Timer, percentile, summarize
 
 
 class FakeClock:

@@ -1,0 +1,67 @@
+"""Inpainting geometry: pixel masks and boxes -> latent keep-masks, padding, seam blending.
+
+Mask convention: white (>= 128) marks pixels to REGENERATE, black marks pixels to keep.
+A latent token is kept only if every pixel of its f×f block is kept (logical AND, SUNDAE
+paper §3.5), so regenerated tokens always cover the whole masked area.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from einops import reduce
+
+from nar.core.errors import NarError
+from nar.core.images import load_image
+
+__all__ = ["parse_box", "load_mask", "latent_keep_mask", "seam_alpha", "pad_to_multiple"]
+
+
+def parse_box(text: str, width: int, height: int) -> np.ndarray:
+    """'x0,y0,x1,y1' (pixels, x1/y1 exclusive) -> (H, W) bool regenerate-mask."""
+    try:
+        x0, y0, x1, y1 = (int(v) for v in text.split(","))
+    except ValueError:
+        raise NarError(f"a box must be x0,y0,x1,y1 in pixels, got {text!r}") from None
+    if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
+        raise NarError(f"box {text} is empty or outside the {width}x{height} image")
+    mask = np.zeros((height, width), dtype=bool)
+    mask[y0:y1, x0:x1] = True
+    return mask
+
+
+def load_mask(path: str | Path, width: int, height: int) -> np.ndarray:
+    """A mask PNG of the image's size -> (H, W) bool regenerate-mask (white = regenerate)."""
+    img = load_image(path).convert("L")
+    if img.size != (width, height):
+        raise NarError(f"mask {path} is {img.size[0]}x{img.size[1]}, the image is {width}x{height}")
+    return np.asarray(img) >= 128
+
+
+def latent_keep_mask(regenerate: np.ndarray, factor: int) -> torch.Tensor:
+    """(H, W) pixel regenerate-mask (H, W multiples of f) -> (h, w) bool keep-mask:
+    a token is kept only when all f×f pixels of its block are kept."""
+    keep = torch.from_numpy(~regenerate)
+    return reduce(keep, "(h f1) (w f2) -> h w", "min", f1=factor, f2=factor).bool()
+
+
+def seam_alpha(regenerate: np.ndarray, feather: int) -> np.ndarray:
+    """Weight of the ORIGINAL pixels: exactly 1 where kept, fading to 0 over ``feather``
+    pixels inside the regenerated region (so kept pixels are never altered)."""
+    keep = torch.from_numpy(~regenerate).float()[None, None]
+    if feather > 0:
+        k = 2 * feather + 1
+        soft = F.avg_pool2d(F.pad(keep, (feather,) * 4, mode="replicate"), k, stride=1)
+        keep = torch.maximum(keep, soft)
+    return keep[0, 0].numpy()
+
+
+def pad_to_multiple(image: np.ndarray, regenerate: np.ndarray, factor: int):
+    h, w = regenerate.shape
+    ph, pw = (-h) % factor, (-w) % factor
+    image = np.pad(image, ((0, ph), (0, pw), (0, 0)), mode="edge")
+    # padded pixels count as kept so they never force a real block to be regenerated
+    regenerate = np.pad(regenerate, ((0, ph), (0, pw)), constant_values=False)
+    return image, regenerate

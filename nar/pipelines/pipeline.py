@@ -1,0 +1,393 @@
+"""`Pipeline`: the one way to put a tokenizer and priors on a device and use them together.
+
+    from nar import Pipeline
+    pipe = Pipeline.load()                                   # shipped tokenizer + priors, lazily
+    pipe = Pipeline.load(tokenizer="runs/tok/model.safetensors",
+                         priors={"ar": "runs/ar/model.safetensors"}, device="cuda")
+    out = pipe.sample(prior="sundae", n=4, size=1024, class_name="lake", cfg=2.0, seed=0)
+    out.images        # list[PIL.Image]
+    out.tokens        # (n, h, w) LongTensor (on the CPU)
+    out.settings      # dict: what `nar sample` writes into PNG metadata
+
+Public API (stable; the CLI, the bench, training snapshots and the services use it):
+
+- ``Pipeline.load(tokenizer=None, priors=None, device="auto") -> Pipeline``
+  ``tokenizer``: a checkpoint path, a loaded `VQGAN`, or None (the tokenizer the given priors
+  were trained with when it is still where it was, else the shipped one). ``priors``: None
+  (shipped ones) or ``{"ar": path-or-Prior, ...}``; names not in the dict fall back to the
+  shipped checkpoint. Nothing heavy happens here: checkpoints load on first use.
+- ``pipe.to(device) -> pipe`` (moves whatever is loaded; later loads land there too).
+- ``pipe.device``; ``pipe.tokenizer_path``; ``pipe.prior_path(name)``.
+- ``pipe.prior(name) -> Prior``: loaded on first use, cached, eval mode; `NarError` for an
+  unknown name, a checkpoint of another kind / prior, or one trained on another tokenizer.
+- ``pipe.tokenizer -> VQGAN``: decoder-only until something needs the encoder (the full model
+  is loaded on the first `encode` / `inpaint`).
+- ``pipe.sample(prior="sundae", n=4, size=None, grid=None, steps=None, temperature=None,
+  top_k=None, top_p=None, class_name=None, cond=None, cfg=1.0, seed=0, callback=None,
+  **options) -> PipelineOutput``. ``size`` (pixels per side) or ``grid`` ((h, w) tokens);
+  neither: the prior's training grid. ``class_name`` (a name or a class-id string) or ``cond``
+  (one id, or a list of n ids). ``options`` are prior-specific (e.g. sundae's
+  ``temperature_end``, ``min_change``). ``callback(step, total, tokens)`` is passed to
+  ``prior.sample`` when that prior accepts one; otherwise it is called once, at the end.
+- ``pipe.inpaint(image, mask, prior="maskgit", seed=0, steps=None, temperature=None,
+  top_k=None, top_p=None, class_name=None, cond=None, cfg=1.0, feather=4, callback=None,
+  **options) -> PipelineOutput``. ``image``: PIL image, (H, W, 3) uint8 array or path;
+  ``mask``: (H, W) bool array / PIL image / path, WHITE (True) = regenerate. Kept pixels come
+  back unchanged; ``out.images`` holds one image of the input's size.
+- ``pipe.decode(tokens) -> list[PIL.Image]`` ((h, w) or (B, h, w) tokens);
+  ``pipe.decode_tensor(tokens) -> (B, 3, H, W)`` float in [-1, 1] on the CPU.
+- ``pipe.encode(image) -> tokens``: (h, w) for one image (PIL, array, path, (3, H, W) tensor
+  in [-1, 1]), (B, h, w) for a batch (a list of those, or a (B, 3, H, W) tensor).
+- ``PipelineOutput``: ``images``, ``tokens``, ``settings``, plus ``steps_run``,
+  ``forward_passes``, ``seconds_sampling``, ``seconds_total``.
+
+Same seed, same device -> same tokens and images as `nar sample` (which is a thin shell over
+`Pipeline.sample`): the prior draws all n samples in one call from a generator seeded once.
+"""
+from __future__ import annotations
+
+import inspect
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from nar.core.checkpoint import read_meta
+from nar.core.device import pick_device
+from nar.core.errors import ArgumentError, NarError
+from nar.core.images import load_image, to_tensor, to_uint8
+from nar.core.timing import sync
+from nar.pipelines.masks import latent_keep_mask, pad_to_multiple, seam_alpha
+from nar.pipelines.models import default_prior_path, default_tokenizer_path, resolve_prior_ckpt
+from nar.priors import PRIORS, Prior, load_prior
+from nar.tokenizer.load import load_tokenizer, tokenizer_hash
+from nar.tokenizer.model import VQGAN
+
+__all__ = ["Pipeline", "PipelineOutput"]
+
+DECODE_BATCH = 4   # images decoded per batch (1024² decodes are memory-hungry)
+
+
+@dataclass
+class PipelineOutput:
+    images: list[Image.Image]
+    tokens: torch.Tensor                 # (n, h, w) long, on the CPU
+    settings: dict[str, Any] = field(default_factory=dict)
+    steps_run: int = 0                   # sampling steps the prior actually took
+    forward_passes: int = 0              # network evaluations (a CFG pair counts once)
+    seconds_sampling: float = 0.0        # prior only (CUDA synchronized)
+    seconds_total: float = 0.0           # prior + decode
+
+
+class Pipeline:
+    """A tokenizer and any number of priors on one device. See the module docstring."""
+
+    def __init__(self, tokenizer: str | Path | VQGAN | None = None,
+                 priors: dict[str, str | Path | Prior] | None = None, device: str | torch.device = "auto"):
+        self.device = pick_device(device)
+        self._prior_sources: dict[str, Path | Prior] = {}
+        for name, source in (priors or {}).items():
+            self._prior_sources[name] = source if isinstance(source, Prior) else Path(source)
+        self._priors: dict[str, Prior] = {}
+        self._decoder: VQGAN | None = None    # decode-only tokenizer
+        self._full: VQGAN | None = None       # with encoder
+        if isinstance(tokenizer, VQGAN):
+            self.tokenizer_path = getattr(tokenizer, "path", None)
+            if tokenizer.decode_only:
+                self._decoder = tokenizer.to(self.device)
+            else:
+                self._full = tokenizer.to(self.device)
+        else:
+            self.tokenizer_path = self._resolve_tokenizer_path(tokenizer)
+        self._tokenizer_hash: str | None = None
+
+    @classmethod
+    def load(cls, tokenizer: str | Path | VQGAN | None = None, priors: dict[str, str | Path | Prior] | None = None,
+             device: str | torch.device = "auto") -> "Pipeline":
+        return cls(tokenizer, priors, device)
+
+    def _resolve_tokenizer_path(self, tokenizer: str | Path | None) -> Path:
+        """The given tokenizer; else the one the given priors were trained with, when it is
+        still where it was; else the shipped default."""
+        if tokenizer is not None:
+            return Path(tokenizer)
+        for source in self._prior_sources.values():
+            recorded = read_meta(source).get("tokenizer_path") if isinstance(source, Path) else None
+            if recorded and Path(recorded).exists():
+                return Path(recorded)
+        path = default_tokenizer_path()
+        if not path.exists():
+            raise NarError(f"no tokenizer given and none installed at {path}")
+        return path
+
+    def to(self, device: str | torch.device) -> "Pipeline":
+        self.device = pick_device(device)
+        for module in (self._decoder, self._full, *self._priors.values()):
+            if module is not None:
+                module.to(self.device)
+        return self
+
+    # ---- models, loaded on first use ------------------------------------------------------
+    @property
+    def tokenizer_hash(self) -> str | None:
+        if self._tokenizer_hash is None:
+            loaded = self._full or self._decoder
+            if loaded is not None and getattr(loaded, "hash", None):
+                self._tokenizer_hash = loaded.hash
+            elif self.tokenizer_path is not None:
+                self._tokenizer_hash = tokenizer_hash(self.tokenizer_path)
+        return self._tokenizer_hash
+
+    @property
+    def tokenizer(self) -> VQGAN:
+        """The tokenizer: decoder-only unless the encoder has been needed already."""
+        if self._full is not None:
+            return self._full
+        if self._decoder is None:
+            self._decoder = load_tokenizer(self._require_tokenizer_path(), decode_only=True, device=self.device)
+        return self._decoder
+
+    def full_tokenizer(self) -> VQGAN:
+        """The tokenizer with its encoder (loaded now if only the decoder was)."""
+        if self._full is None:
+            self._full = load_tokenizer(self._require_tokenizer_path(), decode_only=False, device=self.device)
+            self._decoder = None
+        return self._full
+
+    def _require_tokenizer_path(self) -> Path:
+        if self.tokenizer_path is None:
+            raise NarError("this pipeline's tokenizer was given decode-only and has no checkpoint to "
+                           "load its encoder from")
+        return Path(self.tokenizer_path)
+
+    @property
+    def factor(self) -> int:
+        return int(self.tokenizer.factor)
+
+    def prior_path(self, name: str) -> Path | None:
+        source = self._prior_sources.get(name)
+        if isinstance(source, Prior):
+            return getattr(source, "path", None)
+        return source if source is not None else resolve_prior_ckpt(name, None)
+
+    def prior(self, name: str) -> Prior:
+        """The prior called ``name``, loaded (and checked against the tokenizer) on first use."""
+        if name in self._priors:
+            return self._priors[name]
+        PRIORS.get(name)  # an unknown name lists the registered priors
+        source = self._prior_sources.get(name)
+        if isinstance(source, Prior):
+            prior = source.to(self.device).eval()
+        else:
+            path = source if source is not None else resolve_prior_ckpt(name, None)
+            prior = load_prior(path, name=name, tokenizer_hash=self.tokenizer_hash, device=self.device)
+            prior.path = Path(path)
+        self._priors[name] = prior
+        return prior
+
+    def class_names(self, prior: str) -> list[str]:
+        return list(getattr(self.prior(prior), "meta_info", {}).get("class_names") or [])
+
+    # ---- argument resolution ------------------------------------------------------------
+    def resolve_grid(self, prior: str, size: int | None = None, grid: Sequence[int] | None = None
+                     ) -> tuple[int, int]:
+        p = self.prior(prior)
+        if size is not None and grid is not None:
+            raise ArgumentError("size", "give either an image size or a token grid, not both")
+        if size is not None:
+            f = self.factor
+            if size < f or size % f:
+                raise ArgumentError("size", f"image size {size} is not a multiple of the tokenizer's factor {f}")
+            grid = (size // f, size // f)
+        grid = tuple(grid) if grid is not None else tuple(p.train_grid)
+        return p.check_grid(grid)
+
+    def resolve_class(self, prior: str, class_name: str | None) -> int | None:
+        """A class name (or a class-id string) -> class id; None stays unconditional."""
+        if class_name is None:
+            return None
+        p = self.prior(prior)
+        if p.num_classes == 0:
+            raise ArgumentError("class_name", f"a class was asked for, but this {p.name} model is unconditional")
+        names = self.class_names(prior)
+        if class_name in names:
+            return names.index(class_name)
+        if str(class_name).isdigit() and int(class_name) < p.num_classes:
+            return int(class_name)
+        raise ArgumentError("class_name", f"unknown class {class_name!r}; this model knows: "
+                            f"{', '.join(names) or p.num_classes}")
+
+    def _cond(self, prior: str, n: int, class_name: str | None, cond) -> torch.Tensor | None:
+        if class_name is not None and cond is not None:
+            raise ArgumentError("class_name", "give either a class name or class ids, not both")
+        class_id = self.resolve_class(prior, class_name)
+        if class_id is not None:
+            return torch.full((n,), class_id, dtype=torch.long, device=self.device)
+        if cond is None:
+            return None
+        ids = torch.as_tensor(cond, dtype=torch.long).flatten()
+        if ids.numel() == 1:
+            ids = ids.expand(n)
+        if ids.numel() != n:
+            raise ArgumentError("cond", f"{ids.numel()} class ids given for {n} images")
+        return ids.to(self.device)
+
+    # ---- tokens <-> images ----------------------------------------------------------------
+    def decode_tensor(self, tokens: torch.Tensor, batch_size: int = DECODE_BATCH) -> torch.Tensor:
+        """(B, h, w) or (h, w) tokens -> (B, 3, H, W) float images in [-1, 1]-ish, on the CPU."""
+        tokens = torch.as_tensor(tokens)
+        if tokens.ndim == 2:
+            tokens = tokens[None]
+        tok = self.tokenizer
+        with torch.inference_mode():
+            return torch.cat([tok.decode_tokens(t.to(self.device)).float().cpu() for t in tokens.split(batch_size)])
+
+    def decode(self, tokens: torch.Tensor) -> list[Image.Image]:
+        return [Image.fromarray(a) for a in to_uint8(self.decode_tensor(tokens))]
+
+    def encode(self, image) -> torch.Tensor:
+        """One image -> (h, w) tokens; a batch (list, or (B, 3, H, W) tensor) -> (B, h, w)."""
+        x, single = _as_batch(image)
+        tok = self.full_tokenizer()
+        with torch.inference_mode():
+            tokens = tok.encode(x.to(self.device)).cpu()
+        return tokens[0] if single else tokens
+
+    # ---- generation -----------------------------------------------------------------------
+    def _run_prior(self, prior: str, n: int, grid: tuple[int, int], *, steps, temperature, top_k, top_p,
+                   cond, cfg, seed, callback, known=None, keep=None, options=None):
+        p = self.prior(prior)
+        kwargs = dict(options or {})
+        accepts_callback = "callback" in inspect.signature(p.sample).parameters
+        if callback is not None and accepts_callback:
+            kwargs["callback"] = callback
+        gen = torch.Generator(device=self.device).manual_seed(int(seed))
+        sync(self.device)
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            out = p.sample(n, grid, steps=steps, temperature=1.0 if temperature is None else temperature,
+                           top_k=top_k, top_p=top_p, cond=cond, cfg_scale=cfg, known=known, keep=keep,
+                           generator=gen, **kwargs)
+        sync(self.device)
+        seconds = time.perf_counter() - t0
+        if callback is not None and not accepts_callback:
+            callback(out.steps_run, out.steps_run, out.tokens)
+        return out, t0, seconds
+
+    def _settings(self, prior: str, **values) -> dict[str, Any]:
+        settings = {"prior": prior, **{k: v for k, v in values.items() if v is not None and v != {}}}
+        settings.update(device=str(self.device), prior_ckpt=str(self.prior_path(prior)),
+                        tokenizer_ckpt=str(self.tokenizer_path))
+        return settings
+
+    def sample(self, prior: str = "sundae", n: int = 4, size: int | None = None, grid: Sequence[int] | None = None,
+               steps: int | None = None, temperature: float | None = None, top_k: int | None = None,
+               top_p: float | None = None, class_name: str | None = None, cond=None, cfg: float = 1.0,
+               seed: int = 0, callback: Callable | None = None, **options: Any) -> PipelineOutput:
+        """n images from ``prior``: tokens sampled in one call, then decoded."""
+        if cfg is None or cfg < 0:
+            raise ArgumentError("cfg", f"the guidance scale cfg must be >= 0 (got {cfg})")
+        p = self.prior(prior)
+        p.check_sample_args(n=n, steps=steps, temperature=temperature, top_k=top_k, top_p=top_p)
+        grid = self.resolve_grid(prior, size, grid)
+        cond_ids = self._cond(prior, n, class_name, cond)
+        out, t0, t_sample = self._run_prior(prior, n, grid, steps=steps, temperature=temperature, top_k=top_k,
+                                            top_p=top_p, cond=cond_ids, cfg=cfg, seed=seed, callback=callback,
+                                            options=options)
+        pixels = self.decode_tensor(out.tokens)
+        t_total = time.perf_counter() - t0
+        f = self.factor
+        settings = self._settings(
+            prior, n=n, steps=steps, size=size, temperature=1.0 if temperature is None else temperature,
+            top_k=top_k, top_p=top_p, class_label=class_name,
+            cond=None if cond is None else [int(c) for c in torch.as_tensor(cond).flatten()],
+            cfg=cfg, seed=seed, options=dict(options), grid=list(grid), image_size=[grid[0] * f, grid[1] * f],
+            steps_run=out.steps_run, forward_passes=out.forward_passes)
+        images = [Image.fromarray(a) for a in to_uint8(pixels)]
+        return PipelineOutput(images=images, tokens=out.tokens.cpu(), settings=settings, steps_run=out.steps_run,
+                              forward_passes=out.forward_passes, seconds_sampling=t_sample, seconds_total=t_total)
+
+    def inpaint(self, image, mask, prior: str = "maskgit", seed: int = 0, steps: int | None = None,
+                temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
+                class_name: str | None = None, cond=None, cfg: float = 1.0, feather: int = 4,
+                callback: Callable | None = None, **options: Any) -> PipelineOutput:
+        """Regenerate the masked (white / True) part of ``image``; kept pixels come back unchanged.
+        A token is kept only when all f×f pixels of its block are kept (SUNDAE §3.5)."""
+        original = _as_array(image)
+        height, width = original.shape[:2]
+        regenerate = _as_mask(mask, width, height)
+        if not regenerate.any():
+            raise NarError("the mask is empty: nothing to regenerate (white = regenerate)")
+        if cfg is None or cfg < 0:
+            raise ArgumentError("cfg", f"the guidance scale cfg must be >= 0 (got {cfg})")
+        if feather < 0:
+            raise ArgumentError("feather", f"the seam feather width must be >= 0 pixels (got {feather})")
+        p = self.prior(prior)
+        p.check_sample_args(n=1, steps=steps, temperature=temperature, top_k=top_k, top_p=top_p)
+        tok = self.full_tokenizer()
+        f = tok.factor
+        # pad to whole tokens, and to whole hourglass patches for priors that need them
+        padded, regen_padded = pad_to_multiple(original, regenerate, f * p.grid_multiple)
+        grid = p.check_grid((padded.shape[0] // f, padded.shape[1] // f))
+        known = self.encode(padded)[None].to(self.device)
+        keep = latent_keep_mask(regen_padded, f)[None].to(self.device)
+        cond_ids = self._cond(prior, 1, class_name, cond)
+        out, t0, t_sample = self._run_prior(prior, 1, grid, steps=steps, temperature=temperature, top_k=top_k,
+                                            top_p=top_p, cond=cond_ids, cfg=cfg, seed=seed, callback=callback,
+                                            known=known, keep=keep, options=options)
+        generated = to_uint8(self.decode_tensor(out.tokens))[0][:height, :width]
+        alpha = seam_alpha(regenerate, feather)[..., None]
+        blended = alpha * original.astype(np.float64) + (1 - alpha) * generated.astype(np.float64)
+        result = np.where(regenerate[..., None], np.round(blended), original).astype(np.uint8)
+        settings = self._settings(prior, steps=steps, steps_run=out.steps_run, seed=seed,
+                                  temperature=1.0 if temperature is None else temperature, top_k=top_k,
+                                  top_p=top_p, class_label=class_name, cfg=cfg, feather=feather,
+                                  options=dict(options), tokens_regenerated=int((~keep).sum()),
+                                  tokens_total=grid[0] * grid[1])
+        return PipelineOutput(images=[Image.fromarray(result)], tokens=out.tokens.cpu(), settings=settings,
+                              steps_run=out.steps_run, forward_passes=out.forward_passes,
+                              seconds_sampling=t_sample, seconds_total=time.perf_counter() - t0)
+
+
+# ---- input coercion -------------------------------------------------------------------------------
+def _as_array(image) -> np.ndarray:
+    """PIL image / path / (H, W, 3) uint8 array -> (H, W, 3) uint8 array."""
+    if isinstance(image, (str, Path)):
+        image = load_image(image)
+    if isinstance(image, Image.Image):
+        image = np.asarray(image.convert("RGB"))
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise NarError(f"expected an RGB image ((H, W, 3) uint8), got {image.dtype} {image.shape}")
+    return image
+
+
+def _as_mask(mask, width: int, height: int) -> np.ndarray:
+    """bool array / PIL image / path -> (H, W) bool regenerate-mask (white = regenerate)."""
+    if isinstance(mask, (str, Path)):
+        mask = load_image(mask)
+    if isinstance(mask, Image.Image):
+        if mask.size != (width, height):
+            raise NarError(f"the mask is {mask.size[0]}x{mask.size[1]}, the image is {width}x{height}")
+        mask = np.asarray(mask.convert("L")) >= 128
+    mask = np.asarray(mask)
+    if mask.shape != (height, width):
+        raise NarError(f"the mask has shape {mask.shape}, the image is {height}x{width} (H x W)")
+    return mask.astype(bool) if mask.dtype == bool else mask >= (128 if mask.dtype == np.uint8 else 0.5)
+
+
+def _as_batch(image) -> tuple[torch.Tensor, bool]:
+    """Anything image-like -> ((B, 3, H, W) in [-1, 1], whether it was one image)."""
+    if torch.is_tensor(image):
+        if image.ndim == 3:
+            return image[None].float(), True
+        if image.ndim == 4:
+            return image.float(), False
+        raise NarError(f"expected image tensors of shape (3, H, W) or (B, 3, H, W), got {tuple(image.shape)}")
+    if isinstance(image, (list, tuple)):
+        return torch.stack([to_tensor(_as_array(i)) for i in image]), False
+    return to_tensor(_as_array(image))[None], True

@@ -1,0 +1,79 @@
+"""The shared loader: lazy priors, decoder-only tokenizer until encoding, same seed -> same images
+as `nar sample`, clear errors in the library's own words."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import nar
+from nar.core.errors import ArgumentError, NarError
+from nar.pipelines import Pipeline
+from nar.pipelines.sample import SampleSettings, run_sample
+
+
+@pytest.fixture()
+def pipe(tiny_models):
+    return Pipeline.load(tokenizer=tiny_models["tokenizer"], priors=dict(tiny_models["priors"]), device="cpu")
+
+
+def test_exported_from_the_package():
+    assert nar.Pipeline is Pipeline
+
+
+def test_priors_load_lazily_once_and_tokenizer_stays_decoder_only(pipe):
+    assert pipe._priors == {} and pipe._decoder is None and pipe._full is None
+    a = pipe.prior("maskgit")
+    assert pipe.prior("maskgit") is a and not a.training
+    assert list(pipe._priors) == ["maskgit"]
+    pipe.sample(prior="maskgit", n=1, steps=1)
+    assert pipe.tokenizer.decode_only
+    tokens = pipe.encode(np.zeros((32, 32, 3), np.uint8))
+    assert tokens.shape == (4, 4) and not pipe.tokenizer.decode_only
+    batch = pipe.encode([Image.new("RGB", (32, 16))] * 3)
+    assert batch.shape == (3, 2, 4)
+    assert [im.size for im in pipe.decode(batch)] == [(32, 16)] * 3
+
+
+def test_same_seed_same_images_as_nar_sample(pipe, tiny_models, tmp_path):
+    for name in tiny_models["priors"]:
+        s = SampleSettings(prior=name, n=2, steps=2, seed=3)
+        result = run_sample(s, tmp_path / name, ckpt=tiny_models["priors"][name],
+                            tokenizer=tiny_models["tokenizer"], device="cpu", log=lambda *_: None)
+        out = pipe.sample(prior=name, n=2, steps=2, seed=3)
+        assert out.tokens.shape == (2, 4, 4) and out.tokens.dtype == torch.long
+        for image, file in zip(out.images, result["files"]):
+            assert np.array_equal(np.asarray(image), np.asarray(Image.open(file).convert("RGB")))
+        assert out.settings["seed"] == 3 and out.settings["grid"] == [4, 4]
+
+
+def test_class_ids_callback_and_errors(pipe, tiny_models):
+    seen = []
+    out = pipe.sample(prior="sundae", n=2, steps=2, cond=[0, 1], callback=lambda *a: seen.append(a))
+    assert out.tokens.shape == (2, 4, 4) and seen and seen[-1][1] >= 1
+    with pytest.raises(ArgumentError, match="3 class ids given for 2 images"):
+        pipe.sample(prior="sundae", n=2, cond=[0, 1, 0])
+    with pytest.raises(ArgumentError, match="top_k") as excinfo:
+        pipe.sample(prior="maskgit", n=1, top_k=0)
+    assert "--" not in str(excinfo.value)
+    with pytest.raises(NarError, match="registered"):
+        pipe.prior("nope")
+    wrong = Pipeline.load(tokenizer=tiny_models["tokenizer"], priors={"sundae": tiny_models["tokenizer"]},
+                          device="cpu")
+    with pytest.raises(NarError, match="tokenizer checkpoint"):
+        wrong.prior("sundae")
+    with pytest.raises(NarError, match="not 'ar'"):
+        Pipeline.load(tokenizer=tiny_models["tokenizer"], priors={"ar": tiny_models["priors"]["maskgit"]},
+                      device="cpu").prior("ar")
+
+
+def test_inpaint_keeps_unmasked_pixels(pipe):
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, size=(20, 28, 3), dtype=np.uint8)
+    mask = np.zeros((20, 28), bool)
+    mask[4:12, 8:20] = True
+    out = pipe.inpaint(Image.fromarray(image), mask, prior="maskgit", steps=2, seed=1)
+    result = np.asarray(out.images[0])
+    assert result.shape == image.shape and np.array_equal(result[~mask], image[~mask])
+    assert out.settings["tokens_regenerated"] > 0
+    with pytest.raises(NarError, match="empty"):
+        pipe.inpaint(image, np.zeros((20, 28), bool))
