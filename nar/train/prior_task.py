@@ -9,6 +9,7 @@ import torch
 from nar.core.images import save_grid
 from nar.data.tokens import TokenCache
 from nar.priors.base import Prior
+from nar.train import distributed
 
 
 class PriorTask:
@@ -35,7 +36,9 @@ class PriorTask:
         return meta
 
     def train_step(self, step: int, generator: torch.Generator, optimize) -> dict[str, float]:
-        tokens, labels = self.cache.batch(self.batch_size, generator)
+        world = distributed.world_size()   # the global batch is drawn; this rank reads its part
+        tokens, labels = self.cache.batch(self.batch_size * world, generator,
+                                          keep=distributed.part(self.batch_size * world))
         device = self.model.device
         tokens = tokens.to(device)
         cond = labels.to(device) if self.conditional else None
