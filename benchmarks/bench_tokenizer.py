@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO))
 
 from nar.core.config import load_config  # noqa: E402
 from nar.eval.machine import device_name, setup_device, sync  # noqa: E402
-from nar.tokenizer.api import load_tokenizer  # noqa: E402
+from nar.tokenizer import load_tokenizer  # noqa: E402
 from nar.tokenizer.config import TokenizerConfig  # noqa: E402
 from nar.tokenizer.model import DECODE_PREFIXES, VQGAN  # noqa: E402
 

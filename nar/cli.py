@@ -61,7 +61,7 @@ def tokenizer_train(config: Optional[Path] = ConfigOpt, set_: Optional[List[str]
                     out: Path = typer.Option(Path("runs/tokenizer"), "--out", help="Run folder (resumed if it exists)."),
                     resume: bool = typer.Option(True, "--resume/--no-resume")):
     """Train the VQGAN tokenizer (resumable: rerun the same command to continue)."""
-    from nar.tokenizer.api import train_tokenizer
+    from nar.pipelines.tokenizer_jobs import train_tokenizer
     run = train_tokenizer(config, parse_overrides(set_), out=out, data_dir=data, resume=resume, progress=True)
     console.print(f"tokenizer checkpoint: {run / 'model.safetensors'}")
 
@@ -74,7 +74,7 @@ def tokenizer_eval(ckpt: Optional[Path] = typer.Option(None, "--ckpt", help="Tok
                    out_json: Optional[Path] = typer.Option(None, "--json")):
     """PSNR, SSIM, LPIPS (when VGG weights exist), codebook usage and perplexity."""
     from nar.pipelines.models import resolve_tokenizer_ckpt
-    from nar.tokenizer.api import evaluate_tokenizer
+    from nar.pipelines.tokenizer_jobs import evaluate_tokenizer
     evaluate_tokenizer(resolve_tokenizer_ckpt(ckpt), data_dir=data, n=n, size=size, seed=seed, out_json=out_json)
 
 
@@ -84,7 +84,7 @@ def tokenizer_reconstruct(image: Path = typer.Argument(..., help="Any image, any
                           ckpt: Optional[Path] = typer.Option(None, "--ckpt")):
     """Encode + decode one image (sizes not divisible by f are padded and cropped back)."""
     from nar.pipelines.models import resolve_tokenizer_ckpt
-    from nar.tokenizer.api import reconstruct_image
+    from nar.pipelines.tokenizer_jobs import reconstruct_image
     reconstruct_image(resolve_tokenizer_ckpt(ckpt), image, out)
     console.print(f"wrote {out}")
 
@@ -98,7 +98,7 @@ def tokenizer_encode(out: Path = typer.Option(..., "--out", help="Token cache fo
                      batch_size: int = typer.Option(16, "--batch-size")):
     """Encode a dataset once into a memory-mapped token cache that priors train from."""
     from nar.pipelines.models import resolve_tokenizer_ckpt
-    from nar.tokenizer.api import encode_to_cache
+    from nar.pipelines.tokenizer_jobs import encode_to_cache
     encode_to_cache(resolve_tokenizer_ckpt(ckpt), out, data_dir=data, n=n, size=size, seed=seed,
                     batch_size=batch_size)
     console.print(f"token cache: {out}")

@@ -16,7 +16,7 @@ import torch
 
 from nar.core.checkpoint import load_checkpoint, save_checkpoint
 from nar.pipelines.models import MODELS_DIR, TOKENIZER_FILE
-from nar.tokenizer.api import tokenizer_hash
+from nar.tokenizer import tokenizer_hash
 
 
 HARDWARE = "2-core AMD EPYC CPU, 1 torch thread"  # where the shipped models were trained

@@ -19,7 +19,7 @@ torch.set_num_threads(1)
 def tiny_models(tmp_path_factory):
     from nar.pipelines.train_prior import train_prior
     from nar.priors import prior_names
-    from nar.tokenizer.api import encode_to_cache, train_tokenizer
+    from nar.pipelines.tokenizer_jobs import encode_to_cache, train_tokenizer
 
     root = tmp_path_factory.mktemp("tiny_models")
     tok = train_tokenizer(CONFIGS / "tokenizer" / "tiny.toml", {"train.steps": 4}, out=root / "tok",

@@ -745,7 +745,7 @@ def build_tokenizer(path: str | Path | None, device: torch.device, seed: int = 0
                     log: Callable[[str], None] = print) -> BenchTokenizer:
     """--tokenizer, else the installed default, else an untrained one from configs/tokenizer."""
     from nar.pipelines.models import default_tokenizer_path
-    from nar.tokenizer.api import load_tokenizer
+    from nar.tokenizer import load_tokenizer
 
     p = Path(path) if path is not None else default_tokenizer_path()
     if path is not None and not p.is_file():

@@ -7,7 +7,7 @@ from typing import Any
 
 from nar.core.config import from_dict, to_dict
 from nar.core.errors import NarError
-from nar.train.loop import TrainConfig
+from nar.core.train_config import TrainConfig
 
 REC_LOSSES = ("l1", "mse")
 CODEBOOK_UPDATES = ("ema", "learned")

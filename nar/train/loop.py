@@ -15,7 +15,6 @@ import copy
 import json
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
@@ -27,30 +26,11 @@ from nar.core.config import to_dict
 from nar.core.device import pick_device  # noqa: F401  (re-exported for older imports)
 from nar.core.errors import NarError
 from nar.core.progress import progress_bar
+from nar.core.train_config import TrainConfig  # noqa: F401  (re-exported)
 
 MODEL_FILE = "model.safetensors"
 STATE_FILE = "state.safetensors"
 METRICS_FILE = "metrics.jsonl"
-
-
-@dataclass
-class TrainConfig:
-    steps: int = 10_000
-    batch_size: int = 32
-    lr: float = 3e-4
-    min_lr_ratio: float = 0.1     # cosine decays to lr * min_lr_ratio
-    warmup_steps: int = 500
-    weight_decay: float = 0.01
-    beta1: float = 0.9
-    beta2: float = 0.95
-    grad_clip: float = 1.0        # 0 disables
-    ema_decay: float = 0.0        # 0 disables; the EMA weights are what model.safetensors holds
-    log_every: int = 25
-    ckpt_every: int = 500
-    snapshot_every: int = 1000    # 0 disables sample / reconstruction grids
-    seed: int = 0
-    device: str = "auto"          # auto | cpu | cuda
-    bf16: bool = True             # autocast to bf16 on CUDA (ignored on CPU)
 
 
 class TrainTask(Protocol):

@@ -9,7 +9,7 @@ from tok_helpers import TINY
 @pytest.fixture(scope="session")
 def trained_tiny(tmp_path_factory) -> Path:
     """A tiny tokenizer trained for 40 steps (discriminator on from step 30); its checkpoint."""
-    from nar.tokenizer.api import train_tokenizer
+    from nar.pipelines.tokenizer_jobs import train_tokenizer
     out = tmp_path_factory.mktemp("tok") / "run"
     return train_tokenizer(TINY, {"train.steps": 40, "disc_start": 30, "train.ckpt_every": 40,
                                   "train.log_every": 1}, out=out, progress=False)

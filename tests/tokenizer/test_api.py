@@ -9,9 +9,9 @@ from nar.core.checkpoint import load_checkpoint, read_meta, save_checkpoint, ten
 from nar.core.errors import NarError
 from nar.data.landscapes import SCENES
 from nar.data.tokens import TokenCache
-from nar.tokenizer.api import (encode_to_cache, evaluate_tokenizer, load_tokenizer, reconstruct_image,
+from nar.pipelines.tokenizer_jobs import (encode_to_cache, evaluate_tokenizer, load_tokenizer, reconstruct_image,
                                tokenizer_hash)
-from nar.tokenizer.task import render_landscape
+from nar.train.tokenizer_task import render_landscape
 
 
 def _images(n=2, size=32):
@@ -115,7 +115,7 @@ def test_evaluate_reports_metrics_and_writes_json(trained_tiny, tmp_path, monkey
 
 
 def test_train_evaluate_and_encode_from_an_image_folder(tmp_path):
-    from nar.tokenizer.api import train_tokenizer
+    from nar.pipelines.tokenizer_jobs import train_tokenizer
     from tok_helpers import TINY
     rng = np.random.default_rng(0)
     for cls in ("beach", "city"):

@@ -5,7 +5,7 @@ import torch
 from safetensors.torch import load_file
 
 from nar.train.loop import MODEL_FILE, STATE_FILE, train
-from nar.tokenizer.task import TokenizerTask, TrainImages, held_out_seed, train_seed
+from nar.train.tokenizer_task import TokenizerTask, TrainImages, held_out_seed, train_seed
 
 from tok_helpers import tiny_config
 

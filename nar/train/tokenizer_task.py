@@ -22,11 +22,10 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-from einops import rearrange
 
-from nar.core.checkpoint import atomic_write_bytes, expect_kind, load_checkpoint
+from nar.core.checkpoint import expect_kind, load_checkpoint
 from nar.core.errors import NarError
-from nar.data.transforms import array_to_tensor
+from nar.core.images import array_to_tensor, row_grid, save_png
 from nar.tokenizer.config import TokenizerConfig
 from nar.tokenizer.losses import VQLoss, psnr, warn_once
 from nar.tokenizer.model import VQGAN
@@ -156,23 +155,6 @@ def _render_array(seed: int, size: int) -> np.ndarray:
     """Worker-side render: (size, size, 3) uint8 (arrays pickle cheaply; tensors need torch)."""
     from nar.data.landscapes import generate_landscape
     return generate_landscape(seed, size, size)[0]
-
-
-def image_row_grid(rows: list[torch.Tensor]) -> np.ndarray:
-    """[(B, 3, H, W) in [-1, 1], ...] -> one uint8 image, one row per tensor, B columns."""
-    stacked = torch.stack([r.detach().float().cpu().clamp(-1, 1) for r in rows])   # (R, B, 3, H, W)
-    grid = rearrange(stacked, "r b c h w -> (r h) (b w) c")
-    return ((grid + 1) * 127.5).round().to(torch.uint8).numpy()
-
-
-def save_png(array: np.ndarray, path: Path) -> Path:
-    import io
-
-    from PIL import Image
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format="PNG")
-    atomic_write_bytes(path, buf.getvalue())
-    return path
 
 
 class TokenizerTask:
@@ -320,4 +302,4 @@ class TokenizerTask:
             self._snapshot_images = self.images.fixed_examples(self.cfg.snapshot_n)
         x = self._snapshot_images.to(model.device)
         recon = model.decode_tokens(model.encode(x))
-        save_png(image_row_grid([x, recon]), Path(out_dir) / f"step_{step:07d}.png")
+        save_png(row_grid([x, recon]), Path(out_dir) / f"step_{step:07d}.png")

@@ -1,4 +1,7 @@
-"""What the command line calls: train, load, evaluate, reconstruct, encode to a token cache.
+"""The tokenizer jobs `nar tokenizer ...` runs: train, evaluate, reconstruct, encode to a token cache.
+
+They compose the model (`nar.tokenizer`), its training task (`nar.train.tokenizer_task`) and
+the datasets (`nar.data`); the tokenizer package itself holds only the model.
 
 Every user mistake (bad path, wrong checkpoint kind, overwriting the input) ends in a
 `NarError` with one clear sentence; long work shows a rich progress bar.
@@ -23,7 +26,7 @@ from nar.tokenizer.config import TokenizerConfig
 from nar.tokenizer.losses import build_lpips, find_vgg_weights, lpips_distance, psnr, ssim
 from nar.tokenizer.load import load_tokenizer, stamp_hash, tokenizer_hash  # noqa: F401  (re-exported)
 from nar.tokenizer.quantizer import code_counts, usage_stats
-from nar.tokenizer.task import TokenizerTask, held_out_seed, render_landscape
+from nar.train.tokenizer_task import TokenizerTask, held_out_seed, render_landscape
 from nar.train.loop import MODEL_FILE, train
 from nar.core.progress import progress_bar
 
@@ -60,7 +63,7 @@ def _images(data_dir: str | Path | None, n: int | None, size: int, seed: int, he
         count = 64 if n is None else n
         if count <= 0:
             raise NarError(f"-n must be positive, got {count}")
-        if held_out:   # seeds no training run draws (nar.tokenizer.task.held_out_seed)
+        if held_out:   # seeds no training run draws (nar.train.tokenizer_task.held_out_seed)
             what = f"procedural landscapes, held-out seed set {seed}"
             return count, list(SCENES), what, (render_landscape(held_out_seed(seed, i), size) for i in range(count))
         dataset = LandscapeDataset(count, size, seed=seed)
@@ -182,7 +185,7 @@ def reconstruct_image(ckpt: str | Path, image_path: str | Path, out_path: str | 
     """Encode and decode one image of any size: sizes not divisible by f are padded (reflect,
     or replicate when the image is too small to reflect) and cropped back. Never overwrites
     the input. Returns {"out", "size": [W, H], "grid": [h, w], "psnr"}."""
-    from nar.data.transforms import load_image, to_pil, to_tensor
+    from nar.core.images import load_image, to_pil, to_tensor
     image_path, out_path = Path(image_path), Path(out_path)
     if out_path.resolve() == image_path.resolve() or (
             out_path.exists() and image_path.exists() and out_path.samefile(image_path)):
