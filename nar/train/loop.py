@@ -5,6 +5,9 @@ nanoGPT-style and deliberately plain. What it owns:
 - bf16 autocast on CUDA; optional EMA of the model weights;
 - exact resume: every step reseeds torch from (seed, step) and tasks draw their batch from
   ``step_generator(seed, step)``, so a resumed run replays the same batches and noise;
+- data parallelism under torchrun (`nar.train.distributed`): the generator is the same on
+  every rank and tasks keep their rank's part of the global batch; gradients are averaged
+  over ranks before clipping; rank 0 alone writes (others wait at a barrier);
 - atomic safetensors checkpoints (`model.safetensors` for use, `state.safetensors` to resume),
   JSONL metrics, periodic snapshots (sample / reconstruction grids) and a rich progress bar.
 """
@@ -27,6 +30,7 @@ from nar.core.device import pick_device  # noqa: F401  (re-exported for older im
 from nar.core.errors import NarError
 from nar.core.progress import progress_bar
 from nar.core.train_config import TrainConfig  # noqa: F401  (re-exported)
+from nar.train import distributed
 
 MODEL_FILE = "model.safetensors"
 STATE_FILE = "state.safetensors"
@@ -44,13 +48,20 @@ class TrainTask(Protocol):
     def train_step(self, step: int, generator: torch.Generator,
                    optimize: Callable[[str, torch.Tensor], None]) -> dict[str, float]:
         """Draw the batch for ``step`` from ``generator``, compute losses, call
-        ``optimize(name, loss)`` once per optimizer that should step; return metrics."""
+        ``optimize(name, loss)`` once per optimizer that should step; return metrics.
+
+        Under torchrun ``generator`` is the same on every rank: draw the *global* batch
+        (batch_size x world size) from it and keep this rank's part (`distributed.part`), so
+        the samples of a step do not depend on the world size. torch's global RNG is seeded
+        per rank (rank-local noise)."""
 
     def checkpoint_meta(self) -> dict[str, Any]:
         """JSON metadata that makes model.safetensors self-describing (kind, name, config...)."""
 
     # Optional: ``extra_modules() -> dict[str, nn.Module]``, modules trained alongside but not
     # part of the model (e.g. a discriminator); they are checkpointed in state.safetensors.
+    # Optional: ``data_state() -> dict`` (JSON) and ``load_data_state(state, saved_world_size)``
+    # for data read as a stream (shards): where the stream stands, saved with the checkpoint.
 
     def snapshot(self, model: nn.Module, step: int, out_dir: Path) -> None:
         """Write a PNG grid of samples / reconstructions (``model`` is the EMA copy if any)."""
@@ -127,8 +138,9 @@ class Trainer:
     def __init__(self, task: TrainTask, cfg: TrainConfig, run_dir: str | Path,
                  progress: bool = True, device: torch.device | None = None):
         self.task, self.cfg, self.run_dir = task, cfg, Path(run_dir)
-        self.device = device or pick_device(cfg.device)
-        self.progress = progress
+        self.world = distributed.init()
+        self.device = distributed.device_for(device or pick_device(cfg.device))
+        self.progress = progress and self.world.is_main
         self.model = task.model.to(self.device)
         self.extras = {k: m.to(self.device) for k, m in getattr(task, "extra_modules", dict)().items()}
         self.opts = {name: _make_optimizer(list(params), cfg) for name, params in task.optimizers().items()}
@@ -140,10 +152,17 @@ class Trainer:
     # ---- checkpoints -------------------------------------------------------------
     def _meta(self) -> dict[str, Any]:
         meta = dict(self.task.checkpoint_meta())
-        meta.update(step=self.step, train=to_dict(self.cfg), ema=self.ema is not None)
+        meta.update(step=self.step, train=to_dict(self.cfg), ema=self.ema is not None,
+                     world_size=self.world.size, global_batch=self.cfg.batch_size * self.world.size)
         return meta
 
     def save(self) -> None:
+        """Rank 0 writes model.safetensors and state.safetensors; every rank waits for it."""
+        if self.world.is_main:
+            self._save()
+        distributed.barrier()
+
+    def _save(self) -> None:
         model_for_use = self.ema if self.ema is not None else self.model
         save_checkpoint(self.run_dir / MODEL_FILE, model_for_use.state_dict(), self._meta())
         tensors = _prefixed("model.", self.model.state_dict())
@@ -157,7 +176,9 @@ class Trainer:
             tensors.update(t)
             optim_info[name] = info
         meta = {"kind": "train_state", "step": self.step, "optim": optim_info,
-                "model_meta": self._meta()}
+                "model_meta": self._meta(), "world_size": self.world.size}
+        if hasattr(self.task, "data_state"):
+            meta["data"] = self.task.data_state()
         # model.safetensors first: if we die in between, state lags and resume redoes steps
         save_checkpoint(self.run_dir / STATE_FILE, tensors, meta)
 
@@ -183,7 +204,15 @@ class Trainer:
         for name, opt in self.opts.items():
             opt.load_state_dict(_unflatten_optimizer(name, tensors, meta["optim"][name]))
         self.step = int(meta["step"])
-        self._truncate_metrics(self.step)
+        saved_world = int(meta.get("world_size", 1))
+        if hasattr(self.task, "load_data_state"):
+            self.task.load_data_state(meta.get("data"), saved_world)
+        if saved_world != self.world.size and self.world.is_main:
+            self._log(f"resuming step {self.step} of a run trained on {saved_world} process(es) with "
+                      f"{self.world.size}: same samples per step if the global batch is unchanged, "
+                      "not bit-exact (rank-local noise and reduction order change)")
+        if self.world.is_main:
+            self._truncate_metrics(self.step)
         return True
 
     def _truncate_metrics(self, step: int) -> None:
@@ -198,6 +227,8 @@ class Trainer:
         opt = self.opts[name]
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if self.world.distributed:
+            distributed.average_grads([p for g in opt.param_groups for p in g["params"]])
         if self.cfg.grad_clip > 0:
             params = [p for g in opt.param_groups for p in g["params"]]
             norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
@@ -215,42 +246,63 @@ class Trainer:
         for e, b in zip(self.ema.buffers(), self.model.buffers()):
             e.copy_(b)
 
+    def _log(self, text: str) -> None:
+        if self.world.is_main and (self.progress or self.world.distributed):
+            print(text, flush=True)
+
     def run(self, resume: bool = True, until: int | None = None) -> Path:
         """Train to ``cfg.steps`` (or stop early after step ``until``, as an interruption would)."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        main = self.world.is_main
+        if main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._log(f"world size {self.world.size}"
+                  + (f" ({self.world.backend})" if self.world.distributed else "")
+                  + f", batch {self.cfg.batch_size} per process, global batch "
+                  f"{self.cfg.batch_size * self.world.size}, device {self.device}")
         if resume:
             self.try_resume()
         elif (self.run_dir / STATE_FILE).exists():
             raise NarError(f"{self.run_dir} already holds a training run; resume it or pick another --out")
-        (self.run_dir / "config.json").write_text(json.dumps(self._meta(), indent=2))
+        if self.world.distributed:
+            distributed.all_same(self.step, "the step to start from")
+            # rank 0's weights everywhere (as DDP does at construction), EMA included
+            distributed.broadcast_state([self.model, *self.extras.values()]
+                                        + ([self.ema] if self.ema is not None else []))
+        if main:
+            (self.run_dir / "config.json").write_text(json.dumps(self._meta(), indent=2))
         cfg = self.cfg
         t0, last = time.time(), {}
-        with open(self.run_dir / METRICS_FILE, "a") as metrics_file, \
+        with (open(self.run_dir / METRICS_FILE, "a") if main else contextlib.nullcontext()) as metrics_file, \
                 progress_bar(self.progress, total=cfg.steps, start=self.step, desc="train") as advance:
             while self.step < min(cfg.steps, until or cfg.steps):
-                torch.manual_seed(step_seed(cfg.seed, self.step))
+                torch.manual_seed(distributed.rank_seed(step_seed(cfg.seed, self.step), self.world.rank))
                 gen = step_generator(cfg.seed, self.step)
                 self._grad_norms = {}
                 self.model.train()
                 with autocast_for(self.device, cfg.bf16):
                     metrics = self.task.train_step(self.step, gen, self._optimize)
+                if self.world.distributed:   # BatchNorm statistics follow rank 0, as in DDP
+                    distributed.broadcast_norm_buffers([self.model, *self.extras.values()])
                 if self.ema is not None:
                     self._update_ema()
                 self.step += 1
                 last = {k: float(v) for k, v in metrics.items()}
                 if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                    record = {"step": self.step, "lr": lr_at(self.step - 1, cfg),
-                              "time": round(time.time() - t0, 3), **last,
-                              **{f"grad_norm_{k}": v for k, v in self._grad_norms.items()}}
-                    metrics_file.write(json.dumps(record) + "\n")
-                    metrics_file.flush()
+                    logged = distributed.mean_metrics(last)        # averaged over ranks
+                    if main:
+                        record = {"step": self.step, "lr": lr_at(self.step - 1, cfg),
+                                  "time": round(time.time() - t0, 3), **logged,
+                                  **{f"grad_norm_{k}": v for k, v in self._grad_norms.items()}}
+                        metrics_file.write(json.dumps(record) + "\n")
+                        metrics_file.flush()
                 advance(self.step, {k: v for k, v in last.items() if k in ("loss", "rec", "psnr", "usage")})
                 if self.step % cfg.ckpt_every == 0 or self.step in (cfg.steps, until):
                     self.save()
-                if cfg.snapshot_every and (self.step % cfg.snapshot_every == 0 or self.step == cfg.steps):
+                if main and cfg.snapshot_every and (self.step % cfg.snapshot_every == 0 or self.step == cfg.steps):
                     model = self.ema if self.ema is not None else self.model
                     model.eval()
                     self.task.snapshot(model, self.step, self.run_dir / "snapshots")
+        distributed.barrier()
         return self.run_dir
 
 
