@@ -54,6 +54,18 @@ def data_make(out: Path = typer.Option(..., "--out", help="Folder to write PNGs 
     console.print(f"wrote {n} images of {size}x{size} to {out}")
 
 
+@data_app.command("shards")
+def data_shards(src: Path = typer.Option(..., "--src", help="Image folder (any depth; sub-folders are classes)."),
+                out: Path = typer.Option(..., "--out", help="Folder to write shard-*.tar + index.json into."),
+                per_shard: int = typer.Option(1000, "--per-shard", help="Images per tar shard."),
+                min_size: int = typer.Option(256, "--min-size", help="Skip images whose shorter side is smaller."),
+                seed: int = SeedOpt):
+    """Pack an image folder into WebDataset tar shards (cleaned: unreadable / too-small files skipped and counted)."""
+    from nar.data.shards import write_shards
+    index = write_shards(src, out, per_shard, min_size=min_size, seed=seed, progress=True)
+    console.print(index["summary"])
+
+
 # ---- tokenizer -----------------------------------------------------------------------------
 @tok_app.command("train")
 def tokenizer_train(config: Optional[Path] = ConfigOpt, set_: Optional[List[str]] = SetOpt,
@@ -93,7 +105,7 @@ def tokenizer_reconstruct(image: Path = typer.Argument(..., help="Any image, any
 def tokenizer_encode(out: Path = typer.Option(..., "--out", help="Token cache folder to create."),
                      ckpt: Optional[Path] = typer.Option(None, "--ckpt"),
                      data: Optional[Path] = typer.Option(None, "--data", help="Image folder (default: procedural)."),
-                     n: int = typer.Option(1000, "--n", help="Procedural images to encode."),
+                     n: int = typer.Option(1000, "--n", "--count", help="Images to encode (at most; --count under torchrun, whose own options swallow --n)."),
                      size: int = typer.Option(256, "--size"), seed: int = SeedOpt,
                      batch_size: int = typer.Option(16, "--batch-size")):
     """Encode a dataset once into a memory-mapped token cache that priors train from."""
@@ -237,12 +249,19 @@ def flag_for(name: str) -> str:
 
 
 def main() -> None:
+    from nar.train import distributed
     try:
+        distributed.check_command(sys.argv[1:])
+        distributed.init()      # under torchrun: join the process group before any model is built
+        console.quiet = not distributed.is_main()   # one report per run, not one per rank
         app()
     except NarError as e:
         where = f" [dim]({flag_for(e.name)})[/]" if isinstance(e, ArgumentError) else ""
-        err_console.print(f"[bold red]error:[/] {e}{where}", highlight=False, soft_wrap=True)
+        err_console.print(f"{distributed.error_prefix()}[bold red]error:[/] {e}{where}", highlight=False,
+                          soft_wrap=True)
         sys.exit(2)
+    finally:
+        distributed.shutdown()
 
 
 if __name__ == "__main__":

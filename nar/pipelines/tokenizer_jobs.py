@@ -50,14 +50,31 @@ def train_tokenizer(config_path: str | Path | None = None, overrides: dict[str, 
     finally:
         task.images.close()
     path = Path(run_dir) / MODEL_FILE
-    stamp_hash(path)
+    from nar.train import distributed
+    if distributed.is_main():        # rank 0 alone writes; the others wait for the stamped file
+        stamp_hash(path)
+    distributed.barrier()
     return path
 
 
 # ---- image sources -------------------------------------------------------------------------
-def _images(data_dir: str | Path | None, n: int | None, size: int, seed: int, held_out: bool
-            ) -> tuple[int, list[str], str, Iterator[tuple[torch.Tensor, int]]]:
-    """(count, class names, description, iterator of ((3, size, size) in [-1, 1], label))."""
+def _images(data_dir: str | Path | None, n: int | None, size: int, seed: int, held_out: bool,
+            rank_part: bool = False) -> tuple[int, list[str], str, Iterator[tuple[torch.Tensor, int]]]:
+    """(count, class names, description, iterator of ((3, size, size) in [-1, 1], label)).
+    ``rank_part``: under torchrun the iterator covers only this rank's share of the count
+    images (`distributed.rank_range`); count is still the whole."""
+    from nar.train import distributed
+
+    def share(count: int) -> range:
+        return range(*distributed.rank_range(count)) if rank_part else range(count)
+
+    from nar.data.shards import is_shard_folder
+    if data_dir is not None and is_shard_folder(data_dir):
+        from nar.data.shards import ShardSet, read_range
+        shards = ShardSet.open(data_dir)
+        count = len(shards) if n is None else min(n, len(shards))
+        mine = share(count)
+        return count, shards.class_names, f"shards {data_dir}", read_range(shards, mine.start, mine.stop, size)
     if data_dir is None:
         from nar.data.landscapes import SCENES, LandscapeDataset
         count = 64 if n is None else n
@@ -67,7 +84,8 @@ def _images(data_dir: str | Path | None, n: int | None, size: int, seed: int, he
             what = f"procedural landscapes, held-out seed set {seed}"
             return count, list(SCENES), what, (render_landscape(held_out_seed(seed, i), size) for i in range(count))
         dataset = LandscapeDataset(count, size, seed=seed)
-        return count, list(SCENES), f"procedural landscapes, LandscapeDataset seed {seed}", iter(dataset)
+        items = iter(dataset) if not rank_part else (dataset[i] for i in share(count))
+        return count, list(SCENES), f"procedural landscapes, LandscapeDataset seed {seed}", items
     from nar.data.folder import ImageFolderDataset
     dataset = ImageFolderDataset(data_dir, size)
     if len(dataset) == 0:
@@ -77,7 +95,7 @@ def _images(data_dir: str | Path | None, n: int | None, size: int, seed: int, he
     count = len(dataset) if n is None else min(n, len(dataset))
 
     def items() -> Iterator[tuple[torch.Tensor, int]]:
-        for i in range(count):
+        for i in share(count):
             image, label = dataset[i]
             yield image, _label_id(label)
 
@@ -159,6 +177,11 @@ def evaluate_tokenizer(ckpt: str | Path, data_dir: str | Path | None = None, n: 
     return result
 
 
+def _weighted_mean(rows: list[tuple[int, dict]]) -> dict[str, float]:
+    total = sum(n for n, _ in rows)
+    return {key: sum(n * row[key] for n, row in rows) / total for key in rows[0][1]} if rows else {}
+
+
 def print_eval_table(result: dict[str, Any]) -> None:
     table = Table(title=f"tokenizer {result['tokenizer_hash']} · f{result['factor']} · "
                         f"{result['n_images']} images at {result['size']}²")
@@ -215,21 +238,42 @@ def encode_to_cache(ckpt: str | Path, out: str | Path, data_dir: str | Path | No
                     device: str = "auto", progress: bool = True) -> Path:
     """Encode a dataset once into a token cache (``nar.data.tokens``) that priors train on.
     Procedural data is ``LandscapeDataset(n, size, seed)`` with scene labels; a folder uses
-    its labels (sub-folders or labels.json; all images when ``n`` is None)."""
-    from nar.data.tokens import TokenCacheWriter
-    ckpt = Path(ckpt)
+    its labels (sub-folders or labels.json; all images when ``n`` is None); a shard folder
+    its index's class names.
+
+    Under torchrun each rank encodes its contiguous share of the images into
+    ``out/rank-NNNNN`` and rank 0 writes ``out/index.json`` once all have finished, which
+    `TokenCache` reads as one cache in the single-process order."""
+    from nar.data.tokens import SHARD_DIR, TokenCacheWriter, check_new_cache, write_shard_index
+    from nar.train import distributed
+    w = distributed.init()
+    ckpt, out = Path(ckpt), Path(out)
+    check_new_cache(out)
+    distributed.barrier()            # every rank has checked --out before any rank writes to it
     model = load_tokenizer(ckpt, device=device)
     grid = model.grid(size, size)
-    count, class_names, source, items = _images(data_dir, n, size, seed, held_out=False)
+    count, class_names, source, items = _images(data_dir, n, size, seed, held_out=False, rank_part=True)
+    if count < w.size:
+        raise NarError(f"{count} images for {w.size} processes; encode with fewer processes")
+    start, stop = distributed.rank_range(count)
     header = {"codebook_size": model.codebook_size, "tokenizer_hash": model.hash,
               "tokenizer_path": str(ckpt.resolve()), "tokenizer_factor": model.factor,
               "class_names": class_names, "image_size": [size, size], "source": source}
-    writer = TokenCacheWriter(out, count, grid, header)
+    if w.distributed:
+        header.update(rank=w.rank, world_size=w.size, first_index=start)
+    writer = TokenCacheWriter(out / SHARD_DIR.format(w.rank) if w.distributed else out, stop - start, grid, header)
     counts = torch.zeros(model.codebook_size, dtype=torch.long)
-    with progress_bar(progress, total=count, desc="encode") as advance:
+    with progress_bar(progress and w.is_main, total=stop - start, desc="encode") as advance:
         for x, labels in _batches(items, batch_size):
             tokens = model.encode(x.to(model.device)).cpu()
             writer.add(tokens, labels)
             counts += code_counts(tokens, model.codebook_size)
             advance(writer.count, usage_stats(counts))
-    return writer.close()
+    path = writer.close()
+    if not w.distributed:
+        return path
+    distributed.barrier()            # every rank's shard is complete before the index names it
+    if w.is_main:
+        write_shard_index(out, [SHARD_DIR.format(r) for r in range(w.size)])
+    distributed.barrier()
+    return out
