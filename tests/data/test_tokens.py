@@ -34,3 +34,30 @@ def test_refusals(tmp_path):
         TokenCache.open(tmp_path / "c", tokenizer_hash="other")
     with pytest.raises(NarError, match="already holds"):
         TokenCacheWriter(tmp_path / "c", 2, (2, 2), {"codebook_size": 8})
+
+
+def test_sharded_cache_reads_as_one(tmp_path):
+    """Per-rank caches + index.json (what `torchrun ... nar tokenizer encode` writes) read as
+    the single-file cache of the same images would; an unfinished one is refused."""
+    from nar.data.tokens import check_new_cache, write_shard_index
+    rng = np.random.default_rng(0)
+    tokens, labels = rng.integers(0, 64, (10, 4, 4)), np.arange(10) % 3
+    header = {"codebook_size": 64, "tokenizer_hash": "abc", "class_names": ["a", "b", "c"]}
+    write_token_cache(tmp_path / "one", tokens, labels, header)
+    write_token_cache(tmp_path / "sharded" / "rank-00000", tokens[:5], labels[:5], header)
+    write_token_cache(tmp_path / "sharded" / "rank-00001", tokens[5:], labels[5:], header)
+    with pytest.raises(NarError, match="no index.json"):
+        TokenCache.open(tmp_path / "sharded")
+    with pytest.raises(NarError, match="already holds"):
+        check_new_cache(tmp_path / "sharded")
+    write_shard_index(tmp_path / "sharded", ["rank-00000", "rank-00001"])
+    one, sharded = TokenCache.open(tmp_path / "one"), TokenCache.open(tmp_path / "sharded", tokenizer_hash="abc")
+    assert len(sharded) == 10 and sharded.grid == (4, 4) and sharded.class_names == ["a", "b", "c"]
+    np.testing.assert_array_equal(np.asarray(sharded.tokens), tokens)
+    np.testing.assert_array_equal(sharded.labels, labels)
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    (t1, l1), (t2, l2) = one.batch(8, g1), sharded.batch(8, g2)
+    assert torch.equal(t1, t2) and torch.equal(l1, l2)
+    g = torch.Generator().manual_seed(5)
+    part, _ = sharded.batch(8, g, keep=slice(4, 8))      # a rank's half of the same draw
+    assert torch.equal(part, t1[4:])
