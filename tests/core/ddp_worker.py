@@ -1,6 +1,7 @@
 """Run by tests/core/test_distributed.py under ``torchrun --nproc_per_node 2`` (gloo on CPU):
 one launch trains a tiny prior and a tiny tokenizer (with its discriminator and EMA), and an
-interrupted-then-resumed prior run, then checks that every rank ends with the same weights.
+interrupted-then-resumed prior run, checks that every rank ends with the same weights, and
+encodes a few images into a sharded token cache.
 
     python -m torch.distributed.run --nproc_per_node 2 ... ddp_worker.py ROOT
 ROOT holds tokens/ (a token cache); results go to ROOT/ddp_*/ and ROOT/ranks.json.
@@ -63,6 +64,10 @@ def main(root: Path) -> None:
     if world.is_main:
         (root / "ranks.json").write_text(json.dumps([g.tolist() for g in gathered]))
     distributed.barrier()
+    # distributed encoding: one cache per rank + index.json
+    from nar.pipelines.tokenizer_jobs import encode_to_cache
+    encode_to_cache(root / "ddp_tok" / "model.safetensors", root / "ddp_tokens", n=6, size=32, batch_size=2,
+                    device="cpu", progress=False)
 
 
 if __name__ == "__main__":

@@ -110,6 +110,19 @@ def test_two_process_tokenizer_with_discriminator_and_ema(ddp_runs, tmp_path):
     np.testing.assert_allclose(two, one, rtol=0.05)
 
 
+def test_two_process_encoding_writes_a_sharded_cache_equal_to_one_process(ddp_runs, tmp_path):
+    from nar.data.tokens import TokenCache
+    from nar.pipelines.tokenizer_jobs import encode_to_cache
+    root, _ = ddp_runs
+    assert sorted(p.name for p in (root / "ddp_tokens").iterdir()) == ["index.json", "rank-00000", "rank-00001"]
+    sharded = TokenCache.open(root / "ddp_tokens")
+    single = TokenCache.open(encode_to_cache(root / "ddp_tok" / "model.safetensors", tmp_path / "tokens", n=6,
+                                             size=32, batch_size=2, device="cpu", progress=False))
+    assert sharded.header["shards"] == 2 and len(sharded) == 6
+    np.testing.assert_array_equal(np.asarray(sharded.tokens), np.asarray(single.tokens))
+    np.testing.assert_array_equal(sharded.labels, single.labels)
+
+
 def test_only_data_parallel_commands_run_under_torchrun(monkeypatch):
     from nar.train import distributed
     monkeypatch.setenv("WORLD_SIZE", "2")
