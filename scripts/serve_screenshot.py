@@ -34,7 +34,7 @@ def main() -> None:
 
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1180,900",
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1180,1150",
                 "--force-device-scale-factor=1", "--hide-scrollbars"):
         opts.add_argument(arg)
     app = create_app(ServeConfig(role="all", device="cpu", preload=(args.prior,)))

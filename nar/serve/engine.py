@@ -192,13 +192,15 @@ class Engine:
         return int(self.pipeline.factor)
 
     def loaded(self) -> list[str]:
-        if self.pipeline is None:
-            return ["sr"] if self._sr is not None else []
-        names = list(self.pipeline._priors)
-        if self.pipeline._full is not None:
-            names.append("tokenizer (encoder + decoder)")
-        elif self.pipeline._decoder is not None:
-            names.append("tokenizer (decoder only)")
+        """What is in memory now (priors by name, the tokenizer's parts, the SR net)."""
+        names: list[str] = []
+        pipe = self.pipeline
+        if pipe is not None:
+            names += list(getattr(pipe, "_priors", {}))
+            if getattr(pipe, "_full", None) is not None:
+                names.append("tokenizer (encoder + decoder)")
+            elif getattr(pipe, "_decoder", None) is not None:
+                names.append("tokenizer (decoder only)")
         if self._sr is not None:
             names.append("sr")
         return names
