@@ -54,3 +54,8 @@ def serve(role: str = typer.Option("all", "--role", help="all | generate | decod
     app = create_app(config)
     typer.echo(f"nar serve: role {role} on http://{host}:{port} (page at /, API docs at /docs)", err=True)
     run(app, host=host, port=port, log_level=log_level)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `nar serve` to the main command line."""
+    app.command("serve")(serve)
