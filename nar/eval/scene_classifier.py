@@ -218,12 +218,15 @@ def render_scene_set(n_per_class: int, render_size: int, store_size: int, seed: 
 def landscapes_fingerprint(reload: bool = False) -> str:
     """Hash of six small renders of the procedural generator. Stored with the shipped
     weights: when it no longer matches, the generator changed and the classifier should be
-    retrained (``reload``: re-read nar/data/landscapes.py from disk first)."""
+    retrained (``reload``: re-read the nar/data/landscapes package from disk first)."""
     import hashlib
     import importlib
 
     import nar.data.landscapes as landscapes
-    if reload:
+    if reload:  # the painters first, then the modules that import them
+        from nar.data.landscapes import dataset, light, noise, scenes, sky, terrain
+        for module in (noise, light, sky, terrain, scenes, dataset):
+            importlib.reload(module)
         landscapes = importlib.reload(landscapes)
     h = hashlib.sha256()
     for i, scene in enumerate(landscapes.SCENES):

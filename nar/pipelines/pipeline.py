@@ -62,7 +62,7 @@ from nar.core.errors import ArgumentError, NarError
 from nar.core.images import load_image, to_tensor, to_uint8
 from nar.core.timing import sync
 from nar.pipelines.masks import latent_keep_mask, pad_to_multiple, seam_alpha
-from nar.pipelines.models import default_prior_path, default_tokenizer_path, resolve_prior_ckpt
+from nar.pipelines.models import default_tokenizer_path, resolve_prior_ckpt
 from nar.priors import PRIORS, Prior, load_prior
 from nar.tokenizer.load import load_tokenizer, tokenizer_hash
 from nar.tokenizer.model import VQGAN

@@ -45,7 +45,7 @@ def test_shipped_classifier_recognises_procedural_scenes():
     images, labels = render_scene_set(2, 160, 160, seed=987_654)
     pred = model.logits(uint8_to_unit(images)).argmax(1)
     stale = model.shipped_meta.get("landscapes_fingerprint") != landscapes_fingerprint()
-    hint = ("; nar/data/landscapes.py changed since the classifier was trained: "
+    hint = ("; nar/data/landscapes changed since the classifier was trained: "
             "rerun scripts/train_scene_classifier.py" if stale else "")
     assert (pred == labels).sum() >= 10, f"{int((pred == labels).sum())} / 12 correct{hint}"
 

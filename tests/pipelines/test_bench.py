@@ -11,8 +11,8 @@ from nar.core.errors import NarError
 from nar.eval.scene_classifier import SceneClassifier, SceneClassifierConfig
 from nar.pipelines.bench import (BenchEntry, BenchSettings, BenchTokenizer, parse_int_list, ratio_rows,
                                  run_bench)
-from nar.pipelines.bench_flops import decoder_flops, flops_per_image
-from nar.pipelines.bench_report import QUALITY_COLUMNS, RATIO_COLUMNS, SPEED_COLUMNS
+from nar.pipelines.bench.flops import decoder_flops, flops_per_image
+from nar.pipelines.bench.report import QUALITY_COLUMNS, RATIO_COLUMNS, SPEED_COLUMNS
 from nar.priors import PRIORS
 from nar.tokenizer.config import TokenizerConfig
 from nar.tokenizer.model import VQGAN
@@ -57,7 +57,7 @@ def bench_result(tiny_tokenizer, tiny_classifier, tmp_path_factory):
     entries = [BenchEntry("ar", tiny_prior("ar"), True, "tiny ar"),
                BenchEntry("maskgit", tiny_prior("maskgit"), True, "tiny maskgit"),
                BenchEntry("sundae", tiny_prior("sundae"), False, "tiny sundae, random weights")]
-    settings = BenchSettings(mode="custom", sizes=(32, 24), steps=(1, 2), batches=(1, 2), repeats=2, warmup=1,
+    settings = BenchSettings(sizes=(32, 24), steps=(1, 2), batches=(1, 2), repeats=2, warmup=1,
                              n_quality=5, quality_size=32, quality_batch=5, quality_steps=(2,))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny ops: thread hand-offs cost more than they save on a busy machine
@@ -179,7 +179,7 @@ def test_shared_decode_in_quick_mode(bench_result):
 
 def test_per_row_decode_and_slow_rows(tiny_tokenizer):
     entries = [BenchEntry("ar", tiny_prior("ar"), True, "tiny"), BenchEntry("sundae", tiny_prior("sundae"), True, "t")]
-    settings = BenchSettings(mode="custom", sizes=(32,), steps=(2,), batches=(1,), repeats=3, warmup=1,
+    settings = BenchSettings(sizes=(32,), steps=(2,), batches=(1,), repeats=3, warmup=1,
                              share_decode=False, slow_seconds=0.0, quality=False)
     result = run_bench(entries, tiny_tokenizer, "cpu", settings, log=lambda *_: None)
     rows = result["speed"]
@@ -212,7 +212,7 @@ class SeedRecorder(torch.nn.Module):
 
 def test_same_seeds_for_every_prior(tiny_tokenizer):
     a, b = SeedRecorder("a"), SeedRecorder("b")
-    settings = BenchSettings(mode="custom", sizes=(32,), steps=(2,), batches=(1,), repeats=3, warmup=1,
+    settings = BenchSettings(sizes=(32,), steps=(2,), batches=(1,), repeats=3, warmup=1,
                              quality=False)
     result = run_bench([BenchEntry("a", a, True, "-"), BenchEntry("b", b, True, "-")], tiny_tokenizer, "cpu",
                        settings, log=lambda *_: None)

@@ -1,0 +1,152 @@
+"""`nar bench` quality, per prior x steps: images at ``quality_size`` against procedural images,
+with two reference rows (real vs real: the floor; tokenizer reconstructions: the ceiling any
+prior on this tokenizer can reach)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from nar.core.errors import NarError
+from nar.core.images import array_to_tensor
+from nar.core.timing import Timer
+from nar.data.landscapes import generate_landscape
+from nar.eval.inception import load_inception
+from nar.eval.metrics import evaluate_images
+from nar.eval.scene_classifier import default_path, load_scene_classifier
+from nar.pipelines.bench.settings import (TRAINED, UNTRAINED, UNTRAINED_NOTE, BenchEntry, BenchSettings,
+                                          BenchTokenizer, steps_for)
+from nar.pipelines.bench.speed import _Runner
+
+
+# ---- quality -------------------------------------------------------------------------------
+def render_real(n: int, size: int, seed: int) -> torch.Tensor:
+    """n procedural landscapes (seeds seed, seed+1, ...) as (n, 3, size, size) floats in [-1, 1]."""
+    return torch.stack([array_to_tensor(generate_landscape(seed + i, size, size)[0]) for i in range(n)])
+
+
+def _quality_row(row: str, kind: str, weights: str, size: int, steps=None) -> dict[str, Any]:
+    return {"row": row, "kind": kind, "weights": weights, "steps": steps, "steps_run": None, "size": size,
+            "n_real": None, "n_fake": None, "fd_nar": None, "precision": None, "recall": None, "is_nar": None,
+            "fid": None, "is_inception": None, "time_per_image_s": None, "status": "ok", "note": ""}
+
+
+def _metrics_into(row: dict, report: dict) -> None:
+    for k in ("fd_nar", "precision", "recall", "is_nar", "fid", "is_inception", "n_real", "n_fake"):
+        row[k] = report.get(k)
+    row["labels"] = report.get("labels", {})
+
+
+def quality_rows(entries: list[BenchEntry], tokenizer: BenchTokenizer, device: torch.device,
+                 settings: BenchSettings, classifier, inception, speed: list[dict],
+                 log: Callable[[str], None], classifier_missing: str | None = None) -> list[dict[str, Any]]:
+    """Reference rows and one row per prior (x steps for priors with steps)."""
+    s = settings
+    size = s.quality_size
+    n = s.n_quality
+    rows: list[dict[str, Any]] = []
+
+    def evaluate(real, fake):
+        return evaluate_images(real, fake, classifier=classifier,
+                               inception=inception if inception is not None else False, device=device)
+
+    have_metric = classifier is not None
+    no_metric = f"no nar feature network: {classifier_missing}" if not have_metric else ""
+
+    real_a = real_b = None
+    if have_metric:
+        log(f"quality: rendering {2 * n} procedural images at {size}x{size}")
+        real_a = render_real(n, size, s.quality_seed)
+        real_b = render_real(n, size, s.quality_seed + n)
+
+    # reference 1: real vs real (two disjoint procedural sets): the floor
+    ref = _quality_row("real vs real (floor)", "reference", "-", size)
+    if have_metric:
+        _metrics_into(ref, evaluate(real_a, real_b))
+        ref["note"] = f"procedural seeds {s.quality_seed}.. vs {s.quality_seed + n}.."
+    else:
+        ref.update(status="n/a", note=no_metric)
+    rows.append(ref)
+
+    # reference 2: tokenizer reconstructions of the second set vs the first set: the best a prior can reach
+    rec = _quality_row("tokenizer reconstruction", "reference", TRAINED if tokenizer.trained else UNTRAINED, size)
+    if not tokenizer.trained:
+        rec.update(status=UNTRAINED, note="untrained tokenizer: reconstructions are not meaningful")
+    elif not have_metric:
+        rec.update(status="n/a", note=no_metric)
+    elif getattr(tokenizer.model, "decode_only", False) or not hasattr(tokenizer.model, "encode"):
+        rec.update(status="n/a", note="tokenizer loaded decode-only (no encoder)")
+    elif size % int(tokenizer.model.factor):
+        rec.update(status="n/a", note=f"quality size {size} is not a multiple of the factor")
+    else:
+        with torch.inference_mode():
+            recon = torch.cat([tokenizer.model.decode_tokens(tokenizer.model.encode(b.to(device))).float().cpu()
+                               for b in real_b.split(s.quality_batch)]).clamp(-1, 1)
+        _metrics_into(rec, evaluate(real_a, recon))
+        rec["note"] = "encode + decode of the second real set, against the first"
+    rows.append(rec)
+
+    f = int(tokenizer.model.factor)
+    for entry in entries:
+        for steps in steps_for(entry.prior, s.quality_steps or s.steps):
+            row = _quality_row(entry.name, "prior", entry.weights, size, steps)
+            if not entry.trained:
+                row.update(status=UNTRAINED, note=f"{UNTRAINED_NOTE}; quality needs a trained model")
+                rows.append(row)
+                continue
+            if not tokenizer.trained:
+                row.update(status=UNTRAINED, note="untrained tokenizer: no quality")
+                rows.append(row)
+                continue
+            if not have_metric:
+                row.update(status="n/a", note=no_metric)
+                rows.append(row)
+                continue
+            if size % f:
+                row.update(status="skipped", note=f"quality size {size} is not a multiple of the factor {f}")
+                rows.append(row)
+                continue
+            grid = (size // f, size // f)
+            runner = _Runner(entry, tokenizer.model, device, s, Timer(device))
+            try:
+                fakes, runs, seconds = [], [], 0.0
+                for i in range(0, n, s.quality_batch):
+                    b = min(s.quality_batch, n - i)
+                    out, images, ts, td = runner.timed(b, grid, steps, s.quality_seed + 500_000 + i)
+                    fakes.append(images.float().cpu().clamp(-1, 1))
+                    runs.append(out.steps_run)
+                    seconds += ts + td
+                _metrics_into(row, evaluate(real_a, torch.cat(fakes)))
+                row["steps_run"] = sum(runs) / len(runs)
+                match = [r for r in speed if r["prior"] == entry.name and r["size"] == size
+                         and r["steps"] == steps and r["batch"] == 1 and r["status"] == "ok"]
+                if match:
+                    row["time_per_image_s"] = match[0]["total_p50_s"]
+                else:
+                    row["time_per_image_s"] = seconds / n
+                    row["note"] = f"time per image from the quality run (batch {s.quality_batch})"
+            except NarError as e:
+                row.update(status="skipped", note=str(e))
+            except Exception as e:  # noqa: BLE001
+                log(f"[red]error[/] quality {entry.name} steps={steps}: {type(e).__name__}: {e}")
+                row.update(status="error", note=f"{type(e).__name__}: {e}")
+            rows.append(row)
+    return rows
+
+
+def load_quality_nets(device: torch.device, inception_path: str | Path | None, want: bool,
+                      log: Callable[[str], None] = print):
+    """(classifier, classifier_source, classifier_missing, inception, inception_source)."""
+    if not want:
+        return None, None, "quality disabled", None, None
+    classifier = missing = source = None
+    try:
+        classifier = load_scene_classifier(None, device)
+        source = f"scene classifier {default_path().name}"
+    except NarError as e:
+        missing = str(e)
+        log(f"quality: {missing}")
+    inception = load_inception(inception_path, device=device)
+    inception_source = getattr(getattr(inception, "info", None), "path", None) if inception is not None else None
+    return classifier, source, missing, inception, inception_source
