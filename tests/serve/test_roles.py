@@ -2,6 +2,7 @@
 HTTP gives the same image as one all-in-one server, and loads no decoder itself."""
 from __future__ import annotations
 
+import base64
 import json
 
 import numpy as np
@@ -49,3 +50,34 @@ def test_unknown_role_is_refused():
     from nar.serve import ServeConfig, create_app
     with pytest.raises(NarError, match="unknown role"):
         create_app(ServeConfig(role="everything"))
+
+
+def test_upscale_role_doubles_a_png(tmp_path):
+    """With an SR checkpoint (a tiny untrained one here) /upscale answers the 2x PNG."""
+    upscale_mod = pytest.importorskip("nar.pipelines.upscale", reason="no nar.pipelines.upscale in this build")
+    from dataclasses import asdict
+
+    from fastapi.testclient import TestClient
+    from PIL import Image
+    from serve_helpers import b64_png
+
+    from nar.core.checkpoint import save_checkpoint
+    from nar.serve import Limits, ServeConfig, create_app
+    from nar.sr.model import SRModelConfig, SRNet
+    cfg = SRModelConfig(channels=4, blocks=1)
+    ckpt = save_checkpoint(tmp_path / "sr.safetensors", SRNet(cfg).state_dict(), {"kind": "sr", "config": asdict(cfg)})
+    app = create_app(ServeConfig(role="upscale", device="cpu", sr_ckpt=str(ckpt), limits=Limits(max_upscale_side=64)))
+    with TestClient(app) as c:
+        assert c.get("/models").json()["upscale"]["available"] is True
+        image = np.random.default_rng(0).integers(0, 255, (24, 40, 3), dtype=np.uint8)
+        r = c.post("/upscale", content=base64.b64decode(b64_png(image)), headers={"Content-Type": "image/png"})
+        assert r.status_code == 200, r.text
+        out = png_array(r.content)
+        assert out.shape == (48, 80, 3)
+        expected = np.asarray(upscale_mod.upscale(Image.fromarray(image), upscale_mod.load_sr(ckpt)))
+        assert np.array_equal(out, expected)
+        big = base64.b64decode(b64_png(np.zeros((80, 80, 3), np.uint8)))
+        r = c.post("/upscale", content=big, headers={"Content-Type": "image/png"})
+        assert r.status_code == 400 and "over this server's limit of 64" in r.json()["detail"]
+        assert c.post("/upscale", content=b"", headers={"Content-Type": "image/png"}).status_code == 400
+        assert c.post("/generate", json={}).status_code == 404
