@@ -29,7 +29,7 @@ class Attention(nn.Module):
         self.to_qkv = nn.Linear(dim, inner * 3, bias=False)
         self.to_out = nn.Linear(inner, dim, bias=False)
 
-    def forward(self, x: Tensor, rotary_freqs: Tensor | None = None,
+    def forward(self, x: Tensor, rotary_freqs: Tensor | tuple[Tensor, Tensor] | None = None,
                 attn_mask: Tensor | None = None) -> Tensor:
         q, k, v = rearrange(self.to_qkv(x), "b n (qkv h d) -> qkv b h n d", qkv=3, h=self.heads)
         if rotary_freqs is not None:

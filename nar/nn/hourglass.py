@@ -118,7 +118,7 @@ def _stack(cfg: HourglassConfig, depth: int) -> TransformerStack:
     return TransformerStack(cfg.dim, depth, cfg.heads, cfg.dim_head, cfg.ff_mult, cfg.dropout)
 
 
-def _on_grid(stack: TransformerStack, x: Tensor, freqs: Tensor) -> Tensor:
+def _on_grid(stack: TransformerStack, x: Tensor, freqs) -> Tensor:
     """Run a sequence stack over a (B, h, w, D) grid in raster order."""
     h = x.shape[1]
     x = stack(rearrange(x, "b h w d -> b (h w) d"), rotary_freqs=freqs)
@@ -140,7 +140,7 @@ class HourglassLevel(nn.Module):
             self.post = _stack(cfg, depths[-1])
 
     def forward(self, x: Tensor, rotary: AxialRotary2D) -> Tensor:
-        freqs = rotary.freqs(x.shape[1], x.shape[2], x.device)  # this level's own grid
+        freqs = rotary.tables(x.shape[1], x.shape[2], x.device)  # this level's own grid: (cos, sin±)
         x = _on_grid(self.pre, x, freqs)
         if self.valley is None:
             return x

@@ -18,12 +18,27 @@ from einops import rearrange
 from rotary_embedding_torch import RotaryEmbedding, apply_rotary_emb
 from torch import Tensor, nn
 
-__all__ = ["AxialRotary2D", "Rotary1D", "apply_rotary"]
+__all__ = ["AxialRotary2D", "Rotary1D", "apply_rotary", "rotary_tables"]
 
 
-def apply_rotary(t: Tensor, freqs: Tensor) -> Tensor:
-    """Rotate q or k of shape (..., N, dim_head) by ``freqs`` of shape (N, dim_head)."""
+def apply_rotary(t: Tensor, freqs: Tensor | tuple[Tensor, Tensor]) -> Tensor:
+    """Rotate q or k of shape (..., N, dim_head) by ``freqs`` of shape (N, dim_head), or by
+    the precomputed ``(cos, signed sin)`` pair of ``tables`` (same result, no trigonometry
+    and no concatenation per call: ``t·cos + swap_pairs(t)·sin±``)."""
+    if isinstance(freqs, tuple):
+        cos, sin = freqs
+        tf = t.float()  # fp32 math as in apply_rotary_emb (a no-op on fp32 inputs)
+        return torch.addcmul(tf * cos, tf.unflatten(-1, (-1, 2)).flip(-1).flatten(-2), sin).to(t.dtype)
     return apply_rotary_emb(freqs, t)
+
+
+def rotary_tables(freqs: Tensor) -> tuple[Tensor, Tensor]:
+    """Angles (N, d) of interleaved rotation pairs -> (cos, sin±) with sin± = -sin at even
+    features, +sin at odd ones, for ``apply_rotary``."""
+    sin = freqs.sin()
+    sign = torch.ones(freqs.shape[-1], device=freqs.device, dtype=freqs.dtype)
+    sign[0::2] = -1.0
+    return freqs.cos(), sin * sign
 
 
 class _RotaryBase(nn.Module):
@@ -91,6 +106,14 @@ class AxialRotary2D(_RotaryBase):
             return rearrange(axial, "h w d -> (h w) d").to(device)
 
         return self._cached(key, make)
+
+    def tables(self, h: int, w: int, device: torch.device | str | None = None,
+               offset: tuple[int, int] = (0, 0)) -> tuple[Tensor, Tensor]:
+        """``(cos, sin±)`` of ``freqs(h, w, ...)``, computed once per grid: what the
+        hourglass hands its attention layers."""
+        device = torch.device(device) if device is not None else self.rotary.device
+        return self._cached((h, w, device, tuple(offset), "tables"),
+                            lambda: rotary_tables(self.freqs(h, w, device, offset)))
 
 
 class Rotary1D(_RotaryBase):

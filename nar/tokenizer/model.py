@@ -48,6 +48,10 @@ class ResnetBlock(nn.Module):
         self.skip = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.is_grad_enabled():  # inference: the same math, no fresh full-size buffers
+            h = self.conv1(F.silu(self.norm1(x), inplace=True))
+            h = self.conv2(self.dropout(F.silu(self.norm2(h), inplace=True)))
+            return h.add_(self.skip(x))
         h = self.conv1(F.silu(self.norm1(x)))
         h = self.conv2(self.dropout(F.silu(self.norm2(h))))
         return self.skip(x) + h
@@ -67,6 +71,8 @@ class AttnBlock(nn.Module):
         qkv = rearrange(self.qkv(self.norm(x)), "b (three c) h w -> three b 1 (h w) c", three=3)
         out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])     # (B, 1, h*w, C)
         out = rearrange(out, "b 1 (h w) c -> b c h w", h=h, w=w)
+        if not torch.is_grad_enabled():
+            return self.proj_out(out).add_(x)
         return x + self.proj_out(out)
 
 
@@ -81,12 +87,45 @@ class Downsample(nn.Module):
 
 
 class Upsample(nn.Module):
+    """2x nearest upsampling then a 3x3 convolution.
+
+    Inference runs it as a sub-pixel convolution with the same weights: output pixel
+    (2i+a, 2j+b) of conv3x3(nearest2x(x)) only ever sees x at rows {i-1, i} (a = 0) or {i, i+1}
+    (a = 1), and likewise for columns, so each of the four output phases is a 2x2 convolution
+    of x whose taps are sums of the 3x3 taps. One convolution with the four phase kernels
+    stacked (4·C outputs, padding 1) and an interleave give the same image with 16/36 of the
+    multiply-adds and without the upsampled input ever being built."""
+
     def __init__(self, ch: int):
         super().__init__()
         self.conv = nn.Conv2d(ch, ch, 3, padding=1)
+        self._phases: tuple | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+        if torch.is_grad_enabled():
+            return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+        weight, bias = self._phase_weights()
+        b, c, h, w = x.shape
+        y = F.conv2d(x, weight, bias.to(x.dtype) if bias is not None else None, padding=1)  # (B, 4C, h+1, w+1)
+        out = torch.empty(b, c, 2 * h, 2 * w, dtype=y.dtype, device=y.device, memory_format=torch.channels_last
+                          if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format)
+        for k, (a, b_) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
+            out[:, :, a::2, b_::2] = y[:, k * c:(k + 1) * c, a:a + h, b_:b_ + w]
+        return out
+
+    def _phase_weights(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(4C, C, 2, 2) phase kernels (and the bias 4 times), rebuilt when the weights change."""
+        w = self.conv.weight
+        key = (id(w), w._version, w.device, w.dtype)
+        if self._phases is None or self._phases[0] != key:
+            with torch.no_grad():
+                # rows: phase 0 sees (i-1: tap 0) and (i: taps 1+2); phase 1 sees (i: taps 0+1) and (i+1: tap 2)
+                fold = w.new_tensor([[[1, 0, 0], [0, 1, 1]], [[1, 1, 0], [0, 0, 1]]])  # (phase, tap2, tap3)
+                kernels = torch.einsum("apy,bqx,oiyx->aboipq", fold, fold, w.float().to(fold))
+                weight = kernels.reshape(4 * w.shape[0], w.shape[1], 2, 2).to(w.dtype).contiguous()
+                bias = self.conv.bias.repeat(4) if self.conv.bias is not None else None
+            self._phases = (key, weight, bias)
+        return self._phases[1], self._phases[2]
 
 
 class Level(nn.Module):
@@ -170,7 +209,7 @@ class Decoder(nn.Module):
         h = self.mid(self.conv_in(z))
         for level in self.up:
             h = level(h)
-        return self.conv_out(F.silu(self.norm_out(h)))
+        return self.conv_out(F.silu(self.norm_out(h), inplace=not torch.is_grad_enabled()))
 
     @property
     def last_layer(self) -> torch.Tensor:

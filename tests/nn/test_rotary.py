@@ -72,3 +72,12 @@ def test_frequencies_stay_fp32_in_a_low_precision_model():
     angles = rotary.freqs(64, 64)
     assert angles.dtype == torch.float32
     torch.testing.assert_close(angles, exact, rtol=0, atol=0)
+
+
+def test_precomputed_tables_rotate_like_the_library():
+    from nar.nn.rotary import AxialRotary2D, apply_rotary
+    rot = AxialRotary2D(16)
+    t = torch.randn(2, 3, 12, 16)
+    tables = rot.tables(3, 4)
+    assert rot.tables(3, 4) is tables  # computed once per grid
+    torch.testing.assert_close(apply_rotary(t, tables), apply_rotary(t, rot.freqs(3, 4)), atol=1e-6, rtol=1e-5)

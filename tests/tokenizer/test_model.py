@@ -58,3 +58,27 @@ def test_decode_only_model_has_no_encoder():
     assert model.decode_tokens(torch.zeros(1, 2, 3, dtype=torch.long)).shape == (1, 3, 16, 24)
     with pytest.raises(NarError, match="decode-only"):
         model.encode(torch.zeros(1, 3, 16, 16))
+
+
+def test_inference_decoder_paths_give_the_training_image():
+    # no-grad decoding takes the fast paths (sub-pixel upsampling, in-place activations and
+    # residuals); with gradients on, the plain Taming layers: the same image, the same weights
+    from nar.tokenizer.model import Upsample
+    torch.manual_seed(0)
+    up = Upsample(8)
+    x = torch.randn(2, 8, 5, 7).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        fast = up(x)
+    torch.testing.assert_close(fast, up.conv(torch.nn.functional.interpolate(x, scale_factor=2.0)),
+                               atol=1e-5, rtol=1e-5)
+    assert fast.is_contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        up.conv.weight.mul_(2)  # new weights: the phase kernels are rebuilt
+        torch.testing.assert_close(up(x), up.conv(torch.nn.functional.interpolate(x, scale_factor=2.0)),
+                                   atol=1e-5, rtol=1e-5)
+    model = VQGAN(tiny_config(), decode_only=True).eval()
+    tokens = torch.randint(model.codebook_size, (1, 4, 6))
+    slow = model.decode_tokens(tokens)  # grad enabled: the training layers
+    with torch.inference_mode():
+        torch.testing.assert_close(model.decode_tokens(tokens), slow.detach(), atol=1e-5, rtol=1e-5)
+    assert set(model.state_dict()) == set(VQGAN(tiny_config(), decode_only=True).state_dict())
