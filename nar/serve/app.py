@@ -15,7 +15,9 @@ import asyncio
 import base64
 import binascii
 import io
+from contextlib import asynccontextmanager
 import json
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -226,8 +228,6 @@ def create_app(config: ServeConfig | None = None, engine: Engine | None = None) 
     if cfg.preload:
         queue.submit(("warmup",), list(cfg.preload))
 
-    from contextlib import asynccontextmanager
-
     @asynccontextmanager
     async def lifespan(app):
         yield
@@ -346,7 +346,6 @@ def create_app(config: ServeConfig | None = None, engine: Engine | None = None) 
                 return {"tokens": result.tokens.tolist(), "grid": list(grid), "settings": result.settings,
                         "timings_ms": {k: round(v * 1000, 1) for k, v in result.timings.items()}}
             if remote:
-                import time
                 t0 = time.perf_counter()
                 body = json.dumps({"tokens": result.tokens.tolist()}).encode()
                 data, _ = await run_in_threadpool(_post, cfg.decode_url.rstrip("/") + "/decode", body,
