@@ -6,7 +6,8 @@ Runs the real command (`nar train`, under `torchrun --nproc_per_node 2` for the 
 rows) on a synthetic token cache, and reads the loop's own clock from metrics.jsonl (steps
 `--warm`..`--steps`, so process start-up and the first steps are not counted). Records the
 load average before and after every row: the figures are only as good as the machine was
-idle. Writes benchmarks/results/ddp_cpu.{md,json}.
+idle. Writes benchmarks/results/ddp_cpu_latest.{md,json} (benchmarks/results/ddp_cpu.md is
+the committed record: two such runs, the load they ran under and notes).
 """
 from __future__ import annotations
 
@@ -97,7 +98,7 @@ def main() -> None:
     for r in rows:
         r["params"] = params
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "ddp_cpu.json").write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2) + "\n")
+    (RESULTS / "ddp_cpu_latest.json").write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2) + "\n")
     grad_mb = params * 4 / 1e6
     lines = [f"# Data-parallel training on the CPU: {args.prior}_tiny, {args.grid}x{args.grid} tokens",
              "",
@@ -111,7 +112,7 @@ def main() -> None:
     for r in rows:
         lines.append(f"| {r['row']} | {r['processes']} x {r['threads_per_process']} | {r['batch_per_process']} | "
                      f"{r['global_batch']} | {r['step_ms']} | {r['samples_per_s']} | {r['load_before']} -> {r['load_after']} |")
-    (RESULTS / "ddp_cpu.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / "ddp_cpu_latest.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
