@@ -102,6 +102,7 @@ def test_rows_per_prior_size_steps_batch(bench_result):
     assert len(speed) == 2 * (1 + 2 + 2) * 2  # sizes x (ar + maskgit steps + sundae steps) x batches
     ar = next(r for r in speed if r["prior"] == "ar" and r["size"] == 32 and r["batch"] == 1)
     assert ar["steps_run"] == ar["forward_passes"] == ar["tokens"] == 16
+    assert ar["implementation"] == "static KV cache, eager, fp32" and "ran: static KV cache" in ar["note"]
     mg = next(r for r in speed if r["prior"] == "maskgit" and r["size"] == 32 and r["steps"] == 2)
     assert mg["forward_passes"] == 2
 

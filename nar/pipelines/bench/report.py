@@ -14,6 +14,7 @@ from typing import Any
 SPEED_COLUMNS: dict[str, str] = {
     "prior": "registry name of the prior",
     "weights": "trained (a checkpoint) or untrained (random init from its config: speed only)",
+    "implementation": "what was timed where a prior says (ar: KV cache kind, compiled or eager, precision)",
     "size": "output image side in pixels (square images)",
     "grid": "token grid h x w = size / tokenizer factor",
     "tokens": "tokens per image (h*w)",

@@ -226,6 +226,10 @@ class _SpeedJob:
             "decode_runs": len(shared.times) if shared is not None else len(self.t_d),
             "decode_note": shared.note if shared is not None else "",
         }
+        impl = getattr(self.entry.prior, "implementation", None)
+        if callable(impl):  # ar: which decode path ran (cache kind, compiled or not)
+            common["implementation"] = impl(grid)
+            self.notes.append(f"ran: {common['implementation']}")
         tokens = grid[0] * grid[1]
         rows = []
         for b in s.batches:
