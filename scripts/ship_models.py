@@ -1,6 +1,7 @@
 """Copy trained checkpoints into the package as the default models (fp16 weights + metadata).
 
     python scripts/ship_models.py runs/defaults
+    python scripts/ship_models.py --sr runs/sr_v1      # the 2x super-resolution model alone
 
 expects RUN/tokenizer/model.safetensors and RUN/{ar,maskgit,sundae}/model.safetensors.
 The shipped tokenizer keeps the content hash of the weights it was trained as, so priors
@@ -78,6 +79,28 @@ def main(run: Path) -> None:
         print(f"{name} (step {meta.get('step')}) -> {MODELS_DIR / (name + '.safetensors')}")
 
 
+def ship_sr(run: Path, cpu_hours: float | None = None) -> None:
+    """The 2x super-resolution model: RUN/model.safetensors (EMA weights) -> nar/assets/models/sr.safetensors.
+    ``cpu_hours``: measured process CPU time when known (the machine is shared, so wall x threads overstates it)."""
+    from nar.pipelines.upscale import SR_FILE
+    src = run / "model.safetensors"
+    tensors, meta = load_checkpoint(src)
+    if meta.get("kind") != "sr":
+        raise SystemExit(f"{src} is not a super-resolution checkpoint")
+    data = meta.get("data") or {}
+    record = training_record(run, meta.get("step"))
+    record["cpu_hours"] = cpu_hours if cpu_hours is not None else record["wall_hours"]
+    record["data"] = (f"fresh procedural scene pairs per step ({data.get('scenes_per_step')} per step), rendered at "
+                      f"L² and (2L)² for L in {data.get('lr_sizes')}; aligned {data.get('crop')}² -> "
+                      f"{2 * data.get('crop', 0)}² crops, batch {meta.get('train', {}).get('batch_size')}")
+    meta = {**meta, "weights_dtype": "float16", "source_run": str(run), "params": n_params(tensors),
+            "training": record}
+    save_checkpoint(MODELS_DIR / SR_FILE, half(tensors), meta)
+    print(f"sr (step {meta.get('step')}) -> {MODELS_DIR / SR_FILE}")
+
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "runs/defaults"))
+    if len(sys.argv) > 2 and sys.argv[1] == "--sr":     # python scripts/ship_models.py --sr runs/sr_v1 [CPU_HOURS]
+        ship_sr(Path(sys.argv[2]), float(sys.argv[3]) if len(sys.argv) > 3 else None)
+    else:
+        main(Path(sys.argv[1] if len(sys.argv) > 1 else "runs/defaults"))

@@ -1,0 +1,176 @@
+"""2x super-resolution of any image: `load_sr` (the shipped model or a run's checkpoint) and
+`upscale(image, model=None, tile=None) -> image` (used by `nar upscale`, `nar sample --size
+2048` and `nar serve`).
+
+Inference is tiled with overlap (``nar.tokenizer.tiling.tiled_apply``, blend "center": every
+output pixel comes from the tile it lies deepest inside, with at least the net's receptive
+radius of real context around it), so tiled and untiled outputs agree to float rounding and
+memory is set by the tile, not the image.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from nar.core.checkpoint import load_checkpoint, read_meta
+from nar.core.errors import NarError
+from nar.pipelines.models import MODELS_DIR
+from nar.sr.model import SRModelConfig, SRNet
+
+SR_FILE = "sr.safetensors"
+TILE = 512                       # low-res tile side (pixels) above which inference is tiled
+MAX_INPUT_PIXELS = 4096 * 4096   # memory limit: a 16.8 MP input (67 MP output, ~0.8 GB as floats)
+
+_cache: dict[tuple[str, str], SRNet] = {}
+
+
+def default_sr_path() -> Path:
+    return MODELS_DIR / SR_FILE
+
+
+def resolve_sr_ckpt(ckpt: str | Path | None) -> Path:
+    path = Path(ckpt) if ckpt is not None else default_sr_path()
+    if not path.is_file():
+        if ckpt is None:
+            raise NarError(f"no super-resolution model installed at {path}; pass --sr-ckpt RUN/model.safetensors "
+                           "from `nar sr train`")
+        raise NarError(f"super-resolution checkpoint not found: {path}")
+    return path
+
+
+def load_sr(ckpt: str | Path | None = None, device: str | torch.device = "cpu") -> SRNet:
+    """An SR net in eval mode, float32, channels-last (the fast layout for CPU convolutions).
+    Loaded once per (path, device) and cached."""
+    path = resolve_sr_ckpt(ckpt)
+    key = (str(path.resolve()), str(device))
+    if key not in _cache:
+        meta = read_meta(path)
+        if meta.get("kind") != "sr":
+            raise NarError(f"{path} is not a super-resolution checkpoint (kind {meta.get('kind')!r})")
+        tensors, meta = load_checkpoint(path)
+        model = SRNet(SRModelConfig(**meta["config"]))
+        model.load_state_dict({k: v.float() for k, v in tensors.items()})
+        model.meta_info = meta
+        model.source_path = path
+        _cache[key] = model.eval().requires_grad_(False).to(device).to(memory_format=torch.channels_last)
+    return _cache[key]
+
+
+def tile_overlap(model: SRNet) -> int:
+    """Overlap (low-res pixels) that leaves every output pixel its full receptive field."""
+    return 8 * -(-(2 * model.receptive_radius + 4) // 8)
+
+
+def upscale_tensor(images: torch.Tensor, model: SRNet, tile: int | None = TILE) -> torch.Tensor:
+    """(B, 3, H, W) in [-1, 1] -> (B, 3, sH, sW) float32 on the CPU, clamped to [-1, 1]. ``tile``:
+    low-res tile side (None or 0: untiled; at least twice the overlap)."""
+    from nar.tokenizer.tiling import tiled_apply
+    device = next(model.parameters()).device
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        x = x.to(device, torch.float32).contiguous(memory_format=torch.channels_last)
+        return model(x).float().clamp_(-1, 1)
+
+    with torch.inference_mode():
+        h, w = images.shape[-2:]
+        if not tile or (h <= tile and w <= tile):
+            return run(images).cpu().contiguous()
+        overlap = tile_overlap(model)
+        tile = max(tile, 2 * overlap)   # smaller tiles would be all overlap
+        return tiled_apply(run, images, tile, overlap, scale=model.scale, blend="center",
+                           out_device="cpu").contiguous()
+
+
+def check_size(width: int, height: int, max_pixels: int = MAX_INPUT_PIXELS) -> None:
+    if width <= 0 or height <= 0:
+        raise NarError(f"image has zero size ({width}x{height})")
+    if width * height > max_pixels:
+        raise NarError(f"{width}x{height} image is over the upscale memory limit of {max_pixels / 1e6:.1f} MP "
+                       f"(its 2x output would be {4 * width * height / 1e6:.0f} MP); crop or resize it first")
+
+
+def upscale(image, model: SRNet | None = None, tile: int | None = TILE):
+    """2x super-resolution of a PIL image (returns a PIL image) or a (3, H, W) / (B, 3, H, W)
+    tensor in [-1, 1] (returns a float tensor of the same rank)."""
+    from nar.core.images import to_pil, to_tensor
+    model = model if model is not None else load_sr()
+    if isinstance(image, Image.Image):
+        check_size(*image.size)
+        return to_pil(upscale_tensor(to_tensor(image.convert("RGB"))[None], model, tile)[0])
+    if not torch.is_tensor(image) or image.ndim not in (3, 4) or image.shape[-3] != 3:
+        raise NarError("upscale expects a PIL image or an RGB tensor (3, H, W) / (B, 3, H, W)")
+    check_size(image.shape[-1], image.shape[-2])
+    batch = image[None] if image.ndim == 3 else image
+    out = upscale_tensor(batch, model, tile)
+    return out[0] if image.ndim == 3 else out
+
+
+def open_checked(path: str | Path, max_pixels: int = MAX_INPUT_PIXELS) -> Image.Image:
+    """Read an image for upscaling: size checked from the header before decoding."""
+    from nar.core.images import load_image
+    path = Path(path)
+    if not path.is_file():
+        raise NarError(f"image not found: {path}")
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+    except Exception as e:   # PIL raises many kinds for non-images
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise NarError(f"cannot read image {path}: {reason}") from None
+    check_size(width, height, max_pixels)
+    return load_image(path)
+
+
+def upscale_file(src: str | Path, out: str | Path, ckpt: str | Path | None = None, tile: int | None = TILE,
+                 device: str = "cpu", overwrite: bool = False, log=print) -> dict:
+    from nar.core.device import pick_device
+    from nar.core.images import save_png
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise NarError(f"{out} exists; pass --overwrite or another --out")
+    if out.suffix.lower() != ".png":
+        raise NarError(f"--out must be a .png file, got {out}")
+    image = open_checked(src)
+    model = load_sr(ckpt, pick_device(device))
+    t0 = time.perf_counter()
+    result = upscale(image, model, tile)
+    seconds = time.perf_counter() - t0
+    info = {"upscaled": {"from": list(image.size), "to": list(result.size), "scale": model.scale,
+                         "sr_ckpt": str(model.source_path), "tile": tile, "source": str(src)}}
+    save_png(result, out, {"nar": json.dumps(info)})
+    log(f"{image.size[0]}x{image.size[1]} -> {result.size[0]}x{result.size[1]} in {seconds:.2f}s -> {out}")
+    return {**info, "seconds": seconds, "file": str(out)}
+
+
+# ---- sizes above what the priors draw: generate at half size, then 2x SR --------------------
+SR_ABOVE = 1024   # `nar sample --size S` with S above this = generation at S/2 + decode + 2x SR
+
+
+def sample_plan(size: int | None, scale: int = 2) -> tuple[int | None, bool]:
+    """(size to generate at, whether to super-resolve): 2048 -> (1024, True); 1024 -> (1024, False)."""
+    if size is None or size <= SR_ABOVE:
+        return size, False
+    if size % scale:
+        raise NarError(f"--size {size} above {SR_ABOVE} goes through {scale}x super-resolution, so it must be "
+                       f"a multiple of {scale}")
+    return size // scale, True
+
+
+def upscale_output(out, ckpt: str | Path | None = None, device: str | torch.device = "cpu", tile: int | None = TILE):
+    """A `PipelineOutput` of decoded images -> the same with every image 2x super-resolved;
+    settings record the SR model and the generated size, seconds_total includes the SR."""
+    model = load_sr(ckpt, device)
+    t0 = time.perf_counter()
+    images = [upscale(im, model, tile) for im in out.images]
+    seconds = time.perf_counter() - t0
+    w, h = images[0].size
+    out.settings = {**out.settings, "size": w if w == h else None, "image_size": [h, w],
+                    "super_resolution": {"scale": model.scale, "generated_size": list(out.images[0].size)[::-1],
+                                         "sr_ckpt": str(model.source_path), "seconds": round(seconds, 3)}}
+    out.images = images
+    out.seconds_total += seconds
+    return out

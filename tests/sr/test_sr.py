@@ -1,0 +1,170 @@
+"""2x super-resolution: the net's shape and start, tiling, training (loss down, exact resume),
+`nar upscale` / `nar sr` on tiny models, and the one-line errors."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from nar.core.checkpoint import load_checkpoint
+from nar.sr.model import SRModelConfig, SRNet
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ROOT / "configs" / "sr" / "tiny.toml"
+
+
+def tiny_net(seed: int = 0) -> SRNet:
+    torch.manual_seed(seed)
+    net = SRNet(SRModelConfig(channels=8, blocks=2)).eval()
+    torch.nn.init.normal_(net.tail.weight, std=0.05)   # a trained-like tail, not the zero start
+    return net
+
+
+def test_shape_scale_and_bicubic_start():
+    net = SRNet(SRModelConfig(channels=8, blocks=1))
+    x = torch.rand(2, 3, 12, 20) * 2 - 1
+    y = net(x)
+    assert y.shape == (2, 3, 24, 40)
+    # the zero-initialised last layer makes an untrained net exactly bicubic
+    assert torch.equal(y, F.interpolate(x, scale_factor=2, mode="bicubic", align_corners=False))
+    assert SRNet(SRModelConfig(scale=3, channels=4, blocks=0))(x).shape == (2, 3, 36, 60)
+
+
+def test_tiled_equals_untiled():
+    from nar.pipelines.upscale import tile_overlap, upscale_tensor
+    net = tiny_net()
+    x = torch.rand(1, 3, 70, 90) * 2 - 1
+    whole = upscale_tensor(x, net, tile=None)
+    tiled = upscale_tensor(x, net, tile=2 * tile_overlap(net) + 8)   # 3x2 tiles
+    assert tiled.shape == whole.shape == (1, 3, 140, 180)
+    assert float((tiled - whole).abs().max()) * 127.5 < 1.0   # within 1/255 of the [0, 1] range
+    assert float((tiled - whole).abs().max()) < 1e-4
+
+
+def test_pairs_are_aligned_crops_of_one_scene():
+    from nar.train.sr_task import SRTask, load_sr_config, render_pair
+    cfg = load_sr_config(TINY)
+    task = SRTask(cfg, build_perceptual=False)
+    lo, hi = task.pairs.batch(4, torch.Generator().manual_seed(1))
+    assert lo.shape == (4, 3, 16, 16) and hi.shape == (4, 3, 32, 32)
+    # the 2x render box-averaged back is close to the 1x render (same scene, aligned)
+    a, b = render_pair(12345, 64)
+    assert float((F.avg_pool2d(b[None], 2) - a[None]).abs().mean()) < 0.05
+
+
+def test_loss_goes_down_on_a_fixed_batch():
+    from nar.train.sr_task import SRTask, load_sr_config
+    cfg = load_sr_config(TINY, {"model.channels": 16, "model.blocks": 2, "loss.disc_weight": 0.0,
+                                "data.lr_sizes": [96], "data.crop": 32})
+    task = SRTask(cfg, build_perceptual=False)
+    lo, hi = task.pairs.batch(8, torch.Generator().manual_seed(0))
+    opt = torch.optim.Adam(task.model.parameters(), lr=2e-3)
+    losses = []
+    for _ in range(60):
+        loss, _ = task.losses.generator_loss(hi, task.model(lo), 0, task.model.last_layer)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.95 * losses[0]   # from the bicubic start
+
+
+def test_training_resumes_exactly(tmp_path):
+    from nar.train.sr_task import train_sr
+    train_sr(TINY, None, tmp_path / "full", progress=False)
+    train_sr(TINY, None, tmp_path / "cut", progress=False, until=6)
+    train_sr(TINY, None, tmp_path / "cut", progress=False)
+    a, meta = load_checkpoint(tmp_path / "full" / "model.safetensors")
+    b, _ = load_checkpoint(tmp_path / "cut" / "model.safetensors")
+    assert meta["kind"] == "sr" and meta["step"] == 12
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    logged = [json.loads(line) for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in logged] == [2, 4, 6, 8, 10, 12]
+    assert "d_loss" in logged[-1]   # the discriminator switched on at disc_start
+
+
+# ---- command line ---------------------------------------------------------------------------
+def nar(*args):
+    return subprocess.run([sys.executable, "-m", "nar.cli", *map(str, args)], capture_output=True, text=True,
+                          env={"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+
+
+@pytest.fixture(scope="module")
+def tiny_sr(tmp_path_factory):
+    from nar.core.checkpoint import save_checkpoint
+    from nar.core.config import to_dict
+    net = tiny_net()
+    path = tmp_path_factory.mktemp("sr") / "sr.safetensors"
+    save_checkpoint(path, net.state_dict(), {"kind": "sr", "name": "srnet", "config": to_dict(net.cfg), "scale": 2})
+    return path
+
+
+def test_upscale_cli_writes_2x_png_with_metadata(tiny_sr, tmp_path):
+    src = tmp_path / "in.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (60, 100, 3), dtype=np.uint8)).save(src)
+    r = nar("upscale", src, "--out", tmp_path / "out.png", "--ckpt", tiny_sr, "--tile", 48)
+    assert r.returncode == 0, r.stderr
+    out = Image.open(tmp_path / "out.png")
+    assert out.size == (200, 120)
+    info = json.loads(out.text["nar"])["upscaled"]
+    assert info["from"] == [100, 60] and info["to"] == [200, 120]
+    # tiled (48-pixel tiles) and untiled give the same picture
+    r = nar("upscale", src, "--out", tmp_path / "whole.png", "--ckpt", tiny_sr, "--tile", 0)
+    assert r.returncode == 0, r.stderr
+    diff = np.abs(np.asarray(out, np.int16) - np.asarray(Image.open(tmp_path / "whole.png"), np.int16))
+    assert diff.max() <= 1
+
+
+@pytest.mark.parametrize("case", ["not_an_image", "zero_size", "too_large", "missing", "no_model"])
+def test_upscale_bad_input_is_one_line_exit_2(tiny_sr, tmp_path, case):
+    src = tmp_path / "in.png"
+    ckpt = tiny_sr
+    if case == "not_an_image":
+        src.write_text("hello")
+    elif case == "zero_size":
+        src.write_bytes(b"")
+    elif case == "too_large":   # header says 5000x4000: refused before decoding
+        Image.new("RGB", (5000, 4000)).save(src, compress_level=1)
+    elif case == "missing":
+        src = tmp_path / "nope.png"
+    elif case == "no_model":
+        Image.new("RGB", (8, 8)).save(src)
+        ckpt = tmp_path / "nope.safetensors"
+    r = nar("upscale", src, "--out", tmp_path / "out.png", "--ckpt", ckpt)
+    assert r.returncode == 2
+    lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), r.stderr
+    assert "Traceback" not in r.stderr
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_sample_plan():
+    from nar.core.errors import NarError
+    from nar.pipelines.upscale import sample_plan
+    assert sample_plan(2048) == (1024, True)
+    assert sample_plan(1024) == (1024, False)
+    assert sample_plan(None) == (None, False)
+    with pytest.raises(NarError):
+        sample_plan(2049)
+
+
+def test_upscale_output_doubles_images_and_says_so(tiny_sr):
+    from nar.pipelines.pipeline import PipelineOutput
+    from nar.pipelines.upscale import upscale_output
+    images = [Image.new("RGB", (24, 24), (10 * i, 50, 90)) for i in range(2)]
+    out = PipelineOutput(images=images, tokens=torch.zeros(2, 3, 3, dtype=torch.long),
+                         settings={"size": 24, "image_size": [24, 24]}, seconds_total=1.0)
+    out = upscale_output(out, tiny_sr)
+    assert [im.size for im in out.images] == [(48, 48)] * 2
+    assert out.settings["size"] == 48 and out.settings["image_size"] == [48, 48]
+    sr = out.settings["super_resolution"]
+    assert sr["scale"] == 2 and sr["generated_size"] == [24, 24] and sr["sr_ckpt"] == str(tiny_sr)
+    assert out.seconds_total >= 1.0
