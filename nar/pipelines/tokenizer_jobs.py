@@ -25,6 +25,7 @@ from nar.core.errors import NarError
 from nar.tokenizer.config import TokenizerConfig
 from nar.tokenizer.losses import build_lpips, find_vgg_weights, lpips_distance, psnr, ssim
 from nar.tokenizer.load import load_tokenizer, stamp_hash, tokenizer_hash  # noqa: F401  (re-exported)
+from nar.eval.sharpness import relative_to, sharpness_report
 from nar.tokenizer.quantizer import code_counts, usage_stats
 from nar.train.tokenizer_task import TokenizerTask, held_out_seed, render_landscape
 from nar.train.loop import MODEL_FILE, train
@@ -79,7 +80,7 @@ def _images(data_dir: str | Path | None, n: int | None, size: int, seed: int, he
         from nar.data.landscapes import SCENES, LandscapeDataset
         count = 64 if n is None else n
         if count <= 0:
-            raise NarError(f"-n must be positive, got {count}")
+            raise NarError(f"the number of images n must be positive, got {count}")
         if held_out:   # seeds no training run draws (nar.train.tokenizer_task.held_out_seed)
             what = f"procedural landscapes, held-out seed set {seed}"
             return count, list(SCENES), what, (render_landscape(held_out_seed(seed, i), size) for i in range(count))
@@ -139,6 +140,7 @@ def evaluate_tokenizer(ckpt: str | Path, data_dir: str | Path | None = None, n: 
     scores: dict[str, list[torch.Tensor]] = {"psnr": [], "ssim": [], "lpips": []}
     agreement: list[torch.Tensor] = []
     counts = torch.zeros(model.codebook_size, dtype=torch.long)
+    sharp: dict[str, list[tuple[int, dict]]] = {"real": [], "recon": []}
     start, done = time.time(), 0
     with progress_bar(progress, total=count, desc="evaluate") as advance:
         for x, _ in _batches(items, batch_size):
@@ -153,6 +155,9 @@ def evaluate_tokenizer(ckpt: str | Path, data_dir: str | Path | None = None, n: 
             if lpips_model is not None:
                 scores["lpips"].append(lpips_distance(lpips_model, recon, x).cpu())
             counts += code_counts(tokens, model.codebook_size).cpu()
+            # sharpness and blockiness at the tokenizer's cell size, beside a real-image row
+            sharp["real"].append((x.shape[0], sharpness_report(x.cpu(), blocks=(model.factor,))))
+            sharp["recon"].append((x.shape[0], sharpness_report(recon.cpu(), blocks=(model.factor,))))
             done += x.shape[0]
             advance(done, {"psnr": float(torch.cat(scores["psnr"]).mean())})
     stats = usage_stats(counts)
@@ -168,6 +173,8 @@ def evaluate_tokenizer(ckpt: str | Path, data_dir: str | Path | None = None, n: 
         "token_agreement": float(torch.cat(agreement).mean()),
         "seconds": round(time.time() - start, 2), "device": str(model.device),
     }
+    real, recon_sharp = (_weighted_mean(sharp[k]) for k in ("real", "recon"))
+    result["sharpness"] = {"real": real, "reconstruction": relative_to(recon_sharp, real)}
     if lpips_model is None:
         result["lpips_note"] = "no VGG16 weights found (torch hub cache or lpips_weights); LPIPS not computed"
     if show:
@@ -194,6 +201,12 @@ def print_eval_table(result: dict[str, Any]) -> None:
                                     f"({result['codes_used']}/{result['codebook_size']})")
     table.add_row("perplexity", f"{result['perplexity']:.1f}")
     table.add_row("tokens kept on re-encode", f"{100 * result['token_agreement']:.1f}%")
+    sharp = result.get("sharpness")
+    if sharp:
+        real, rec, f = sharp["real"], sharp["reconstruction"], result["factor"]
+        table.add_row("gradient energy (× real)", f"{rec['grad_energy']:.3f} ({rec['grad_energy_vs_real']:.2f}×; real {real['grad_energy']:.3f})")
+        table.add_row("high-freq share (× real)", f"{rec['hf_share']:.4f} ({rec['hf_share_vs_real']:.2f}×; real {real['hf_share']:.4f})")
+        table.add_row(f"block ratio at {f} px", f"{rec[f'block_ratio_{f}']:.3f} (real {real[f'block_ratio_{f}']:.3f})")
     console.print(table)
     console.print(f"data: {result['data']}")
     if result["codebook_usage"] < 0.5:

@@ -44,16 +44,21 @@ def _apply(defaults: dict, file_data: dict, overrides: dict) -> dict:
 
 def train_prior(name: str, tokens: str | Path, config_path=None, overrides: dict | None = None,
                 out: str | Path = "runs/prior", tokenizer=None, conditional: bool = True,
-                resume: bool = True, progress: bool = True) -> Path:
+                resume: bool = True, progress: bool = True, init_from: str | Path | None = None) -> Path:
+    """Train (or resume) a prior. ``init_from``: a trained checkpoint of the same prior whose
+    weights a new run starts from; parameters the config adds (e.g. new local-mixing blocks)
+    keep their fresh initialisation. A resumed run's own checkpoint replaces them all."""
     cls, model_cfg, train_cfg = load_prior_run_config(name, config_path, overrides)
     cache = TokenCache.open(tokens)
     torch.manual_seed(train_cfg.seed)  # weight init is part of the run's seed
     labelled = bool((cache.labels >= 0).any())
     num_classes = len(cache.class_names) if (conditional and labelled and cache.class_names) else 0
     prior = cls(model_cfg, cache.codebook_size, num_classes, cache.grid)
+    if init_from is not None:
+        _init_weights(prior, name, init_from)
 
     pipe = _cache_pipeline(cache, tokenizer, train_cfg.device)
-    if pipe is not None and getattr(model_cfg, "codebook_init", False):
+    if pipe is not None and getattr(model_cfg, "codebook_init", False) and init_from is None:
         prior.init_from_codebook(pipe.tokenizer.codebook().detach().cpu())
     # snapshots are decoded to PNG only when the cache's tokenizer is at hand
     decode = None if pipe is None else pipe.decode_tensor
@@ -74,3 +79,17 @@ def _cache_pipeline(cache: TokenCache, tokenizer=None, device: str = "auto") -> 
     if pipe.tokenizer_hash != cache.header.get("tokenizer_hash"):
         raise NarError(f"tokenizer {path} did not make token cache {cache.path}")
     return pipe
+
+
+def _init_weights(prior, name: str, path: str | Path) -> None:
+    from nar.core.checkpoint import expect_kind, load_checkpoint
+    tensors, meta = load_checkpoint(path)
+    expect_kind(meta, "prior", path, name=name)
+    own = prior.state_dict()
+    unknown = sorted(k for k in tensors if k not in own)
+    wrong = sorted(k for k in tensors if k in own and tensors[k].shape != own[k].shape)
+    if unknown or wrong:
+        raise NarError(f"--init-from {path} does not fit this {name} config "
+                       f"({len(unknown)} tensors it does not have, {len(wrong)} of another shape, "
+                       f"e.g. {(unknown + wrong)[0]})")
+    prior.load_state_dict({k: v.to(own[k].dtype) for k, v in tensors.items()}, strict=False)

@@ -112,6 +112,11 @@ def test_evaluate_reports_metrics_and_writes_json(trained_tiny, tmp_path, monkey
     assert 0 <= result["token_agreement"] <= 1
     assert json.loads((tmp_path / "eval.json").read_text())["psnr"] == result["psnr"]
     assert read_meta(trained_tiny)["kind"] == "tokenizer"
+    # sharpness beside PSNR: a real-image reference row and the reconstructions relative to it
+    real, rec = result["sharpness"]["real"], result["sharpness"]["reconstruction"]
+    assert set(real) == {"grad_energy", "hf_share", "block_ratio_8"}
+    assert rec["grad_energy_vs_real"] == pytest.approx(rec["grad_energy"] / real["grad_energy"])
+    assert 0 < rec["grad_energy_vs_real"] < 1.5 and rec["block_ratio_8"] > 0
 
 
 def test_train_evaluate_and_encode_from_an_image_folder(tmp_path):
