@@ -142,6 +142,18 @@ def test_quality_table(bench_result):
         assert r["fid"] is None and r["is_inception"] is None  # no Inception weights in tests
     assert ar["time_per_image_s"] > 0 and mg["time_per_image_s"] > 0
     assert data["quality_settings"]["n"] == 5
+    # sharpness beside FD: real vs real is ~1x real; every row names its block pitches
+    assert 0.7 < floor["grad_energy_vs_real"] < 1.4 and floor["block_ratios"].startswith("8px")
+    for r in (recon, ar, mg):
+        assert r["grad_energy_vs_real"] > 0 and r["hf_share_vs_real"] >= 0 and r["block_ratio_max"] > 0
+
+
+def test_merged_patch_sizes_follow_the_hourglass():
+    from types import SimpleNamespace
+    from nar.pipelines.bench.quality import merged_patch_sizes
+    sundae = SimpleNamespace(cfg=SimpleNamespace(net=SimpleNamespace(shorten=(2, 2))))
+    assert merged_patch_sizes(sundae, 16) == [16, 32, 64]
+    assert merged_patch_sizes(SimpleNamespace(cfg=SimpleNamespace()), 16) == [16]
 
 
 def test_markdown_csv_and_plots_exist(bench_result):

@@ -15,6 +15,7 @@ from nar.data.landscapes import generate_landscape
 from nar.eval.inception import load_inception
 from nar.eval.metrics import evaluate_images
 from nar.eval.scene_classifier import default_path, load_scene_classifier
+from nar.eval.sharpness import relative_to, sharpness_report
 from nar.pipelines.bench.settings import (TRAINED, UNTRAINED, UNTRAINED_NOTE, BenchEntry, BenchSettings,
                                           BenchTokenizer, steps_for)
 from nar.pipelines.bench.speed import _Runner
@@ -29,7 +30,28 @@ def render_real(n: int, size: int, seed: int) -> torch.Tensor:
 def _quality_row(row: str, kind: str, weights: str, size: int, steps=None) -> dict[str, Any]:
     return {"row": row, "kind": kind, "weights": weights, "steps": steps, "steps_run": None, "size": size,
             "n_real": None, "n_fake": None, "fd_nar": None, "precision": None, "recall": None, "is_nar": None,
-            "fid": None, "is_inception": None, "time_per_image_s": None, "status": "ok", "note": ""}
+            "fid": None, "is_inception": None, "time_per_image_s": None, "grad_energy_vs_real": None,
+            "hf_share_vs_real": None, "block_ratios": None, "block_ratio_max": None, "status": "ok", "note": ""}
+
+
+def merged_patch_sizes(prior, factor: int) -> list[int]:
+    """Pixel pitches at which a prior's images could show squares: the tokenizer's cell, and
+    every patch its network merges (SUNDAE's hourglass: factor × cumulative shortening)."""
+    sizes, total = {factor}, 1
+    for s in getattr(getattr(getattr(prior, "cfg", None), "net", None), "shorten", ()) or ():
+        total *= int(s)
+        sizes.add(factor * total)
+    return sorted(sizes)
+
+
+def _sharpness_into(row: dict, images: torch.Tensor, real: dict, blocks: list[int]) -> None:
+    blocks = [b for b in blocks if b < min(images.shape[-2:])]
+    rep = relative_to(sharpness_report(images, blocks=blocks), real)
+    row["grad_energy_vs_real"] = rep.get("grad_energy_vs_real")
+    row["hf_share_vs_real"] = rep.get("hf_share_vs_real")
+    ratios = {b: rep[f"block_ratio_{b}"] for b in blocks}
+    row["block_ratios"] = ", ".join(f"{b}px {v:.2f}" for b, v in ratios.items())
+    row["block_ratio_max"] = max(ratios.values()) if ratios else None
 
 
 def _metrics_into(row: dict, report: dict) -> None:
@@ -62,8 +84,11 @@ def quality_rows(entries: list[BenchEntry], tokenizer: BenchTokenizer, device: t
 
     # reference 1: real vs real (two disjoint procedural sets): the floor
     ref = _quality_row("real vs real (floor)", "reference", "-", size)
+    f = int(tokenizer.model.factor)
+    real_sharp = sharpness_report(real_a, blocks=(f,)) if real_a is not None else {}
     if have_metric:
         _metrics_into(ref, evaluate(real_a, real_b))
+        _sharpness_into(ref, real_b, real_sharp, [f])
         ref["note"] = f"procedural seeds {s.quality_seed}.. vs {s.quality_seed + n}.."
     else:
         ref.update(status="n/a", note=no_metric)
@@ -84,10 +109,10 @@ def quality_rows(entries: list[BenchEntry], tokenizer: BenchTokenizer, device: t
             recon = torch.cat([tokenizer.model.decode_tokens(tokenizer.model.encode(b.to(device))).float().cpu()
                                for b in real_b.split(s.quality_batch)]).clamp(-1, 1)
         _metrics_into(rec, evaluate(real_a, recon))
+        _sharpness_into(rec, recon, real_sharp, [f])
         rec["note"] = "encode + decode of the second real set, against the first"
     rows.append(rec)
 
-    f = int(tokenizer.model.factor)
     for entry in entries:
         for steps in steps_for(entry.prior, s.quality_steps or s.steps):
             row = _quality_row(entry.name, "prior", entry.weights, size, steps)
@@ -117,7 +142,9 @@ def quality_rows(entries: list[BenchEntry], tokenizer: BenchTokenizer, device: t
                     fakes.append(images.float().cpu().clamp(-1, 1))
                     runs.append(out.steps_run)
                     seconds += ts + td
-                _metrics_into(row, evaluate(real_a, torch.cat(fakes)))
+                fakes = torch.cat(fakes)
+                _metrics_into(row, evaluate(real_a, fakes))
+                _sharpness_into(row, fakes, real_sharp, merged_patch_sizes(entry.prior, f))
                 row["steps_run"] = sum(runs) / len(runs)
                 match = [r for r in speed if r["prior"] == entry.name and r["size"] == size
                          and r["steps"] == steps and r["batch"] == 1 and r["status"] == "ok"]

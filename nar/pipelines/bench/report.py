@@ -63,6 +63,11 @@ QUALITY_COLUMNS: dict[str, str] = {
     "is_inception": "Inception Score with the Inception weights; empty without them",
     "time_per_image_s": "sampling + decoding per image at batch 1 for this prior/steps at this size "
                         "(from the speed table when measured there, else from the quality run)",
+    "grad_energy_vs_real": "mean |luminance gradient| of these images / that of the real set (blur < 1)",
+    "hf_share_vs_real": "share of spectral power above 1/4 Nyquist / that of the real set (blur < 1, noise > 1)",
+    "block_ratios": "mean |difference| across every B-th pixel boundary / across the others, at the tokenizer "
+                    "factor and at every patch size the prior merges (1 = no blocks; > 1.2: visible squares)",
+    "block_ratio_max": "the largest of block_ratios",
     "status": "ok, or why there is no number (untrained weights, no classifier, ...)",
     "note": "details",
 }
@@ -120,7 +125,8 @@ QUALITY_SHORT = [
     ("n_real", "n real"), ("n_fake", "n fake"), ("fd_nar", "FD (nar features)"),
     ("precision", "precision (nar)"), ("recall", "recall (nar)"), ("is_nar", "IS (nar scene classifier)"),
     ("fid", "FID (Inception)"), ("is_inception", "IS (Inception)"), ("time_per_image_s", "s/img"),
-    ("status", "status"), ("note", "note"),
+    ("grad_energy_vs_real", "gradient energy × real"), ("hf_share_vs_real", "high-freq share × real"),
+    ("block_ratios", "block ratios"), ("status", "status"), ("note", "note"),
 ]
 
 RATIO_SHORT = [
@@ -173,7 +179,8 @@ CONSOLE_SPEED = [
 CONSOLE_QUALITY = [
     ("row", "row"), ("weights", "weights"), ("steps", "steps"), ("n_fake", "n"), ("fd_nar", "FD (nar features)"),
     ("precision", "precision"), ("recall", "recall"), ("is_nar", "IS (nar)"), ("fid", "FID"),
-    ("is_inception", "IS (Inception)"), ("time_per_image_s", "s/img"), ("status", "status"), ("ref", "note"),
+    ("is_inception", "IS (Inception)"), ("time_per_image_s", "s/img"), ("grad_energy_vs_real", "grad × real"),
+    ("hf_share_vs_real", "HF × real"), ("block_ratios", "blocks"), ("status", "status"), ("ref", "note"),
 ]
 
 
