@@ -12,6 +12,7 @@ from rich.table import Table
 
 from nar.core.config import parse_overrides
 from nar.core.errors import ArgumentError, NarError
+from nar.serve import cli as serve_cli
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   help="nar: high-resolution image generation over VQGAN tokens (AR, MaskGIT, SUNDAE).")
@@ -19,6 +20,7 @@ data_app = typer.Typer(no_args_is_help=True, help="Datasets: the procedural land
 tok_app = typer.Typer(no_args_is_help=True, help="The shared VQGAN tokenizer.")
 app.add_typer(data_app, name="data")
 app.add_typer(tok_app, name="tokenizer")
+serve_cli.register(app)       # nar serve
 console = Console()
 err_console = Console(stderr=True)
 
