@@ -48,7 +48,6 @@ whole prefix every token: the reference the cached paths are tested against).
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -59,9 +58,9 @@ from x_transformers import Decoder
 from nar.core.errors import NarError
 from nar.nn.flops import block_flops
 from nar.nn.kv_cache import CachedDecoder, StaticKVCache
-from nar.priors.base import Prior, SampleOutput
+from nar.priors.base import Prior, SampleOutput, SampleRequest
 from nar.priors.registry import PRIORS
-from nar.sampling.filters import sample_logits, validate_sampling_args
+from nar.sampling.filters import sample_logits
 
 FIRST_TOKEN_MODES = ("class", "random")
 POS_MODES = ("rotary+2d", "rotary", "2d")
@@ -207,46 +206,23 @@ class ARPrior(Prior):
             logits = self.combine_guidance(logits, cfg_scale)
         return logits, cache
 
-    @torch.no_grad()
-    def sample(self, n: int, grid: tuple[int, int] | None = None, steps: int | None = None,
-               temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-               cond: torch.Tensor | None = None, cfg_scale: float = 1.0, known: torch.Tensor | None = None,
-               keep: torch.Tensor | None = None, generator: torch.Generator | None = None,
-               use_cache: bool = True, compile: bool | None = None, **options) -> SampleOutput:
-        """Raster-order sampling of (n, h, w) tokens. ``steps`` is ignored (an AR model runs one
-        step per token); ``use_cache=False`` re-runs the whole prefix for every token (slow,
-        for benchmarks and tests). ``compile``: run the one-token step through torch.compile
-        (None: ``self.compile_decode``, whose default is on CUDA only). Unknown options are an error."""
-        if options:
-            raise NarError(f"ar: unknown sampling option(s) {sorted(options)}; known: use_cache, compile")
-        validate_sampling_args(temperature=temperature, top_k=top_k, top_p=top_p, n=n)
-        h, w = self.check_grid(grid if grid is not None else self.train_grid)
-        known, keep = self.check_inpaint(n, (h, w), known, keep)
-        ids = self.class_ids(cond, n)
-        if ids.shape[0] != n:
-            raise NarError(f"cond has {ids.shape[0]} class ids for {n} samples")
-        guide = cfg_scale != 1.0 and bool((ids != self.null_class).any())
+    sample_options = ("use_cache", "compile")
+
+    def _sample(self, req: SampleRequest) -> SampleOutput:
+        """Raster-order sampling of (n, h, w) tokens (inside `Prior.sample`'s envelope). ``steps``
+        is ignored (an AR model runs one step per token). Options: ``use_cache=False`` re-runs
+        the whole prefix for every token (slow, for benchmarks and tests); ``compile`` runs the
+        one-token step through torch.compile (None: ``self.compile_decode``, whose default is
+        on CUDA only)."""
+        n, (h, w), ids = req.n, req.grid, req.class_ids
+        guide = req.cfg_scale != 1.0 and bool((ids != self.null_class).any())
         if guide:
             ids = torch.cat([ids, torch.full_like(ids, self.null_class)])
-
-        self.check_generator(generator)
-        was_training = self.training
-        self.eval()
-        try:
-            with torch.inference_mode(), self._precision():
-                fast = self._fast_decoder(self._want_compile(compile)) if use_cache else None
-                out, passes = self._scan(n, h, w, ids, guide, float(cfg_scale), known, keep, temperature,
-                                         top_k, top_p, generator, fast)
-        finally:
-            self.train(was_training)
-        # a normal tensor (not an inference tensor), usable anywhere afterwards
-        return SampleOutput(tokens=out.view(n, h, w).clone(), steps_run=h * w, forward_passes=passes)
-
-    def _precision(self):
-        mode = self.cfg.sample_precision
-        if mode == "bf16" or (mode == "auto" and self.device.type == "cuda"):
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        use_cache = req.options.get("use_cache", True)
+        fast = self._fast_decoder(self._want_compile(req.options.get("compile"))) if use_cache else None
+        out, passes = self._scan(n, h, w, ids, guide, req.cfg_scale, req.known, req.keep, req.temperature,
+                                 req.top_k, req.top_p, req.generator, fast)
+        return SampleOutput(tokens=out.view(n, h, w), steps_run=h * w, forward_passes=passes)
 
     def _scan(self, n, h, w, ids, guide, cfg_scale, known, keep, temperature, top_k, top_p, generator,
               fast: "_FastAR | None") -> tuple[torch.Tensor, int]:
@@ -398,6 +374,7 @@ class _FastAR:
         self.compiled = False
         self._compiled_fn = None
         self._use_compiled = False
+        self._static_caches: dict[tuple[int, int], StaticKVCache] = {}
         self.key = None
 
     def prepare(self, width: int, compiled: bool) -> None:
@@ -416,7 +393,17 @@ class _FastAR:
         self._use_compiled = compiled and self.compiled
 
     def new_cache(self, batch: int, length: int) -> StaticKVCache:
-        return self.decoder.new_cache(batch, length)
+        """A fresh cache, except on the compiled path: there one cache per (batch, length) lives
+        as long as this decoder, at a fixed address (marked static, so that CUDA graphs can
+        replay the in-place writes instead of skipping graphs for a mutated input)."""
+        if not self._use_compiled:
+            return self.decoder.new_cache(batch, length)
+        cache = self._static_caches.get((batch, length))
+        if cache is None:
+            cache = self._static_caches[(batch, length)] = self.decoder.new_cache(batch, length)
+            if cache.kv.is_cuda:
+                torch._dynamo.mark_static_address(cache.kv)
+        return cache.reset()  # entries past ``filled`` are masked out
 
     def embed(self, ids: torch.Tensor, prev: torch.Tensor, offset: int) -> torch.Tensor:
         x = F.embedding(prev, self.tok_table)
@@ -432,7 +419,17 @@ class _FastAR:
             self.decoder.tables(cache.length)  # built outside the traced step
             self.decoder.causal_mask(cache.length)
             pos = torch.full((1,), offset, dtype=torch.long, device=prev.device)
-            out = self._step_fn()(prev, cache.kv, pos)
+            first = self._compiled_fn is None
+            try:
+                out = self._step_fn()(prev, cache.kv, pos)
+            except Exception as e:  # noqa: BLE001 - a compiler that cannot build: the eager step, said once
+                if not first:
+                    raise
+                warnings.warn(f"ar: torch.compile of the decode step failed ({type(e).__name__}: {e}); "
+                              "sampling eagerly", stacklevel=2)
+                self.compiled = self._use_compiled = False
+                self._compiled_fn = None
+                out = self._step(prev, cache.kv, pos)
             cache.filled = offset + 1
             return out
         hidden = self.decoder.forward(self.embed(ids, prev, offset), cache)
@@ -447,6 +444,7 @@ class _FastAR:
     def _step_fn(self):
         if self._compiled_fn is None:
             cuda = self.tok_table.device.type == "cuda"
-            self._compiled_fn = torch.compile(self._step, mode="reduce-overhead" if cuda else None,
-                                              fullgraph=True, dynamic=False)
+            # default dynamic=None: one recompile with dynamic sizes after the first new grid or
+            # batch, then each shape only records its own CUDA graph
+            self._compiled_fn = torch.compile(self._step, mode="reduce-overhead" if cuda else None, fullgraph=True)
         return self._compiled_fn
