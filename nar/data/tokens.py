@@ -44,7 +44,7 @@ class TokenCacheWriter:
     def __init__(self, out: str | Path, n: int, grid: tuple[int, int], header: dict[str, Any]):
         self.out = Path(out)
         if (self.out / "header.json").exists() or (self.out / INDEX).exists():
-            raise NarError(f"{self.out} already holds a token cache; pick another --out")
+            raise NarError(f"{self.out} already holds a token cache; pick another output folder")
         self.out.mkdir(parents=True, exist_ok=True)
         self.header = {"format": FORMAT, "version": 1, "n": n, "grid": list(grid), **header}
         dtype = token_dtype(int(header["codebook_size"]))
@@ -85,7 +85,7 @@ def check_new_cache(out: str | Path) -> None:
     """Refuse an --out that already holds a token cache (single-file or sharded)."""
     out = Path(out)
     if (out / "header.json").exists() or (out / INDEX).exists() or any(out.glob("rank-*/header.json")):
-        raise NarError(f"{out} already holds a token cache; pick another --out")
+        raise NarError(f"{out} already holds a token cache; pick another output folder")
 
 
 def write_shard_index(out: str | Path, shards: list[str]) -> Path:

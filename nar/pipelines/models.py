@@ -33,12 +33,12 @@ def resolve_prior_ckpt(name: str, ckpt: str | Path | None) -> Path:
     path = default_prior_path(name)
     if not path.exists():
         raise NarError(f"no default {name!r} model is installed (looked for {path}); "
-                       f"pass --ckpt RUN/model.safetensors from `nar train --prior {name}`")
+                       "give the path of a trained checkpoint (a training run's model.safetensors)")
     return path
 
 
 def resolve_tokenizer_ckpt(tokenizer: str | Path | None, prior_meta: dict | None = None) -> Path:
-    """--tokenizer if given; else the tokenizer the prior was trained with, when it is still
+    """The given tokenizer; else the tokenizer the prior was trained with, when it is still
     where it was; else the shipped default."""
     if tokenizer is not None:
         return Path(tokenizer)
@@ -48,7 +48,7 @@ def resolve_tokenizer_ckpt(tokenizer: str | Path | None, prior_meta: dict | None
             return path
     path = default_tokenizer_path()
     if not path.exists():
-        raise NarError(f"no tokenizer given and none installed at {path}; pass --tokenizer")
+        raise NarError(f"no tokenizer given and none installed at {path}; give a tokenizer checkpoint")
     return path
 
 

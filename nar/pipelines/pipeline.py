@@ -61,6 +61,7 @@ from nar.core.device import pick_device
 from nar.core.errors import ArgumentError, NarError
 from nar.core.images import load_image, to_tensor, to_uint8
 from nar.core.timing import sync
+from nar.pipelines.seams import harmonize_seam
 from nar.pipelines.masks import latent_keep_mask, pad_to_multiple, seam_alpha
 from nar.pipelines.models import default_tokenizer_path, resolve_prior_ckpt
 from nar.priors import PRIORS, Prior, load_prior
@@ -262,7 +263,8 @@ class Pipeline:
                    cond, cfg, seed, callback, known=None, keep=None, options=None):
         p = self.prior(prior)
         kwargs = dict(options or {})
-        accepts_callback = "callback" in inspect.signature(p.sample).parameters
+        accepts_callback = ("callback" in inspect.signature(p.sample).parameters
+                            or "callback" in getattr(p, "sample_options", ()))
         if callback is not None and accepts_callback:
             kwargs["callback"] = callback
         gen = torch.Generator(device=self.device).manual_seed(int(seed))
@@ -314,7 +316,7 @@ class Pipeline:
     def inpaint(self, image, mask, prior: str = "maskgit", seed: int = 0, steps: int | None = None,
                 temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
                 class_name: str | None = None, cond=None, cfg: float = 1.0, feather: int = 4,
-                callback: Callable | None = None, **options: Any) -> PipelineOutput:
+                harmonize: bool = True, callback: Callable | None = None, **options: Any) -> PipelineOutput:
         """Regenerate the masked (white / True) part of ``image``; kept pixels come back unchanged.
         A token is kept only when all f×f pixels of its block are kept (SUNDAE §3.5)."""
         original = _as_array(image)
@@ -340,13 +342,15 @@ class Pipeline:
                                             top_p=top_p, cond=cond_ids, cfg=cfg, seed=seed, callback=callback,
                                             known=known, keep=keep, options=options)
         generated = to_uint8(self.decode_tensor(out.tokens))[0][:height, :width]
+        if harmonize:  # carry the kept band's residual (original - decoded) smoothly into the region
+            generated = harmonize_seam(original, generated, regenerate, band=f)
         alpha = seam_alpha(regenerate, feather)[..., None]
         blended = alpha * original.astype(np.float64) + (1 - alpha) * generated.astype(np.float64)
         result = np.where(regenerate[..., None], np.round(blended), original).astype(np.uint8)
         settings = self._settings(prior, steps=steps, steps_run=out.steps_run, seed=seed,
                                   temperature=1.0 if temperature is None else temperature, top_k=top_k,
                                   top_p=top_p, class_label=class_name, cfg=cfg, feather=feather,
-                                  options=dict(options), tokens_regenerated=int((~keep).sum()),
+                                  harmonize=harmonize, options=dict(options), tokens_regenerated=int((~keep).sum()),
                                   tokens_total=grid[0] * grid[1])
         return PipelineOutput(images=[Image.fromarray(result)], tokens=out.tokens.cpu(), settings=settings,
                               steps_run=out.steps_run, forward_passes=out.forward_passes,

@@ -1,13 +1,20 @@
-"""The interface every prior implements, and what they share (conditioning, CFG, checks).
+"""The interface every prior implements, and what they share (conditioning, CFG, checks, and
+the sampling envelope).
 
 A prior models a grid of token ids (B, h, w) with ids in [0, codebook_size). It never sees
 the tokenizer: pipelines compose the two. Class conditioning uses an embedding table with
 ``num_classes + 1`` rows; the last row is the "no condition" id, used for unconditional
 sampling and dropped with probability ``cond_drop_prob`` in training so that classifier-free
 guidance works: ``logits = l_uncond + cfg * (l_cond - l_uncond)`` (cfg = 1: plain conditional).
+
+Sampling has one envelope, `Prior.sample`, shared by every prior: it checks the arguments
+(counts, ranges, options, class ids, inpainting inputs, the generator's device), switches to
+eval mode (restored afterwards), runs under ``torch.inference_mode`` and the prior's sampling
+precision, and hands a checked `SampleRequest` to the prior's own ``_sample``.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
@@ -15,7 +22,7 @@ import torch
 from torch import nn
 
 from nar.core.config import from_dict, to_dict
-from nar.core.errors import NarError
+from nar.core.errors import ArgumentError, NarError
 from nar.sampling.filters import validate_sampling_args
 
 
@@ -26,10 +33,28 @@ class SampleOutput:
     forward_passes: int    # network evaluations (a CFG pair runs as one batched pass)
 
 
+@dataclass
+class SampleRequest:
+    """Checked sampling arguments, as a prior's ``_sample`` receives them."""
+    n: int
+    grid: tuple[int, int]                  # (h, w)
+    steps: int | None                      # None: the prior's default
+    temperature: float
+    top_k: int | None
+    top_p: float | None
+    class_ids: torch.Tensor                # (n,) long on the model's device; the null id = unconditional
+    cfg_scale: float
+    known: torch.Tensor | None             # (n, h, w) long, with keep
+    keep: torch.Tensor | None              # (n, h, w) bool: True = the known token stays
+    generator: torch.Generator | None
+    options: dict[str, Any]                # prior-specific, names in ``sample_options``
+
+
 class Prior(nn.Module):
     name: ClassVar[str]
     config_cls: ClassVar[type]
     default_steps: ClassVar[int | None] = None
+    sample_options: ClassVar[tuple[str, ...]] = ()   # prior-specific keyword options of ``sample``
 
     def __init__(self, cfg, codebook_size: int, num_classes: int = 0,
                  train_grid: tuple[int, int] = (16, 16)):
@@ -44,14 +69,66 @@ class Prior(nn.Module):
         """Training loss on (B, h, w) tokens; returns {"loss": scalar, ...named parts}."""
         raise NotImplementedError
 
-    @torch.no_grad()
-    def sample(self, n: int, grid: tuple[int, int], steps: int | None = None, temperature: float = 1.0,
-               top_k: int | None = None, top_p: float | None = None, cond: torch.Tensor | None = None,
-               cfg_scale: float = 1.0, known: torch.Tensor | None = None, keep: torch.Tensor | None = None,
-               generator: torch.Generator | None = None, **options: Any) -> SampleOutput:
-        """(n, h, w) tokens. Inpainting: ``known`` (n, h, w) ids and ``keep`` (n, h, w) bool;
-        positions where keep is True come back unchanged."""
+    def _sample(self, request: SampleRequest) -> SampleOutput:
+        """Sample from checked arguments; runs inside the envelope of `sample`."""
         raise NotImplementedError
+
+    # ---- the sampling envelope ------------------------------------------------------------
+    def sample(self, n: int, grid: tuple[int, int] | None = None, steps: int | None = None,
+               temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+               cond: torch.Tensor | None = None, cfg_scale: float = 1.0, known: torch.Tensor | None = None,
+               keep: torch.Tensor | None = None, generator: torch.Generator | None = None,
+               **options: Any) -> SampleOutput:
+        """(n, h, w) tokens on an h×w ``grid`` (default: the training grid). ``cond``: one class
+        id or n of them (None: unconditional); ``cfg_scale``: classifier-free guidance.
+        Inpainting: ``known`` (n, h, w) ids and ``keep`` (n, h, w) bool; positions where keep
+        is True come back unchanged. ``options``: the prior's own (``sample_options``).
+
+        Checks every argument first, then samples in eval mode (the caller's mode is
+        restored), under ``torch.inference_mode`` and the prior's sampling precision. The
+        tokens returned are an ordinary tensor (not an inference tensor)."""
+        request = self.check_request(n, grid, steps, temperature, top_k, top_p, cond, cfg_scale, known, keep,
+                                     generator, options)
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.inference_mode(), self.sampling_precision():
+                out = self._sample(request)
+        finally:
+            self.train(was_training)
+        return SampleOutput(tokens=out.tokens.clone(), steps_run=int(out.steps_run),
+                            forward_passes=int(out.forward_passes))
+
+    def check_request(self, n, grid, steps, temperature, top_k, top_p, cond, cfg_scale, known, keep,
+                      generator, options) -> SampleRequest:
+        unknown = sorted(set(options) - set(self.sample_options))
+        if unknown:
+            known_names = ", ".join(self.sample_options) or "none"
+            raise ArgumentError("options", f"{self.name}: unknown sampling option(s) {unknown}; known: {known_names}")
+        if not isinstance(n, int) or isinstance(n, bool):
+            raise ArgumentError("n", f"the number of samples n must be an integer, got {n!r}")
+        self.check_sample_args(n=n, steps=steps, temperature=temperature, top_k=top_k, top_p=top_p)
+        if cfg_scale is None or cfg_scale < 0:
+            raise ArgumentError("cfg", f"the guidance scale cfg_scale must be >= 0 (got {cfg_scale})")
+        h, w = self.check_grid(grid if grid is not None else self.train_grid)
+        class_ids = self.class_ids(cond, n)
+        if tuple(class_ids.shape) != (n,):
+            raise ArgumentError("cond", f"{self.name}: give one class id or {n} of them (one per sample), "
+                                        f"got {class_ids.numel()} in shape {tuple(class_ids.shape)}")
+        known, keep = self.check_inpaint(n, (h, w), known, keep)
+        self.check_generator(generator)
+        return SampleRequest(n=n, grid=(h, w), steps=None if steps is None else int(steps),
+                             temperature=float(temperature), top_k=top_k, top_p=top_p, class_ids=class_ids,
+                             cfg_scale=float(cfg_scale), known=known, keep=keep, generator=generator,
+                             options=dict(options))
+
+    def sampling_precision(self):
+        """bf16 autocast when the config's ``sample_precision`` says so ("auto": on CUDA only);
+        fp32 otherwise, and for priors without that setting."""
+        mode = getattr(self.cfg, "sample_precision", "fp32")
+        if mode == "bf16" or (mode == "auto" and self.device.type == "cuda"):
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     def flops_per_image(self, grid: tuple[int, int], steps_run: int | None = None,
                         forward_passes: int | None = None) -> int | None:
@@ -84,7 +161,7 @@ class Prior(nn.Module):
         if cond.ndim == 0:
             cond = cond.expand(batch)
         if ((cond < 0) | (cond > self.null_class)).any():
-            raise NarError(f"class id out of range [0, {self.num_classes})")
+            raise ArgumentError("cond", f"class id out of range [0, {self.num_classes})")
         return cond
 
     def drop_condition(self, cond: torch.Tensor | None, batch: int) -> torch.Tensor:
@@ -97,14 +174,15 @@ class Prior(nn.Module):
             ids = torch.where(drop, torch.full_like(ids, self.null_class), ids)
         return ids
 
-    def guided(self, forward: Callable[[torch.Tensor], torch.Tensor], class_ids: torch.Tensor,
-               cfg_scale: float) -> torch.Tensor:
-        """Run ``forward(class_ids)`` -> logits, with classifier-free guidance when asked.
-        The conditional and unconditional halves run as one batched forward pass."""
+    def guided(self, forward: Callable[..., torch.Tensor], class_ids: torch.Tensor, cfg_scale: float,
+               *inputs: torch.Tensor) -> torch.Tensor:
+        """``forward(class_ids, *inputs)`` -> logits, with classifier-free guidance when asked:
+        the batch is then run once as [cond; null], every input repeated for the null half,
+        and the two halves combined (`combine_guidance`)."""
         if cfg_scale == 1.0 or not bool((class_ids != self.null_class).any()):  # scale first: no host sync
-            return forward(class_ids)
+            return forward(class_ids, *inputs)
         both = torch.cat([class_ids, torch.full_like(class_ids, self.null_class)])
-        return self.combine_guidance(forward(both), cfg_scale)
+        return self.combine_guidance(forward(both, *(torch.cat([x, x]) for x in inputs)), cfg_scale)
 
     @staticmethod
     def combine_guidance(logits: torch.Tensor, cfg_scale: float) -> torch.Tensor:

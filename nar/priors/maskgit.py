@@ -51,18 +51,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from x_transformers import Encoder
 
-from nar.core.errors import NarError
+from nar.core.errors import ArgumentError, NarError
 from nar.nn.flops import transformer_flops
 from nar.nn.positions import grid_positions
 from nar.nn.rotary import AxialRotary2D
-from nar.priors.base import Prior, SampleOutput
+from nar.priors.base import Prior, SampleOutput, SampleRequest
 from nar.priors.registry import PRIORS
 from nar.sampling.filters import gumbel_noise, sample_logits
 from nar.sampling.schedules import get_schedule, mask_counts
@@ -85,7 +84,7 @@ class MaskGITConfig:
     rotary_theta: float = 10_000.0
 
 
-# options ``sample`` accepts beyond the shared arguments (e.g. `nar sample --option ...`)
+# options ``sample`` accepts beyond the shared arguments
 SAMPLE_OPTIONS = ("choice_temperature", "schedule")
 
 
@@ -94,6 +93,7 @@ class MaskGITPrior(Prior):
     name = "maskgit"
     config_cls = MaskGITConfig
     default_steps = 12
+    sample_options = SAMPLE_OPTIONS
 
     def __init__(self, cfg: MaskGITConfig, codebook_size: int, num_classes: int = 0,
                  train_grid: tuple[int, int] = (16, 16)):
@@ -163,34 +163,23 @@ class MaskGITPrior(Prior):
                        cfg_scale: float, grid: tuple[int, int]) -> torch.Tensor:
         """Guided float logits over the real codes at the masked positions: (M, codebook_size).
         The [MASK] logit is cut off here, so it can never be sampled."""
-        n = ids.shape[0]
+        def forward(c: torch.Tensor, x: torch.Tensor, select: torch.Tensor) -> torch.Tensor:
+            return self(x, c, grid, select=select)
 
-        def forward(c: torch.Tensor) -> torch.Tensor:  # n class ids, or 2n (cond + null) with CFG
-            reps = c.shape[0] // n
-            return self(ids.repeat(reps, 1), c, grid, select=is_masked.repeat(reps, 1))
+        return self.guided(forward, class_ids, cfg_scale, ids, is_masked)[:, : self.codebook_size].float()
 
-        return self.guided(forward, class_ids, cfg_scale)[:, : self.codebook_size].float()
-
-    @torch.no_grad()
-    def sample(self, n: int, grid: tuple[int, int], steps: int | None = None, temperature: float = 1.0,
-               top_k: int | None = None, top_p: float | None = None, cond: torch.Tensor | None = None,
-               cfg_scale: float = 1.0, known: torch.Tensor | None = None, keep: torch.Tensor | None = None,
-               generator: torch.Generator | None = None, **options: Any) -> SampleOutput:
-        unknown_opts = set(options) - set(SAMPLE_OPTIONS)
-        if unknown_opts:
-            raise NarError(f"maskgit: unknown sampling option(s) {sorted(unknown_opts)}; "
-                           f"known: {', '.join(SAMPLE_OPTIONS)}")
-        choice_temperature = float(options.get("choice_temperature", self.cfg.choice_temperature))
-        schedule = options.get("schedule", self.cfg.schedule)
+    def _sample(self, req: SampleRequest) -> SampleOutput:
+        """Iterative parallel decoding (see the module docstring); options: ``choice_temperature``
+        (Gumbel noise on the confidences, >= 0) and ``schedule`` (a mask schedule name)."""
+        choice_temperature = float(req.options.get("choice_temperature", self.cfg.choice_temperature))
+        if choice_temperature < 0:
+            raise ArgumentError("choice_temperature", f"maskgit: choice_temperature must be >= 0, "
+                                                      f"got {choice_temperature}")
+        schedule = req.options.get("schedule", self.cfg.schedule)
         get_schedule(schedule)
-        steps = int(steps if steps is not None else (self.cfg.steps or self.default_steps))
-        if steps < 1:
-            raise NarError(f"steps must be at least 1 (got {steps})")
-        h, w = self.check_grid(grid)
-        known, keep = self.check_inpaint(n, (h, w), known, keep)
-        self.check_generator(generator)
+        steps = req.steps if req.steps is not None else (self.cfg.steps or self.default_steps)
+        n, (h, w), known, keep, generator = req.n, req.grid, req.known, req.keep, req.generator
         device, num = self.device, h * w
-        class_ids = self.class_ids(cond, n)
 
         ids = torch.full((n, num), self.mask_id, dtype=torch.long, device=device)
         if keep is not None:
@@ -210,8 +199,8 @@ class MaskGITPrior(Prior):
 
         for t in range(total_steps):
             is_masked = ids == self.mask_id
-            logits = self._masked_logits(ids, is_masked, class_ids, cfg_scale, (h, w))  # (M, V)
-            new = sample_logits(logits, temperature, top_k, top_p, generator)  # (M,)
+            logits = self._masked_logits(ids, is_masked, req.class_ids, req.cfg_scale, (h, w))  # (M, V)
+            new = sample_logits(logits, req.temperature, req.top_k, req.top_p, generator)  # (M,)
             # confidence: log p(new token) under the (guided) model, + annealed Gumbel noise
             logp = logits.log_softmax(dim=-1).gather(-1, new[:, None]).squeeze(-1)
             noise_scale = choice_temperature * (1.0 - (t + 1) / total_steps)
@@ -238,15 +227,16 @@ class MaskGITPrior(Prior):
                                  head_out=self.codebook_size + 1)
 
     def flops_per_image(self, grid: tuple[int, int], steps_run: int | None = None,
-                        forward_passes: int | None = None) -> int | None:
+                        forward_passes: int | None = None, schedule: str | None = None) -> int | None:
         """Sampling without inpainting: every step runs the whole network; the head only sees
-        the positions still masked before that step (``mask_counts``). Passes that do not
-        follow that schedule are counted as full forwards with the head on every token."""
+        the positions still masked before that step (``mask_counts`` of ``schedule``: the one
+        sampled with, default the config's). Passes that do not follow that schedule are
+        counted as full forwards with the head on every token."""
         steps = steps_run if steps_run is not None else self.cfg.steps
         if forward_passes not in (None, steps):
             return self.forward_flops(grid) * int(forward_passes)
         if steps == 0:
             return 0
         n = grid[0] * grid[1]
-        masked_before = [n] + mask_counts(n, steps, self.cfg.schedule)[:-1]
+        masked_before = [n] + mask_counts(n, steps, schedule or self.cfg.schedule)[:-1]
         return sum(self.forward_flops(grid, m) for m in masked_before)

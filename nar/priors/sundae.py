@@ -31,20 +31,18 @@ Differences from the authors' code (vvvm23/sundae-vqgan), on purpose:
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nar.core.errors import NarError
+from nar.core.errors import ArgumentError, NarError
 from nar.nn.hourglass import Hourglass2D, HourglassConfig, count_flops
 from nar.nn.positions import AbsolutePositions2D
-from nar.priors.base import Prior, SampleOutput
+from nar.priors.base import Prior, SampleOutput, SampleRequest
 from nar.priors.registry import PRIORS
-from nar.sampling.filters import sample_logits, validate_sampling_args
+from nar.sampling.filters import sample_logits
 
 __all__ = ["SundaeConfig", "SundaePrior"]
 
@@ -86,6 +84,15 @@ class SundaeConfig:
             raise NarError("sundae: min_change and min_steps must be >= 0")
         if self.sample_precision not in ("auto", "fp32", "bf16"):
             raise NarError(f"sundae: sample_precision must be auto, fp32 or bf16, got {self.sample_precision!r}")
+
+
+@dataclass
+class _DenoisePlan:
+    """What one sampling run does per step (from the options and the config)."""
+    temperatures: list[float]     # one per step: the number of steps at most
+    update_proportion: float      # share of tokens that take their new value each step
+    min_change: int               # a sample whose draw changes <= this many tokens is frozen...
+    min_steps: int                # ...once this many steps have run
 
 
 @PRIORS.register("sundae")
@@ -214,18 +221,15 @@ class SundaePrior(Prior):
             return [float(temperature)]
         return [temperature + (end - temperature) * t / (steps - 1) for t in range(steps)]
 
-    def sample(self, n: int, grid: tuple[int, int], steps: int | None = None, temperature: float = 1.0,
-               top_k: int | None = None, top_p: float | None = None, cond: torch.Tensor | None = None,
-               cfg_scale: float = 1.0, known: torch.Tensor | None = None, keep: torch.Tensor | None = None,
-               generator: torch.Generator | None = None, temperature_end: float | None = None,
-               update_proportion: float | None = None, min_change: int | None = None,
-               min_steps: int | None = None, **options: Any) -> SampleOutput:
+    sample_options = ("temperature_end", "update_proportion", "min_change", "min_steps")
+
+    def _sample(self, req: SampleRequest) -> SampleOutput:
         """Sample (n, h, w) tokens with up to ``steps`` denoising steps (default 20).
 
-        ``temperature_end``: last-step temperature (default: config, capped at ``temperature``).
-        ``update_proportion``: share of tokens that take their new value each step; None applies
-        the paper's rule (config proportion when steps >= ``partial_update_from``, else 1).
-        ``min_change`` / ``min_steps``: once ``min_steps`` steps have run, a sample is frozen
+        Options: ``temperature_end``: last-step temperature (default: config, capped at
+        ``temperature``). ``update_proportion``: share of tokens that take their new value each
+        step; None applies the paper's rule (config proportion when steps >= ``partial_update_from``,
+        else 1). ``min_change`` / ``min_steps``: once ``min_steps`` steps have run, a sample is frozen
         after a step whose fresh draw differs from the sample's current tokens in at most
         ``min_change`` positions (kept inpainting tokens never count). It then leaves the
         batch and keeps its tokens; sampling stops when all samples are frozen, and
@@ -235,70 +239,56 @@ class SundaePrior(Prior):
         random mask let through, so a sample is not frozen just because the mask happened to
         skip its remaining wrong tokens (the authors' code froze on the masked comparison).
         """
-        if options:
-            raise NarError(f"sundae: unknown sampling option(s) {sorted(options)}")
-        steps = self.cfg.steps if steps is None else int(steps)
-        validate_sampling_args(steps=steps, temperature=temperature, top_k=top_k, top_p=top_p, n=n)
-        h, w = self.check_grid(grid)
+        plan = self._plan(req)
+        tokens, steps_run = self._denoise(req, plan)
+        return SampleOutput(tokens=tokens, steps_run=steps_run, forward_passes=steps_run)
+
+    def _plan(self, req: SampleRequest) -> "_DenoisePlan":
+        """The sampler's own options, checked, with the config's defaults filled in."""
+        opts = req.options
+        steps = self.cfg.steps if req.steps is None else req.steps
+        temperature_end = opts.get("temperature_end")
         if temperature_end is not None and temperature_end < 0:
-            raise NarError(f"sundae: temperature_end must be >= 0, got {temperature_end}")
+            raise ArgumentError("temperature_end", f"sundae: temperature_end must be >= 0, got {temperature_end}")
+        update_proportion = opts.get("update_proportion")
         if update_proportion is None:
-            update_proportion = (self.cfg.update_proportion if steps >= self.cfg.partial_update_from else 1.0)
+            update_proportion = self.cfg.update_proportion if steps >= self.cfg.partial_update_from else 1.0
         elif not 0.0 < update_proportion <= 1.0:
-            raise NarError(f"sundae: update_proportion must be in (0, 1], got {update_proportion}")
-        min_change = self.cfg.min_change if min_change is None else int(min_change)
-        min_steps = self.cfg.min_steps if min_steps is None else int(min_steps)
+            raise ArgumentError("update_proportion",
+                                f"sundae: update_proportion must be in (0, 1], got {update_proportion}")
+        min_change = self.cfg.min_change if opts.get("min_change") is None else int(opts["min_change"])
+        min_steps = self.cfg.min_steps if opts.get("min_steps") is None else int(opts["min_steps"])
         if min_change < 0 or min_steps < 0:
-            raise NarError("sundae: min_change and min_steps must be >= 0")
-        known, keep = self.check_inpaint(n, (h, w), known, keep)
-        class_ids = self.class_ids(cond, n)
-        if class_ids.shape != (n,):
-            raise NarError(f"sundae: cond must be one class id or {n} of them, got shape {tuple(class_ids.shape)}")
-        self.check_generator(generator)
+            raise ArgumentError("min_change", "sundae: min_change and min_steps must be >= 0")
+        return _DenoisePlan(temperatures=self.temperatures(steps, req.temperature, temperature_end),
+                            update_proportion=float(update_proportion), min_change=min_change,
+                            min_steps=min_steps)
 
-        was_training = self.training
-        self.eval()
-        try:
-            with torch.inference_mode(), self._precision():
-                tokens, steps_run = self._denoise(
-                    n, h, w, self.temperatures(steps, temperature, temperature_end), update_proportion,
-                    min_change, min_steps, class_ids, float(cfg_scale), known, keep, top_k, top_p, generator)
-        finally:
-            self.train(was_training)
-        # a normal tensor (not an inference tensor), usable anywhere afterwards
-        return SampleOutput(tokens=tokens.clone(), steps_run=steps_run, forward_passes=steps_run)
+    def _guided_logits(self, tokens: torch.Tensor, class_ids: torch.Tensor, cfg_scale: float) -> torch.Tensor:
+        """(B, h, w, V) logits; with guidance the cond and null halves run as one batched pass."""
+        return self.guided(lambda c, x: self(x, c), class_ids, cfg_scale, tokens)
 
-    def _precision(self):
-        mode = self.cfg.sample_precision
-        if mode == "bf16" or (mode == "auto" and self.device.type == "cuda"):
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
-    def _denoise(self, n, h, w, temps, update_proportion, min_change, min_steps, class_ids, cfg_scale,
-                 known, keep, top_k, top_p, generator) -> tuple[torch.Tensor, int]:
-        device = self.device
-        z = torch.randint(self.codebook_size, (n, h, w), generator=generator, device=device)
-        if keep is not None:
-            z = torch.where(keep, known, z)
+    def _denoise(self, req: SampleRequest, plan: "_DenoisePlan") -> tuple[torch.Tensor, int]:
+        """The denoising loop: z_0 uniform (kept tokens in place), then one fresh draw per step.
+        Frozen samples leave the working set (``work`` = the rows of ``z`` listed in ``rows``)."""
+        device, (h, w) = self.device, req.grid
+        z = torch.randint(self.codebook_size, (req.n, h, w), generator=req.generator, device=device)
+        if req.keep is not None:
+            z = torch.where(req.keep, req.known, z)
         # the working set: samples not frozen yet (rows of z at ``rows``; None = all of them)
-        rows, work, ids, wknown, wkeep = None, z, class_ids, known, keep
-        steps, steps_run = len(temps), 0
-        for t, temp in enumerate(temps):
-            if cfg_scale == 1.0:
-                logits = self(work, ids)
-            else:  # conditional and unconditional halves as one batched pass
-                x = work
-                logits = self.guided(lambda c: self(x if c.shape[0] == x.shape[0] else torch.cat([x, x]), c),
-                                     ids, cfg_scale)
-            proposal = sample_logits(logits, temp, top_k, top_p, generator)
-            if wkeep is not None:
-                proposal = torch.where(wkeep, wknown, proposal)
+        rows, work, ids, known, keep = None, z, req.class_ids, req.known, req.keep
+        steps, steps_run = len(plan.temperatures), 0
+        for t, temp in enumerate(plan.temperatures):
+            logits = self._guided_logits(work, ids, req.cfg_scale)
+            proposal = sample_logits(logits, temp, req.top_k, req.top_p, req.generator)
+            if keep is not None:
+                proposal = torch.where(keep, known, proposal)
             steps_run = t + 1
-            check = steps_run >= min_steps and steps_run < steps
-            if check:  # changes the step proposes, whichever tokens it may update (see sample())
-                active = (proposal != work).flatten(1).sum(dim=1) > min_change
-            if update_proportion < 1.0:
-                update = torch.rand(proposal.shape, generator=generator, device=device) < update_proportion
+            check = steps_run >= plan.min_steps and steps_run < steps
+            if check:  # changes the step proposes, whichever tokens it may update (see _sample())
+                active = (proposal != work).flatten(1).sum(dim=1) > plan.min_change
+            if plan.update_proportion < 1.0:
+                update = torch.rand(proposal.shape, generator=req.generator, device=device) < plan.update_proportion
                 proposal = torch.where(update, proposal, work)
             work = proposal
             if not check:
@@ -312,8 +302,8 @@ class SundaePrior(Prior):
             sel = active.nonzero().squeeze(1)
             rows = sel if rows is None else rows[sel]
             work, ids = work[sel], ids[sel]
-            if wkeep is not None:
-                wknown, wkeep = wknown[sel], wkeep[sel]
+            if keep is not None:
+                known, keep = known[sel], keep[sel]
         return self._write_back(z, rows, work), steps_run
 
     @staticmethod

@@ -194,7 +194,7 @@ class Trainer:
         for key in ("kind", "name", "config"):
             if saved.get(key) != mine.get(key):
                 raise NarError(f"{self.run_dir} holds a run with a different {key} "
-                               f"({saved.get(key)!r}); use another --out or the same config")
+                               f"({saved.get(key)!r}); use another run folder or the same config")
         tensors, _ = load_checkpoint(path)
         self.model.load_state_dict(_strip("model.", tensors))
         if self.ema is not None and saved.get("ema"):
@@ -262,7 +262,7 @@ class Trainer:
         if resume:
             self.try_resume()
         elif (self.run_dir / STATE_FILE).exists():
-            raise NarError(f"{self.run_dir} already holds a training run; resume it or pick another --out")
+            raise NarError(f"{self.run_dir} already holds a training run; resume it or pick another run folder")
         if self.world.distributed:
             distributed.all_same(self.step, "the step to start from")
             # rank 0's weights everywhere (as DDP does at construction), EMA included

@@ -133,7 +133,7 @@ def test_cfg_changes_samples_and_unconditional_ignores_scale():
         p.sample(2, (4, 4), cond=torch.tensor([0, 7]))
     with pytest.raises(NarError, match="unknown sampling option"):
         p.sample(1, (4, 4), steps=3, choice_temperature=1.0)
-    with pytest.raises(NarError, match="top-p"):
+    with pytest.raises(NarError, match="top_p"):
         p.sample(1, (4, 4), top_p=1.5)
 
 
