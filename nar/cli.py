@@ -44,7 +44,7 @@ def _parse_grid(text: Optional[str]):
 @data_app.command("make")
 def data_make(out: Path = typer.Option(..., "--out", help="Folder to write PNGs + labels.json into."),
               n: int = typer.Option(100, "--n", help="Number of images."),
-              size: int = typer.Option(256, "--size", help="Image side in pixels (64..2048)."),
+              size: int = typer.Option(256, "--size", help="Image side in pixels (64..4096)."),
               seed: int = SeedOpt):
     """Render procedural landscapes (mountains, lake, coast, desert, forest, city) to PNGs."""
     from nar.data.landscapes import make_dataset_folder

@@ -18,25 +18,22 @@ class Attention(nn.Module):
     (flash / memory-efficient kernels where the device and dtype allow).
 
     Rotary is applied to q and k after the head split, so every head gets positions.
-    Non-causal unless ``is_causal=True``.
+    Bidirectional (the hourglass and every grid model attend both ways).
     """
 
-    def __init__(self, dim: int, heads: int = 8, dim_head: int = 64, dropout: float = 0.0,
-                 is_causal: bool = False):
+    def __init__(self, dim: int, heads: int = 8, dim_head: int = 64, dropout: float = 0.0):
         super().__init__()
-        self.heads, self.dim_head, self.is_causal, self.dropout = heads, dim_head, is_causal, dropout
+        self.heads, self.dim_head, self.dropout = heads, dim_head, dropout
         inner = heads * dim_head
         self.to_qkv = nn.Linear(dim, inner * 3, bias=False)
         self.to_out = nn.Linear(inner, dim, bias=False)
 
-    def forward(self, x: Tensor, rotary_freqs: Tensor | tuple[Tensor, Tensor] | None = None,
-                attn_mask: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, rotary_freqs: Tensor | tuple[Tensor, Tensor] | None = None) -> Tensor:
         q, k, v = rearrange(self.to_qkv(x), "b n (qkv h d) -> qkv b h n d", qkv=3, h=self.heads)
         if rotary_freqs is not None:
             q, k = apply_rotary(q, rotary_freqs), apply_rotary(k, rotary_freqs)
         out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask, is_causal=self.is_causal,
-            dropout_p=self.dropout if self.training else 0.0)
+            q, k, v, dropout_p=self.dropout if self.training else 0.0)
         return self.to_out(rearrange(out, "b h n d -> b n (h d)"))
 
 
@@ -57,10 +54,10 @@ class TransformerBlock(nn.Module):
     """x + Attn(LN(x)), then x + FF(LN(x))."""
 
     def __init__(self, dim: int, heads: int = 8, dim_head: int = 64, ff_mult: int = 4,
-                 dropout: float = 0.0, is_causal: bool = False):
+                 dropout: float = 0.0):
         super().__init__()
         self.attn_norm = nn.LayerNorm(dim)
-        self.attn = Attention(dim, heads, dim_head, dropout=dropout, is_causal=is_causal)
+        self.attn = Attention(dim, heads, dim_head, dropout=dropout)
         self.ff_norm = nn.LayerNorm(dim)
         self.ff = FeedForward(dim, ff_mult, dropout=dropout)
         self.resid_dropout = nn.Dropout(dropout)
@@ -75,11 +72,10 @@ class TransformerStack(nn.Module):
     grow with depth; the final norm hands the next layer well-scaled features)."""
 
     def __init__(self, dim: int, depth: int, heads: int = 8, dim_head: int = 64,
-                 ff_mult: int = 4, dropout: float = 0.0, is_causal: bool = False,
-                 final_norm: bool = True):
+                 ff_mult: int = 4, dropout: float = 0.0, final_norm: bool = True):
         super().__init__()
         self.blocks = nn.ModuleList(
-            TransformerBlock(dim, heads, dim_head, ff_mult, dropout, is_causal)
+            TransformerBlock(dim, heads, dim_head, ff_mult, dropout)
             for _ in range(depth))
         self.norm = nn.LayerNorm(dim) if final_norm else nn.Identity()
 

@@ -152,8 +152,8 @@ class HourglassLevel(nn.Module):
 class Hourglass2D(nn.Module):
     """(B, h, w, dim) -> (B, h, w, dim), for any h, w divisible by ``total_shortening``.
 
-    Build with ``Hourglass2D(cfg)``, ``Hourglass2D.from_config(cfg)`` or
-    ``Hourglass2D(dim=..., depths=..., shorten=...)`` (fields of ``HourglassConfig``).
+    Build with ``Hourglass2D(cfg)`` or ``Hourglass2D(dim=..., depths=..., shorten=...)``
+    (fields of ``HourglassConfig``).
     The output has been through a final LayerNorm, ready for a logits head.
     """
 
@@ -167,10 +167,6 @@ class Hourglass2D(nn.Module):
         self.local_before = nn.ModuleList(LocalMixer(cfg.dim, cfg.local_kernel) for _ in range(before))
         self.root = HourglassLevel(cfg, cfg.depths, cfg.shorten)
         self.local_after = nn.ModuleList(LocalMixer(cfg.dim, cfg.local_kernel) for _ in range(after))
-
-    @classmethod
-    def from_config(cls, cfg: HourglassConfig) -> Hourglass2D:
-        return cls(cfg)
 
     @property
     def total_shortening(self) -> int:

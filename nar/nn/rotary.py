@@ -1,6 +1,6 @@
-"""Rotary position embeddings for token grids (2D axial) and raster sequences (1D).
+"""Rotary position embeddings for token grids (2D axial).
 
-Both wrap ``rotary-embedding-torch`` and are applied to q / k *after* the head split,
+Wraps ``rotary-embedding-torch`` and are applied to q / k *after* the head split,
 shape ``(B, heads, N, dim_head)``, so every head sees positions (the reference SUNDAE
 code rotated before the split, which left all but one head position-blind).
 
@@ -18,7 +18,7 @@ from einops import rearrange
 from rotary_embedding_torch import RotaryEmbedding, apply_rotary_emb
 from torch import Tensor, nn
 
-__all__ = ["AxialRotary2D", "Rotary1D", "apply_rotary", "rotary_tables"]
+__all__ = ["AxialRotary2D", "apply_rotary", "rotary_tables"]
 
 
 def apply_rotary(t: Tensor, freqs: Tensor | tuple[Tensor, Tensor]) -> Tensor:
@@ -114,24 +114,3 @@ class AxialRotary2D(_RotaryBase):
         device = torch.device(device) if device is not None else self.rotary.device
         return self._cached((h, w, device, tuple(offset), "tables"),
                             lambda: rotary_tables(self.freqs(h, w, device, offset)))
-
-
-class Rotary1D(_RotaryBase):
-    """Plain rotary embedding for raster (1D) sequences, same calling convention."""
-
-    def __init__(self, dim_head: int, theta: float = 10_000.0):
-        if dim_head % 2 != 0:
-            raise ValueError(f"rotary needs an even dim_head, got {dim_head}")
-        super().__init__(RotaryEmbedding(dim=dim_head, theta=theta, cache_if_possible=False))
-        self.dim_head = dim_head
-
-    def freqs(self, n: int, device: torch.device | str | None = None, offset: int = 0) -> Tensor:
-        """Rotation angles for positions offset .. offset + n - 1: (n, dim_head), float32."""
-        device = torch.device(device) if device is not None else self.rotary.device
-        key = (n, device, offset)
-
-        def make():
-            positions = torch.arange(n, device=self.rotary.device, dtype=torch.float32) + offset
-            return self.rotary(positions).to(device)
-
-        return self._cached(key, make)

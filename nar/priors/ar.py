@@ -321,13 +321,15 @@ class ARPrior(Prior):
         return f"{cache}, {how}, {'bf16' if bf16 else 'fp32'}"
 
     # ---- cost -----------------------------------------------------------------------------
-    flops_note = "KV-cached raster scan (one causal forward in total)"
+    flops_note = ("KV-cached raster scan (one causal forward in total when the grid fits the training grid; "
+                  "the sliding window re-feeds each window's prefix)")
 
     def flops_per_image(self, grid: tuple[int, int], steps_run: int | None = None,
                         forward_passes: int | None = None) -> int:
         """Replays ``_scan`` (no inpainting): which positions each call feeds and how many cached
-        keys they attend to, including the sliding window's re-fed prefixes. With one cache
-        this is one causal forward over h·w tokens, spread over h·w sequential steps."""
+        keys they attend to, including the sliding window's re-fed prefixes. With one cache (the
+        grid fits the training grid) this is one causal forward over h·w tokens, spread over h·w
+        sequential steps; under the sliding window it is more (each window's prefix is re-fed)."""
         cfg = self.cfg
         h, w = grid
         wh, ww = min(h, self.train_grid[0]), min(w, self.train_grid[1])

@@ -50,14 +50,6 @@ def test_not_causal_by_default():
     assert not torch.allclose(attn(x)[:, 0], attn(y)[:, 0])
 
 
-def test_causal_option():
-    attn = identity_out_attention(is_causal=True)
-    x = torch.randn(1, 10, DIM)
-    y = x.clone()
-    y[:, -1] += 1.0
-    torch.testing.assert_close(attn(x)[:, :-1], attn(y)[:, :-1])
-
-
 def test_block_and_stack_shapes():
     torch.manual_seed(0)
     rotary = AxialRotary2D(DIM_HEAD)

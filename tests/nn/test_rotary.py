@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from nar.nn.rotary import AxialRotary2D, Rotary1D
+from nar.nn.rotary import AxialRotary2D
 
 
 def score(rotary, q, k, q_pos, k_pos):
@@ -52,17 +52,6 @@ def test_integer_positions_extrapolate_to_larger_grids():
 def test_dim_head_must_split_over_two_axes():
     with pytest.raises(ValueError, match="divisible by 4"):
         AxialRotary2D(18)
-
-
-def test_rotary_1d_relative():
-    torch.manual_seed(0)
-    rotary = Rotary1D(8)
-    q, k = torch.randn(8), torch.randn(8)
-    f = rotary.freqs(10)
-    assert f.shape == (10, 8)
-    s = lambda i, j: (rotary.rotate(q, f[i]) * rotary.rotate(k, f[j])).sum().item()  # noqa: E731
-    assert s(2, 5) == pytest.approx(s(6, 9), abs=1e-4)
-    assert abs(s(2, 5) - s(2, 6)) > 1e-3
 
 
 def test_frequencies_stay_fp32_in_a_low_precision_model():

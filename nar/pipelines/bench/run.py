@@ -93,7 +93,9 @@ def run_bench(entries: list[BenchEntry], tokenizer: BenchTokenizer | Any, device
         notes.append("peak memory on CPU is the process-wide resident-set high-water mark (getrusage), "
                      "cumulative over the run, not per row")
     notes.append("FLOPs are analytic (matmuls/convolutions only); ar with a KV cache spends about one causal "
-                 "forward in total but in h*w sequential steps, a parallel sampler one full forward per step")
+                 "forward in total but in h*w sequential steps when the grid fits its training grid (more under "
+                 "the sliding window, which re-feeds each window's prefix), a parallel sampler one full forward "
+                 "per step")
     if any(not _has_steps(e.prior) for e in entries):
         notes.append("ar has no steps setting: one row per size, steps run = tokens")
     shared_rows = [r for r in speed if r.get("decode_shared")]
