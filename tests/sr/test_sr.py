@@ -168,3 +168,40 @@ def test_upscale_output_doubles_images_and_says_so(tiny_sr):
     sr = out.settings["super_resolution"]
     assert sr["scale"] == 2 and sr["generated_size"] == [24, 24] and sr["sr_ckpt"] == str(tiny_sr)
     assert out.seconds_total >= 1.0
+
+
+class _RandomPrior(torch.nn.Module):
+    """A stand-in prior: random tokens, no network."""
+    default_steps = 1
+
+    def __init__(self):
+        super().__init__()
+        self.name, self.train_grid, self.w = "rand", (4, 4), torch.nn.Parameter(torch.zeros(1))
+
+    def check_grid(self, grid):
+        return grid
+
+    def sample(self, n, grid, steps=None, generator=None, **kw):
+        from nar.priors.base import SampleOutput
+        return SampleOutput(tokens=torch.randint(64, (n, *grid), generator=generator), steps_run=1, forward_passes=1)
+
+
+def test_bench_rows_above_the_sr_threshold_add_the_upscale(tiny_sr, monkeypatch):
+    import nar.pipelines.upscale as up
+    from nar.core.config import load_config
+    from nar.pipelines.bench import BenchEntry, BenchSettings, run_bench
+    from nar.tokenizer.config import TokenizerConfig
+    from nar.tokenizer.model import VQGAN
+    monkeypatch.setattr(up, "SR_ABOVE", 32)
+    monkeypatch.setattr(up, "default_sr_path", lambda: tiny_sr)
+    torch.manual_seed(0)
+    tok = VQGAN(load_config(TokenizerConfig, None, {"ch": 8, "ch_mult": [1, 2, 2, 2], "num_res_blocks": 1,
+                                                    "z_channels": 16, "codebook_size": 64, "codebook_dim": 8,
+                                                    "image_size": 32, "crop": 32})).eval().requires_grad_(False)
+    settings = BenchSettings(sizes=(32, 64), steps=(1,), batches=(1,), repeats=2, warmup=1, quality=False)
+    rows = run_bench([BenchEntry("rand", _RandomPrior(), True, "-")], tok, "cpu", settings, log=lambda *_: None)["speed"]
+    small, big = rows
+    assert small["size"] == 32 and "sr_p50_s" not in small
+    assert big["size"] == 64 and big["grid"] == "4x4" and big["status"] == "ok"   # generated at 32², upscaled
+    assert big["sr_p50_s"] > 0 and "2x SR" in big["note"]
+    assert big["total_p50_s"] == pytest.approx(big["sample_p50_s"] + big["decode_p50_s"] + big["sr_p50_s"])

@@ -277,6 +277,11 @@ def speed_rows_for_size(entries: list[BenchEntry], tokenizer, device: torch.devi
                         log: Callable[[str], None], slow_before: dict | None = None) -> list[dict[str, Any]]:
     """Every prior (x steps) at one size: warm-ups, then the timed batch-1 runs round-robin
     over the priors (run r of every prior before run r+1 of any), then throughput runs."""
+    from nar.pipelines.upscale import SR_ABOVE
+    if size > SR_ABOVE:   # e.g. 2048²: half-size generation + decode + 2x super-resolution
+        from nar.pipelines.bench.sr import sr_rows_for_size
+        return sr_rows_for_size(entries, tokenizer, device, size, settings, timer, decode_flops_cache, log,
+                                slow_before)
     share = settings.share_decode and device.type != "cuda"  # a GPU decodes fast: time it in every row
     jobs = [_SpeedJob(e, tokenizer, device, size, steps, settings, timer, log, decode=not share)
             for e in entries for steps in steps_for(e.prior, settings.steps)]
