@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from nar import cli_sr
 from nar.core.config import parse_overrides
 from nar.core.errors import ArgumentError, NarError
 from nar.serve import cli as serve_cli
@@ -21,6 +22,7 @@ tok_app = typer.Typer(no_args_is_help=True, help="The shared VQGAN tokenizer.")
 app.add_typer(data_app, name="data")
 app.add_typer(tok_app, name="tokenizer")
 serve_cli.register(app)       # nar serve
+cli_sr.register(app)          # nar sr train|eval, nar upscale
 console = Console()
 err_console = Console(stderr=True)
 
@@ -141,7 +143,7 @@ def sample(prior: str = typer.Option("sundae", "--prior", help="ar | maskgit | s
            tokenizer: Optional[Path] = typer.Option(None, "--tokenizer"),
            steps: Optional[int] = typer.Option(None, "--steps", help="Sampling steps (default: the prior's; AR ignores it)."),
            n: int = typer.Option(4, "--n"),
-           size: Optional[int] = typer.Option(None, "--size", help="Image side in pixels (multiple of the tokenizer factor)."),
+           size: Optional[int] = typer.Option(None, "--size", help="Image side in pixels (multiple of the tokenizer factor); above 1024 (e.g. 2048): half-size generation + 2x super-resolution."),
            grid: Optional[str] = typer.Option(None, "--grid", help="Token grid HxW instead of --size."),
            temperature: float = typer.Option(1.0, "--temperature", help=">= 0; 0 = greedy."),
            temperature_end: Optional[float] = typer.Option(None, "--temperature-end", help="SUNDAE: final annealed temperature."),
@@ -152,7 +154,8 @@ def sample(prior: str = typer.Option("sundae", "--prior", help="ar | maskgit | s
            cfg: float = typer.Option(1.0, "--cfg", help="Classifier-free guidance scale (1 = none)."),
            seed: int = SeedOpt, device: str = DeviceOpt,
            out: Path = typer.Option(Path("samples"), "--out"),
-           overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files.")):
+           overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
+           sr_ckpt: Optional[Path] = typer.Option(None, "--sr-ckpt", help="SR model for sizes above 1024 (default: shipped).")):
     """Generate images: one PNG per image plus a grid, settings stored in PNG metadata."""
     from nar.pipelines.sample import SampleSettings, run_sample
     options = {}
@@ -164,7 +167,7 @@ def sample(prior: str = typer.Option("sundae", "--prior", help="ar | maskgit | s
                               temperature=temperature, top_k=top_k, top_p=top_p, class_label=class_label,
                               cfg=cfg, seed=seed, options=options)
     run_sample(settings, out, ckpt=ckpt, tokenizer=tokenizer, device=device, overwrite=overwrite,
-               log=console.print)
+               log=console.print, sr_ckpt=sr_ckpt)
 
 
 @app.command()
@@ -230,6 +233,8 @@ def models():
         params = f"{m['params'] / 1e6:.1f} M" if m.get("params") else "?"
         if r["kind"] == "tokenizer":
             images = f"f{m.get('factor')}, {m.get('codebook_size')} codes"
+        elif r["kind"] == "sr":
+            images = f"{m.get('scale')}x super-resolution, any size (1024² -> 2048²)"
         else:
             grid = m.get("train_grid") or [0, 0]
             factor = int(m.get("tokenizer_factor") or 16)
