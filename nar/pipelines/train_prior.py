@@ -9,12 +9,13 @@ from pathlib import Path
 
 import torch
 
+from nar.core.checkpoint import read_meta
 from nar.core.config import from_dict, load_toml, to_dict, _deep_update
 from nar.core.errors import NarError
 from nar.data.tokens import TokenCache
 from nar.pipelines.pipeline import Pipeline
 from nar.priors import PRIORS
-from nar.train.loop import TrainConfig, Trainer
+from nar.train.loop import STATE_FILE, TrainConfig, Trainer
 from nar.train.prior_task import PriorTask
 
 
@@ -53,12 +54,12 @@ def train_prior(name: str, tokens: str | Path, config_path=None, overrides: dict
     torch.manual_seed(train_cfg.seed)  # weight init is part of the run's seed
     labelled = bool((cache.labels >= 0).any())
     num_classes = len(cache.class_names) if (conditional and labelled and cache.class_names) else 0
+    pipe = _cache_pipeline(cache, tokenizer, train_cfg.device)
+    init_codes = _resolve_codebook_init(name, model_cfg, pipe, cache, Path(out), resume, init_from)
     prior = cls(model_cfg, cache.codebook_size, num_classes, cache.grid)
     if init_from is not None:
         _init_weights(prior, name, init_from)
-
-    pipe = _cache_pipeline(cache, tokenizer, train_cfg.device)
-    if pipe is not None and getattr(model_cfg, "codebook_init", False) and init_from is None:
+    if init_codes:
         prior.init_from_codebook(pipe.tokenizer.codebook().detach().cpu())
     # snapshots are decoded to PNG only when the cache's tokenizer is at hand
     decode = None if pipe is None else pipe.decode_tensor
@@ -66,6 +67,39 @@ def train_prior(name: str, tokens: str | Path, config_path=None, overrides: dict
     task = PriorTask(prior, cache, train_cfg.batch_size, decode=decode)
     trainer = Trainer(task, train_cfg, out, progress=progress)
     return trainer.run(resume=resume)
+
+
+def _resolve_codebook_init(name: str, model_cfg, pipe: Pipeline | None, cache: TokenCache, out: Path,
+                           resume: bool, init_from) -> bool:
+    """Whether to initialise token embeddings from the tokenizer's codes (``codebook_init``),
+    with the width of those codes (``code_dim``, for priors that have one) fixed in the config
+    *before* the model is built, so that the config a run records is the one it was built with.
+
+    Where the codes come from: the tokenizer that made the cache; else, when resuming, the run's
+    own saved config (its weights replace any initialisation); else, with ``init_from``, that
+    checkpoint's config. A new run that asks for codebook_init without any of them is an error,
+    not a silent no-op."""
+    if not getattr(model_cfg, "codebook_init", False):
+        return False
+    has_width = hasattr(model_cfg, "code_dim")
+    if pipe is not None:
+        if has_width and model_cfg.code_dim == 0:
+            model_cfg.code_dim = int(pipe.tokenizer.codebook().shape[1])
+        return init_from is None
+    state = out / STATE_FILE
+    saved = None
+    if resume and state.is_file():
+        saved = read_meta(state).get("model_meta", {}).get("config", {})
+    elif init_from is not None:
+        saved = read_meta(init_from).get("config", {})
+    if saved is None:
+        where = cache.header.get("tokenizer_path") or "not recorded"
+        raise NarError(f"{name}: codebook_init is on, but the tokenizer that made token cache {cache.path} "
+                       f"is not at hand (its path: {where}); give that tokenizer, or set "
+                       "model.codebook_init = false")
+    if has_width and model_cfg.code_dim == 0 and saved.get("code_dim"):
+        model_cfg.code_dim = int(saved["code_dim"])
+    return False
 
 
 def _cache_pipeline(cache: TokenCache, tokenizer=None, device: str = "auto") -> Pipeline | None:

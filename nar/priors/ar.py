@@ -48,6 +48,7 @@ whole prefix every token: the reference the cached paths are tested against).
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -131,8 +132,9 @@ class ARPrior(Prior):
 
     def init_from_codebook(self, codebook: torch.Tensor) -> bool:
         """Copy the tokenizer's (V, d) code vectors into the token table (``codebook_init``).
-        With ``code_dim = 0`` the table is (re)built with d columns and ``code_dim`` recorded in
-        the config, so call this before the optimizer is made (as `train_prior` does)."""
+        With ``code_dim = 0`` the table is (re)built with d columns and the prior's config
+        becomes a copy with ``code_dim = d`` (the caller's config object is left alone), so call
+        this before the optimizer is made. `train_prior` sets ``code_dim`` before building."""
         if not self.cfg.codebook_init:
             return False
         if codebook.ndim != 2 or codebook.shape[0] != self.codebook_size:
@@ -142,7 +144,7 @@ class ARPrior(Prior):
         if self.cfg.code_dim not in (0, d):
             raise NarError(f"ar: code_dim = {self.cfg.code_dim} in the config, but the tokenizer's codes have {d}")
         if self.cfg.code_dim == 0:
-            self.cfg.code_dim = d
+            self.cfg = dataclasses.replace(self.cfg, code_dim=d)
             self.tok_emb = self._token_embedding(d).to(self.cls_emb.weight.device)
         with torch.no_grad():
             self.tok_emb[0].weight.copy_(codebook.to(self.tok_emb[0].weight))

@@ -43,7 +43,8 @@ class PriorTask:
         tokens = tokens.to(device)
         cond = labels.to(device) if self.conditional else None
         if cond is not None:
-            cond = cond.clamp(min=0)  # unlabelled images (-1) never reach a conditional model's data
+            # unlabelled images (label -1, e.g. in the root of an image folder) train as the null class
+            cond = torch.where(cond < 0, torch.full_like(cond, self.model.null_class), cond)
         parts = self.model.loss(tokens, cond)
         optimize("prior", parts["loss"])
         return {k: float(v.detach()) for k, v in parts.items()}
