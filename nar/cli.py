@@ -73,7 +73,7 @@ def data_shards(src: Path = typer.Option(..., "--src", help="Image folder (any d
 # ---- tokenizer -----------------------------------------------------------------------------
 @tok_app.command("train")
 def tokenizer_train(config: Optional[Path] = ConfigOpt, set_: Optional[List[str]] = SetOpt,
-                    data: Optional[Path] = typer.Option(None, "--data", help="Image folder (default: procedural landscapes)."),
+                    data: Optional[Path] = typer.Option(None, "--data", help="Image folder, or a shard folder from `nar data shards` (default: procedural landscapes)."),
                     out: Path = typer.Option(Path("runs/tokenizer"), "--out", help="Run folder (resumed if it exists)."),
                     resume: bool = typer.Option(True, "--resume/--no-resume")):
     """Train the VQGAN tokenizer (resumable: rerun the same command to continue)."""
@@ -108,7 +108,7 @@ def tokenizer_reconstruct(image: Path = typer.Argument(..., help="Any image, any
 @tok_app.command("encode")
 def tokenizer_encode(out: Path = typer.Option(..., "--out", help="Token cache folder to create."),
                      ckpt: Optional[Path] = typer.Option(None, "--ckpt"),
-                     data: Optional[Path] = typer.Option(None, "--data", help="Image folder (default: procedural)."),
+                     data: Optional[Path] = typer.Option(None, "--data", help="Image folder or shard folder (default: procedural)."),
                      n: int = typer.Option(1000, "--n", "--count", help="Images to encode (at most; --count under torchrun, whose own options swallow --n)."),
                      size: int = typer.Option(256, "--size"), seed: int = SeedOpt,
                      batch_size: int = typer.Option(16, "--batch-size")):
