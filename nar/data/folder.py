@@ -20,6 +20,7 @@ from torch.utils.data import Dataset
 
 from nar.core.errors import NarError
 from nar.core.images import load_image, to_tensor
+from nar.core.progress import progress_bar
 from nar.data.transforms import resize_shorter_side
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
@@ -168,9 +169,7 @@ def _read_landscape_labels(root: Path) -> tuple[dict[str, int], list[str]] | Non
 def _with_progress(paths: list[Path], root: Path, progress: bool | None):
     if progress is None:
         progress = len(paths) >= _PROGRESS_FROM
-    if not progress:
-        yield from paths
-        return
-    from rich.progress import track
-
-    yield from track(paths, description=f"checking images in {root}")
+    with progress_bar(bool(progress), total=len(paths), desc=f"checking images in {root}") as advance:
+        for i, path in enumerate(paths):
+            yield path
+            advance(i + 1)
