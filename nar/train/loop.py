@@ -26,7 +26,7 @@ from torch import nn
 
 from nar.core.checkpoint import load_checkpoint, read_meta, save_checkpoint
 from nar.core.config import to_dict
-from nar.core.device import pick_device  # noqa: F401  (re-exported for older imports)
+from nar.core.device import pick_device
 from nar.core.errors import NarError
 from nar.core.progress import progress_bar
 from nar.core.train_config import TrainConfig  # noqa: F401  (re-exported)
