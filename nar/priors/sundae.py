@@ -42,7 +42,10 @@ from nar.nn.hourglass import Hourglass2D, HourglassConfig, count_flops
 from nar.nn.positions import AbsolutePositions2D
 from nar.priors.base import Prior, SampleOutput, SampleRequest
 from nar.priors.registry import PRIORS
+from nar.sampling.fill import nearest_fill
 from nar.sampling.filters import sample_logits
+
+INITS = ("uniform", "nearest")
 
 __all__ = ["SundaeConfig", "SundaePrior"]
 
@@ -66,6 +69,7 @@ class SundaeConfig:
     codebook_init: bool = True        # init token embeddings from the tokenizer's code vectors when given
     abs_positions: bool = False       # add learned absolute row/col positions (off: relative rotary only)
     sample_precision: str = "auto"    # sampling: auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
+    inpaint_init: str = "nearest"     # inpainting z_0 of unknown tokens: nearest known token | uniform (paper)
 
     def __post_init__(self):
         if isinstance(self.net, dict):  # built by hand from a plain dict
@@ -82,6 +86,8 @@ class SundaeConfig:
             raise NarError(f"sundae: update_proportion must be in (0, 1], got {self.update_proportion}")
         if self.min_change < 0 or self.min_steps < 0:
             raise NarError("sundae: min_change and min_steps must be >= 0")
+        if self.inpaint_init not in INITS:
+            raise NarError(f"sundae: inpaint_init must be one of {INITS}, got {self.inpaint_init!r}")
         if self.sample_precision not in ("auto", "fp32", "bf16"):
             raise NarError(f"sundae: sample_precision must be auto, fp32 or bf16, got {self.sample_precision!r}")
 
@@ -93,6 +99,7 @@ class _DenoisePlan:
     update_proportion: float      # share of tokens that take their new value each step
     min_change: int               # a sample whose draw changes <= this many tokens is frozen...
     min_steps: int                # ...once this many steps have run
+    init: str = "uniform"         # z_0 of unknown tokens: uniform noise, or "nearest" known token (inpainting)
 
 
 @PRIORS.register("sundae")
@@ -221,7 +228,7 @@ class SundaePrior(Prior):
             return [float(temperature)]
         return [temperature + (end - temperature) * t / (steps - 1) for t in range(steps)]
 
-    sample_options = ("temperature_end", "update_proportion", "min_change", "min_steps")
+    sample_options = ("temperature_end", "update_proportion", "min_change", "min_steps", "init")
 
     def _sample(self, req: SampleRequest) -> SampleOutput:
         """Sample (n, h, w) tokens with up to ``steps`` denoising steps (default 20).
@@ -260,7 +267,10 @@ class SundaePrior(Prior):
         min_steps = self.cfg.min_steps if opts.get("min_steps") is None else int(opts["min_steps"])
         if min_change < 0 or min_steps < 0:
             raise ArgumentError("min_change", "sundae: min_change and min_steps must be >= 0")
-        return _DenoisePlan(temperatures=self.temperatures(steps, req.temperature, temperature_end),
+        init = opts.get("init") or (self.cfg.inpaint_init if req.keep is not None else "uniform")
+        if init not in INITS:
+            raise ArgumentError("init", f"sundae: init must be one of {INITS}, got {init!r}")
+        return _DenoisePlan(init=init, temperatures=self.temperatures(steps, req.temperature, temperature_end),
                             update_proportion=float(update_proportion), min_change=min_change,
                             min_steps=min_steps)
 
@@ -274,6 +284,8 @@ class SundaePrior(Prior):
         device, (h, w) = self.device, req.grid
         z = torch.randint(self.codebook_size, (req.n, h, w), generator=req.generator, device=device)
         if req.keep is not None:
+            if plan.init == "nearest":  # inpainting: start from the border's continuation, not noise
+                z = nearest_fill(req.known, req.keep, req.generator)
             z = torch.where(req.keep, req.known, z)
         # the working set: samples not frozen yet (rows of z at ``rows``; None = all of them)
         rows, work, ids, known, keep = None, z, req.class_ids, req.known, req.keep

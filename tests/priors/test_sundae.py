@@ -281,3 +281,23 @@ def test_absolute_positions_break_the_symmetry_of_a_uniform_input():
         assert not torch.allclose(out[0, 1, 1], out[0, 2, 2], atol=1e-5)
         # and the model still runs on a grid of another size (tables interpolated)
         assert absolute(torch.zeros(2, 8, 12, dtype=torch.long), torch.zeros(2, dtype=torch.long)).shape == (2, 8, 12, V)
+
+
+def test_inpainting_starts_from_the_nearest_known_tokens():
+    """inpaint_init = nearest (default): at the first step the model sees the region filled
+    with its border's tokens, not noise; 'uniform' (the paper's z_0) stays available."""
+    p = tiny()
+    known = torch.zeros(1, 4, 8, dtype=torch.long)
+    known[:, :, 4:] = 3
+    keep = torch.ones(1, 4, 8, dtype=torch.bool)
+    keep[:, 1:3, 1:3] = False                                   # a hole inside the code-0 half
+    stub = StubNet(p, torch.zeros(4, 8, dtype=torch.long))
+    p.sample(1, (4, 8), steps=1, known=known, keep=keep, generator=gen(3))
+    assert (stub.inputs[0] == 0)[:, :, :4].all()               # filled from the code-0 border
+    stub.inputs.clear()
+    p.sample(1, (4, 8), steps=1, known=known, keep=keep, generator=gen(3), init="uniform")
+    assert (stub.inputs[0][~keep] != 0).any()
+    with pytest.raises(NarError, match="init"):
+        p.sample(1, (4, 8), steps=1, known=known, keep=keep, generator=gen(3), init="zeros")
+    with pytest.raises(NarError, match="inpaint_init"):
+        SundaeConfig(inpaint_init="zeros")
