@@ -251,8 +251,8 @@ def check_command(argv: list[str]) -> None:
 
 
 def error_prefix() -> str:
-    """'[rank 1] ' in a distributed run (each rank reports its own error), else ''."""
-    return f"[rank {os.environ.get('RANK', '?')}] " if launched() else ""
+    """'rank 1: ' in a distributed run (each rank reports its own error), else ''."""
+    return f"rank {os.environ.get('RANK', '?')}: " if launched() else ""
 
 
 @torch.no_grad()
