@@ -31,7 +31,7 @@ def sr_eval(ckpt: Optional[Path] = typer.Option(None, "--ckpt", help="SR checkpo
             n: int = typer.Option(8, "--n", help="Held-out scenes."),
             size: int = typer.Option(1024, "--size", help="Input side; the target is the true render at 2x."),
             seed: int = typer.Option(17, "--seed", help="Held-out evaluation set."),
-            tile: Optional[int] = typer.Option(None, "--tile", help="Low-res tile side (0 = untiled; default 512)."),
+            tile: Optional[int] = typer.Option(None, "--tile", help="Low-res tile side (0 = untiled; default 1024)."),
             threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads."),
             out_json: Optional[Path] = typer.Option(None, "--json")):
     """PSNR and sharpness of SR vs bicubic against the true 2x renders of held-out scenes."""
@@ -48,7 +48,7 @@ def sr_eval(ckpt: Optional[Path] = typer.Option(None, "--ckpt", help="SR checkpo
 def upscale(image: Path = typer.Argument(..., help="Any RGB image (PNG/JPG/WebP)."),
             out: Path = typer.Option(..., "--out", help="Output PNG (2x the input's size)."),
             ckpt: Optional[Path] = typer.Option(None, "--ckpt", help="SR checkpoint (default: the shipped model)."),
-            tile: int = typer.Option(512, "--tile", help="Low-res tile side for tiled inference (0 = untiled)."),
+            tile: int = typer.Option(1024, "--tile", help="Low-res tile side for tiled inference (0 = untiled)."),
             device: str = typer.Option("cpu", "--device", help="auto | cpu | cuda"),
             overwrite: bool = typer.Option(False, "--overwrite")):
     """2x super-resolution of one image (tiled with overlap: any size up to the memory limit)."""

@@ -22,7 +22,7 @@ from nar.pipelines.models import MODELS_DIR
 from nar.sr.model import SRModelConfig, SRNet
 
 SR_FILE = "sr.safetensors"
-TILE = 512                       # low-res tile side (pixels) above which inference is tiled
+TILE = 1024                      # low-res tile side (pixels) above which inference is tiled (1024² runs whole)
 MAX_INPUT_PIXELS = 4096 * 4096   # memory limit: a 16.8 MP input (67 MP output, ~0.8 GB as floats)
 
 _cache: dict[tuple[str, str], SRNet] = {}
