@@ -223,13 +223,14 @@ class ARPrior(Prior):
         use_cache = req.options.get("use_cache", True)
         fast = self._fast_decoder(self._want_compile(req.options.get("compile"))) if use_cache else None
         out, passes = self._scan(n, h, w, ids, guide, req.cfg_scale, req.known, req.keep, req.temperature,
-                                 req.top_k, req.top_p, req.generator, fast)
+                                 req.top_k, req.top_p, req.generator, fast, callback=req.callback)
         return SampleOutput(tokens=out.view(n, h, w), steps_run=h * w, forward_passes=passes)
 
     def _scan(self, n, h, w, ids, guide, cfg_scale, known, keep, temperature, top_k, top_p, generator,
-              fast: "_FastAR | None") -> tuple[torch.Tensor, int]:
+              fast: "_FastAR | None", callback=None) -> tuple[torch.Tensor, int]:
         """The raster scan: one cell at a time, each from a (cached) window around it. ``fast``
-        None: no cache, every step re-runs its window's prefix through x-transformers."""
+        None: no cache, every step re-runs its window's prefix through x-transformers.
+        ``callback(row, h, tokens)`` after each finished row (rows 0 … h-1)."""
         dev = self.device
         out = torch.zeros(n, h * w, dtype=torch.long, device=dev)
         if keep is not None:
@@ -249,6 +250,8 @@ class ARPrior(Prior):
             fast.prepare(ww, compiled=whole)
         row_origin, passes = None, 0
         for k in range(h * w):
+            if callback is not None and k and k % w == 0:  # row k // w - 1 is finished
+                callback(k // w - 1, h, grid2d)
             if not need[k]:
                 continue
             i, j = divmod(k, w)
@@ -286,6 +289,8 @@ class ARPrior(Prior):
             if fixed is not None:
                 tok = torch.where(fixed[:, k], out[:, k], tok)
             out[:, k] = tok
+        if callback is not None:
+            callback(h - 1, h, grid2d)
         return out, passes
 
     # ---- the fast decode path ---------------------------------------------------------------

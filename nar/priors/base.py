@@ -48,6 +48,7 @@ class SampleRequest:
     keep: torch.Tensor | None              # (n, h, w) bool: True = the known token stays
     generator: torch.Generator | None
     options: dict[str, Any]                # prior-specific, names in ``sample_options``
+    callback: Callable[[int, int, torch.Tensor], Any] | None = None  # see `Prior.sample`
 
 
 class Prior(nn.Module):
@@ -78,17 +79,27 @@ class Prior(nn.Module):
                temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
                cond: torch.Tensor | None = None, cfg_scale: float = 1.0, known: torch.Tensor | None = None,
                keep: torch.Tensor | None = None, generator: torch.Generator | None = None,
-               **options: Any) -> SampleOutput:
+               callback: Callable[[int, int, torch.Tensor], Any] | None = None, **options: Any) -> SampleOutput:
         """(n, h, w) tokens on an h×w ``grid`` (default: the training grid). ``cond``: one class
         id or n of them (None: unconditional); ``cfg_scale``: classifier-free guidance.
         Inpainting: ``known`` (n, h, w) ids and ``keep`` (n, h, w) bool; positions where keep
         is True come back unchanged. ``options``: the prior's own (``sample_options``).
+
+        ``callback(step, total, tokens)`` (diffusers' convention) is called after each step:
+        ``step`` counts from 0 to ``total - 1``, ``tokens`` is the current (n, h, w) sample
+        (read it, do not keep or modify it: clone what you need). maskgit and sundae call it
+        once per denoising step (``total`` = the planned steps; sundae's early stop ends the
+        calls before ``total``, which stays the planned number); ar once per finished row
+        (``total`` = rows).
 
         Checks every argument first, then samples in eval mode (the caller's mode is
         restored), under ``torch.inference_mode`` and the prior's sampling precision. The
         tokens returned are an ordinary tensor (not an inference tensor)."""
         request = self.check_request(n, grid, steps, temperature, top_k, top_p, cond, cfg_scale, known, keep,
                                      generator, options)
+        if callback is not None and not callable(callback):
+            raise ArgumentError("callback", f"callback must be callable as callback(step, total, tokens), got {callback!r}")
+        request.callback = callback
         was_training = self.training
         self.eval()
         try:

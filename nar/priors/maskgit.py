@@ -170,7 +170,9 @@ class MaskGITPrior(Prior):
 
     def _sample(self, req: SampleRequest) -> SampleOutput:
         """Iterative parallel decoding (see the module docstring); options: ``choice_temperature``
-        (Gumbel noise on the confidences, >= 0) and ``schedule`` (a mask schedule name)."""
+        (Gumbel noise on the confidences, >= 0) and ``schedule`` (a mask schedule name).
+        A ``callback`` sees the ids after each step; still-masked cells hold ``mask_id``
+        (= ``codebook_size``)."""
         choice_temperature = float(req.options.get("choice_temperature", self.cfg.choice_temperature))
         if choice_temperature < 0:
             raise ArgumentError("choice_temperature", f"maskgit: choice_temperature must be >= 0, "
@@ -212,6 +214,8 @@ class MaskGITPrior(Prior):
             ranks = confidence.argsort(dim=-1, stable=True).argsort(dim=-1, stable=True)
             remask = ranks < counts[:, t: t + 1]
             ids = sampled.masked_fill(remask, self.mask_id)
+            if req.callback is not None:
+                req.callback(t, total_steps, ids.view(n, h, w))
 
         return SampleOutput(tokens=ids.reshape(n, h, w), steps_run=total_steps, forward_passes=total_steps)
 

@@ -303,6 +303,8 @@ class SundaePrior(Prior):
                 update = torch.rand(proposal.shape, generator=req.generator, device=device) < plan.update_proportion
                 proposal = torch.where(update, proposal, work)
             work = proposal
+            if req.callback is not None:  # the whole batch as it stands, frozen samples included
+                req.callback(t, steps, work if rows is None else self._write_back(z.clone(), rows, work))
             if not check:
                 continue
             m = int(active.sum())  # the one host sync per step
