@@ -79,7 +79,7 @@ def tokenizer_train(config: Optional[Path] = ConfigOpt, set_: Optional[List[str]
     """Train the VQGAN tokenizer (resumable: rerun the same command to continue)."""
     from nar.pipelines.tokenizer_jobs import train_tokenizer
     run = train_tokenizer(config, parse_overrides(set_), out=out, data_dir=data, resume=resume, progress=True)
-    console.print(f"tokenizer checkpoint: {run / 'model.safetensors'}")
+    console.print(f"tokenizer checkpoint: {run}")
 
 
 @tok_app.command("eval")
