@@ -15,7 +15,8 @@ Two kinds of figures, always labelled:
   torch.cuda.synchronize on GPU);
 * estimated — the cost of one sampling step is timed at ``--points`` sequence lengths (the
   midpoints of equal bins over 1…h·w) and summed over the bins (midpoint rule). For the
-  cached path a step is one incremental forward on a cache of that length (median of 3); for the
+  cached path a step is one incremental forward on a static cache filled to that length
+  (median of 3; the decode path ``sample`` runs); for the
   uncached path it is a full forward of that prefix (exactly what ``use_cache=False`` runs
   per token). Where a grid is also measured, both are shown, which checks the estimator.
 
@@ -66,21 +67,25 @@ def estimate(prior: ARPrior, grid: tuple[int, int], points: int, settings: dict,
     edges = [round(i * n_tok / points) for i in range(points + 1)]
     cached_total = uncached_total = 0.0
     rows = []
-    with torch.inference_mode(), prior._precision():
+    fast = prior._fast_decoder(False)  # the static-cache decode path sample() runs (eager)
+    fast.prepare(w, compiled=False)
+    with torch.inference_mode(), prior.sampling_precision():
         for a, b in zip(edges[:-1], edges[1:]):
             if b <= a:
                 continue
             length = max(1, (a + b) // 2)  # positions fed, the last one predicting token length-1
 
-            def full():  # one uncached step: the whole prefix, then sample
-                logits, cache = prior._step(ids, tokens[:, :length - 1], 0, w, None, False, 1.0)
+            def full():  # one uncached step: the whole prefix through x-transformers, then sample
+                logits, _ = prior._step(ids, tokens[:, :length - 1], 0, w, None, False, 1.0)
                 sample_logits(logits, generator=g, **settings)
-                return cache
 
-            t_full, cache = clock(full, device)
+            t_full, _ = clock(full, device)
+            cache = fast.new_cache(1, n_tok)
+            fast.logits(ids, tokens[:, :length - 1], cache)  # the prefix, written into the static cache
 
-            def step(c=cache):  # one cached step: the next position on top of that prefix's cache
-                logits, _ = prior._step(ids, tokens[:, length - 1:length], length, w, c, False, 1.0)
+            def step(c=cache):  # one cached step: the next position on top of that prefix
+                c.filled = length  # rewound, so every timing writes the same position
+                logits = fast.logits(ids, tokens[:, length - 1:length], c)
                 return sample_logits(logits, generator=g, **settings)
 
             t_step = statistics.median(clock(step, device)[0] for _ in range(3))
