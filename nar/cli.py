@@ -26,7 +26,8 @@ cli_sr.register(app)          # nar sr train|eval, nar upscale
 console = Console()
 err_console = Console(stderr=True)
 
-ConfigOpt = typer.Option(None, "--config", "-c", help="TOML config file (defaults: the dataclass defaults).")
+ConfigOpt = typer.Option(None, "--config", "-c", help="TOML config: a path, or a packaged recipe's name (e.g. f16_small; see `nar configs`). Default: the dataclass defaults.")
+TensorBoardOpt = typer.Option(False, "--tensorboard", help="Also log scalars (losses, lr, codebook usage, throughput) and snapshot grids to OUT/tensorboard.")
 SetOpt = typer.Option(None, "--set", help="Override a config field, e.g. --set model.dim=256 (repeatable).")
 SeedOpt = typer.Option(0, "--seed", help="Random seed: same seed, same device -> same output.")
 DeviceOpt = typer.Option("auto", "--device", help="auto | cpu | cuda")
@@ -75,10 +76,11 @@ def data_shards(src: Path = typer.Option(..., "--src", help="Image folder (any d
 def tokenizer_train(config: Optional[Path] = ConfigOpt, set_: Optional[List[str]] = SetOpt,
                     data: Optional[Path] = typer.Option(None, "--data", help="Image folder, or a shard folder from `nar data shards` (default: procedural landscapes)."),
                     out: Path = typer.Option(Path("runs/tokenizer"), "--out", help="Run folder (resumed if it exists)."),
-                    resume: bool = typer.Option(True, "--resume/--no-resume")):
+                    resume: bool = typer.Option(True, "--resume/--no-resume"), tensorboard: bool = TensorBoardOpt):
     """Train the VQGAN tokenizer (resumable: rerun the same command to continue)."""
     from nar.pipelines.tokenizer_jobs import train_tokenizer
-    run = train_tokenizer(config, parse_overrides(set_), out=out, data_dir=data, resume=resume, progress=True)
+    run = train_tokenizer(config, parse_overrides(set_), out=out, data_dir=data, resume=resume, progress=True,
+                          tensorboard=tensorboard)
     console.print(f"tokenizer checkpoint: {run}")
 
 
@@ -129,11 +131,13 @@ def train(prior: str = typer.Option(..., "--prior", help="ar | maskgit | sundae"
           tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help="For decoded sample grids (default: the cache's)."),
           conditional: bool = typer.Option(True, "--conditional/--unconditional",
                                            help="Class-conditional (with CFG dropout) when the cache has labels."),
-          resume: bool = typer.Option(True, "--resume/--no-resume")):
+          resume: bool = typer.Option(True, "--resume/--no-resume"),
+          init_from: Optional[Path] = typer.Option(None, "--init-from", help="Start a new run from this checkpoint of the same prior (fine-tuning)."),
+          tensorboard: bool = TensorBoardOpt):
     """Train a prior on a token cache with the shared loop (AdamW, warm-up + cosine, EMA, resume)."""
     from nar.pipelines.train_prior import train_prior
     run = train_prior(prior, tokens, config, parse_overrides(set_), out, tokenizer=tokenizer,
-                      conditional=conditional, resume=resume)
+                      conditional=conditional, resume=resume, init_from=init_from, tensorboard=tensorboard)
     console.print(f"prior checkpoint: {run / 'model.safetensors'}")
 
 
@@ -181,12 +185,13 @@ def inpaint(prior: str = typer.Option("sundae", "--prior"),
             temperature: float = typer.Option(1.0, "--temperature"),
             class_label: Optional[str] = typer.Option(None, "--class"), cfg: float = typer.Option(1.0, "--cfg"),
             feather: int = typer.Option(4, "--feather", help="Seam blend width in pixels, inside the regenerated area."),
+            harmonize: bool = typer.Option(True, "--harmonize/--no-harmonize", help="Carry the kept border's colour into the region (no visible frame)."),
             seed: int = SeedOpt, device: str = DeviceOpt,
             overwrite: bool = typer.Option(False, "--overwrite")):
     """Regenerate the masked part of an image with any prior; kept pixels are returned unchanged."""
     from nar.pipelines.inpaint import run_inpaint
     run_inpaint(prior, image, out, mask_path=mask, box=box, steps=steps, temperature=temperature, seed=seed,
-                class_label=class_label, cfg=cfg, feather=feather, ckpt=ckpt, tokenizer=tokenizer,
+                class_label=class_label, cfg=cfg, feather=feather, harmonize=harmonize, ckpt=ckpt, tokenizer=tokenizer,
                 device=device, overwrite=overwrite, log=console.print)
 
 
@@ -245,6 +250,17 @@ def models():
         trained = f"{r['step']} steps" + (f", {t['wall_hours']:.1f} h on {t['hardware']}" if t else "")
         table.add_row(r["file"], f"{r['kind']} {r['name']}", f"{r['size_mb']:.1f}", params, images, trained)
     console.print(table)
+
+
+@app.command()
+def configs():
+    """List the packaged recipes (for --config NAME), one line each."""
+    from nar.core.recipes import describe, list_recipes, recipes_dir
+    recipes = list_recipes()
+    width = max(map(len, recipes), default=0)
+    console.print(f"recipes in {recipes_dir()} (--config NAME, or KIND/NAME):", highlight=False, soft_wrap=True)
+    for key, path in recipes.items():
+        console.print(f"  {key:<{width}}  {describe(path)}", highlight=False, soft_wrap=True)
 
 
 # the flag each library argument comes from, where its name differs from --<name with dashes>

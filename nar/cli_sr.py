@@ -16,13 +16,14 @@ console = Console()
 
 
 @sr_app.command("train")
-def sr_train(config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML config (e.g. configs/sr/v1.toml)."),
+def sr_train(config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML config: a path, or a packaged recipe's name (v1, tiny; see `nar configs`)."),
              set_: Optional[List[str]] = typer.Option(None, "--set", help="Override a field, e.g. --set train.lr=5e-4."),
              out: Path = typer.Option(Path("runs/sr"), "--out", help="Run folder (resumed if it exists)."),
-             resume: bool = typer.Option(True, "--resume/--no-resume")):
+             resume: bool = typer.Option(True, "--resume/--no-resume"),
+             tensorboard: bool = typer.Option(False, "--tensorboard", help="Also log scalars and snapshot grids to OUT/tensorboard.")):
     """Train the SR net on procedural render pairs with the shared loop (resumable: rerun to continue)."""
     from nar.train.sr_task import train_sr
-    run = train_sr(config, parse_overrides(set_), out, resume=resume, progress=True)
+    run = train_sr(config, parse_overrides(set_), out, resume=resume, progress=True, tensorboard=tensorboard)
     console.print(f"sr checkpoint: {run / 'model.safetensors'}")
 
 

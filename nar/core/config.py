@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from nar.core.errors import NarError
+from nar.core.recipes import KINDS, resolve_config
 
 C = TypeVar("C")
 
@@ -72,8 +73,9 @@ def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str
     return data
 
 
-def load_toml(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
+def load_toml(path: str | Path, kinds: tuple[str, ...] = KINDS) -> dict[str, Any]:
+    """A TOML file, or the packaged recipe a bare name stands for (`nar.core.recipes`)."""
+    path = resolve_config(path, kinds)
     if not path.is_file():
         raise NarError(f"config file not found: {path}")
     try:
@@ -83,11 +85,12 @@ def load_toml(path: str | Path) -> dict[str, Any]:
 
 
 def load_config(cls: type[C], path: str | Path | None = None,
-                overrides: dict[str, Any] | None = None) -> C:
-    """Defaults of ``cls``, updated by the TOML file at ``path``, updated by ``overrides``."""
+                overrides: dict[str, Any] | None = None, kinds: tuple[str, ...] = KINDS) -> C:
+    """Defaults of ``cls``, updated by the TOML file at ``path`` (or the packaged recipe of
+    that bare name, searched in the recipe folders ``kinds``), updated by ``overrides``."""
     data = to_dict(cls())
     if path is not None:
-        data = _deep_update(data, load_toml(path))
+        data = _deep_update(data, load_toml(path, kinds))
     if overrides:
         data = apply_overrides(data, overrides)
     return from_dict(cls, data)

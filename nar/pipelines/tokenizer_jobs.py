@@ -21,6 +21,7 @@ from rich.table import Table
 
 from nar.core.checkpoint import atomic_write_text
 from nar.core.config import load_config
+from nar.core.recipes import KINDS_TOKENIZER
 from nar.core.errors import NarError
 from nar.tokenizer.config import TokenizerConfig
 from nar.tokenizer.losses import build_lpips, find_vgg_weights, lpips_distance, psnr, ssim
@@ -37,9 +38,11 @@ console = Console()
 # ---- train ---------------------------------------------------------------------------------
 def train_tokenizer(config_path: str | Path | None = None, overrides: dict[str, Any] | None = None,
                     out: str | Path = "runs/tokenizer", data_dir: str | Path | None = None,
-                    resume: bool = True, progress: bool = True) -> Path:
-    """Train (or resume) a VQGAN; returns ``out/model.safetensors``, stamped with its content hash."""
-    cfg = load_config(TokenizerConfig, config_path, overrides)
+                    resume: bool = True, progress: bool = True, tensorboard: bool = False) -> Path:
+    """Train (or resume) a VQGAN; returns ``out/model.safetensors``, stamped with its content hash.
+    ``config_path``: a TOML file or a packaged recipe's name (e.g. "f16_small");
+    ``tensorboard``: also log to ``out/tensorboard`` (`nar.train.tensorboard`)."""
+    cfg = load_config(TokenizerConfig, config_path, overrides, kinds=KINDS_TOKENIZER)
     if data_dir is not None:
         if not Path(data_dir).is_dir():
             raise NarError(f"data folder not found: {data_dir}")
@@ -47,7 +50,7 @@ def train_tokenizer(config_path: str | Path | None = None, overrides: dict[str, 
     cfg.validate()
     task = TokenizerTask(cfg)
     try:
-        run_dir = train(task, cfg.train, out, resume=resume, progress=progress)
+        run_dir = train(task, cfg.train, out, resume=resume, progress=progress, tensorboard=tensorboard)
     finally:
         task.images.close()
     path = Path(run_dir) / MODEL_FILE

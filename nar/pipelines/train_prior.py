@@ -11,6 +11,7 @@ import torch
 
 from nar.core.checkpoint import read_meta
 from nar.core.config import from_dict, load_toml, to_dict, _deep_update
+from nar.core.recipes import KINDS_PRIOR
 from nar.core.errors import NarError
 from nar.data.tokens import TokenCache
 from nar.pipelines.pipeline import Pipeline
@@ -21,7 +22,7 @@ from nar.train.prior_task import PriorTask
 
 def load_prior_run_config(name: str, config_path=None, overrides: dict | None = None):
     cls = PRIORS.get(name)
-    data = load_toml(config_path) if config_path else {}
+    data = load_toml(config_path, KINDS_PRIOR) if config_path else {}
     model_data = data.get("model", {k: v for k, v in data.items() if k != "train"})
     train_data = data.get("train", {})
     model_over, train_over = {}, {}
@@ -45,10 +46,13 @@ def _apply(defaults: dict, file_data: dict, overrides: dict) -> dict:
 
 def train_prior(name: str, tokens: str | Path, config_path=None, overrides: dict | None = None,
                 out: str | Path = "runs/prior", tokenizer=None, conditional: bool = True,
-                resume: bool = True, progress: bool = True, init_from: str | Path | None = None) -> Path:
+                resume: bool = True, progress: bool = True, init_from: str | Path | None = None,
+                tensorboard: bool = False) -> Path:
     """Train (or resume) a prior. ``init_from``: a trained checkpoint of the same prior whose
     weights a new run starts from; parameters the config adds (e.g. new local-mixing blocks)
-    keep their fresh initialisation. A resumed run's own checkpoint replaces them all."""
+    keep their fresh initialisation. A resumed run's own checkpoint replaces them all.
+    ``config_path``: a TOML file or a packaged recipe's name (e.g. "sundae_tiny");
+    ``tensorboard``: also log to ``out/tensorboard`` (`nar.train.tensorboard`)."""
     cls, model_cfg, train_cfg = load_prior_run_config(name, config_path, overrides)
     cache = TokenCache.open(tokens)
     torch.manual_seed(train_cfg.seed)  # weight init is part of the run's seed
@@ -65,7 +69,7 @@ def train_prior(name: str, tokens: str | Path, config_path=None, overrides: dict
     decode = None if pipe is None else pipe.decode_tensor
 
     task = PriorTask(prior, cache, train_cfg.batch_size, decode=decode)
-    trainer = Trainer(task, train_cfg, out, progress=progress)
+    trainer = Trainer(task, train_cfg, out, progress=progress, tensorboard=tensorboard)
     return trainer.run(resume=resume)
 
 

@@ -15,6 +15,7 @@ warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=Futur
 
 from nar.core.checkpoint import expect_kind, load_checkpoint, read_meta
 from nar.core.config import load_config
+from nar.core.recipes import KINDS_PRIOR
 from nar.core.errors import NarError
 from nar.priors.base import Prior, SampleOutput
 from nar.priors.registry import PRIORS
@@ -32,7 +33,7 @@ def prior_names() -> list[str]:
 def build_prior(name: str, config_path: str | Path | None = None, overrides: dict | None = None, *,
                 codebook_size: int, num_classes: int = 0, train_grid: tuple[int, int] = (16, 16)) -> Prior:
     cls = PRIORS.get(name)
-    cfg = load_config(cls.config_cls, config_path, overrides)
+    cfg = load_config(cls.config_cls, config_path, overrides, kinds=KINDS_PRIOR)
     return cls(cfg, codebook_size, num_classes, train_grid)
 
 

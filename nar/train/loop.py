@@ -9,7 +9,9 @@ nanoGPT-style and deliberately plain. What it owns:
   every rank and tasks keep their rank's part of the global batch; gradients are averaged
   over ranks before clipping; rank 0 alone writes (others wait at a barrier);
 - atomic safetensors checkpoints (`model.safetensors` for use, `state.safetensors` to resume),
-  JSONL metrics, periodic snapshots (sample / reconstruction grids) and a rich progress bar.
+  JSONL metrics, periodic snapshots (sample / reconstruction grids) and a rich progress bar;
+  optionally TensorBoard scalars and snapshot grids (``tensorboard=True``, rank 0 only,
+  `nar.train.tensorboard`).
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ from nar.core.errors import NarError
 from nar.core.progress import progress_bar
 from nar.core.train_config import TrainConfig  # noqa: F401  (re-exported)
 from nar.train import distributed
+from nar.train.tensorboard import TensorBoardLog
 
 MODEL_FILE = "model.safetensors"
 STATE_FILE = "state.safetensors"
@@ -136,8 +139,9 @@ def _strip(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Ten
 
 class Trainer:
     def __init__(self, task: TrainTask, cfg: TrainConfig, run_dir: str | Path,
-                 progress: bool = True, device: torch.device | None = None):
+                 progress: bool = True, device: torch.device | None = None, tensorboard: bool = False):
         self.task, self.cfg, self.run_dir = task, cfg, Path(run_dir)
+        self.tensorboard = tensorboard
         self.world = distributed.init()
         self.device = distributed.device_for(device or pick_device(cfg.device))
         self.progress = progress and self.world.is_main
@@ -272,6 +276,8 @@ class Trainer:
             (self.run_dir / "config.json").write_text(json.dumps(self._meta(), indent=2))
         cfg = self.cfg
         t0, last = time.time(), {}
+        tb = TensorBoardLog(self.run_dir, self.step) if main and self.tensorboard else None
+        tb_mark = (time.perf_counter(), self.step)   # throughput since the previous log line
         with (open(self.run_dir / METRICS_FILE, "a") if main else contextlib.nullcontext()) as metrics_file, \
                 progress_bar(self.progress, total=cfg.steps, start=self.step, desc="train") as advance:
             while self.step < min(cfg.steps, until or cfg.steps):
@@ -295,6 +301,11 @@ class Trainer:
                                   **{f"grad_norm_{k}": v for k, v in self._grad_norms.items()}}
                         metrics_file.write(json.dumps(record) + "\n")
                         metrics_file.flush()
+                        if tb is not None:
+                            now, steps = time.perf_counter(), self.step - tb_mark[1]
+                            rate = steps / max(now - tb_mark[0], 1e-9)
+                            tb.scalars(self.step, record, rate * cfg.batch_size * self.world.size, rate)
+                            tb_mark = (now, self.step)
                 advance(self.step, {k: v for k, v in last.items() if k in ("loss", "rec", "psnr", "usage")})
                 if self.step % cfg.ckpt_every == 0 or self.step in (cfg.steps, until):
                     self.save()
@@ -302,10 +313,14 @@ class Trainer:
                     model = self.ema if self.ema is not None else self.model
                     model.eval()
                     self.task.snapshot(model, self.step, self.run_dir / "snapshots")
+                    if tb is not None:
+                        tb.image(self.step, self.run_dir / "snapshots" / f"step_{self.step:07d}.png")
+        if tb is not None:
+            tb.close()
         distributed.barrier()
         return self.run_dir
 
 
 def train(task: TrainTask, cfg: TrainConfig, run_dir: str | Path, resume: bool = True,
-          progress: bool = True) -> Path:
-    return Trainer(task, cfg, run_dir, progress=progress).run(resume=resume)
+          progress: bool = True, tensorboard: bool = False) -> Path:
+    return Trainer(task, cfg, run_dir, progress=progress, tensorboard=tensorboard).run(resume=resume)

@@ -165,12 +165,14 @@ class SRTask:
 
 def load_sr_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> SRConfig:
     from nar.core.config import load_config
-    return load_config(SRConfig, path, overrides).validate()
+    from nar.core.recipes import KINDS_SR
+    return load_config(SRConfig, path, overrides, kinds=KINDS_SR).validate()
 
 
 def train_sr(config: str | Path | None, overrides: dict[str, Any] | None, out: str | Path,
-             resume: bool = True, progress: bool = True, until: int | None = None) -> Path:
+             resume: bool = True, progress: bool = True, until: int | None = None,
+             tensorboard: bool = False) -> Path:
     from nar.train.loop import Trainer
     cfg = load_sr_config(config, overrides)
     task = SRTask(cfg)
-    return Trainer(task, cfg.train, out, progress=progress).run(resume=resume, until=until)
+    return Trainer(task, cfg.train, out, progress=progress, tensorboard=tensorboard).run(resume=resume, until=until)

@@ -21,6 +21,7 @@ from typing import Any, Callable
 import torch
 
 from nar.core.config import load_config, to_dict
+from nar.core.recipes import recipes_dir
 from nar.core.errors import NarError
 from nar.core.timing import Timer
 from nar.eval.machine import device_slug, environment, loadavg, setup_device
@@ -169,7 +170,7 @@ def _config_dict(prior) -> dict | None:
 
 
 # ---- defaults: what `nar bench` builds -----------------------------------------------------
-CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs"
+CONFIG_DIR = recipes_dir()   # the packaged recipes (configs/ in a checkout)
 DEFAULT_TOKENIZER_CONFIG = "f32_1024.toml"
 
 
