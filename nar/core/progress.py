@@ -23,3 +23,42 @@ def progress_bar(enabled: bool, total: int, start: int = 0, desc: str = "") -> I
             progress.update(task, completed=completed, info=text)
 
         yield advance
+
+
+class StepProgress:
+    """A sampling callback, ``callback(step, total, tokens)``, that shows a rich progress bar
+    once sampling has run ``delay`` seconds past its first step (quick runs print nothing).
+    Use it as a context manager so that the bar is closed; ``unit`` names what is counted."""
+
+    def __init__(self, desc: str = "sampling", unit: str = "steps", delay: float = 1.0, console=None):
+        import time
+        self._clock = time.perf_counter
+        self.desc, self.unit, self.delay, self.console = desc, unit, delay, console
+        self.start: float | None = None
+        self.progress: Progress | None = None
+        self.calls = 0
+
+    def __call__(self, step: int, total: int, tokens=None) -> None:
+        self.calls += 1
+        if self.progress is None:
+            if self.start is None:
+                self.start = self._clock()
+            if self._clock() - self.start < self.delay:
+                return
+            columns = [TextColumn(f"[bold]{self.desc}"), BarColumn(), MofNCompleteColumn(),
+                       TextColumn(self.unit), TimeElapsedColumn(), TimeRemainingColumn()]
+            self.progress = Progress(*columns, console=self.console, transient=True)
+            self.progress.start()
+            self._task = self.progress.add_task(self.desc, total=total)
+        self.progress.update(self._task, completed=step + 1, total=total)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+    def __enter__(self) -> "StepProgress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

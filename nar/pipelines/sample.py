@@ -10,6 +10,7 @@ import numpy as np
 
 from nar.core.errors import NarError
 from nar.core.images import save_grid, save_png
+from nar.core.progress import StepProgress
 from nar.pipelines.pipeline import Pipeline
 
 
@@ -37,9 +38,11 @@ def output_paths(out_dir: str | Path, prior: str, seed: int, n: int) -> tuple[li
 
 def run_sample(s: SampleSettings, out_dir: str | Path, ckpt=None, tokenizer=None, device: str = "auto",
                overwrite: bool = False, log=print, pipeline: Pipeline | None = None,
-               sr_ckpt=None) -> dict[str, Any]:
+               sr_ckpt=None, progress: bool = False) -> dict[str, Any]:
     """Sizes above 1024 (e.g. 2048) are generated at half the size, decoded, then 2x super-resolved
-    (`nar.pipelines.upscale`); the PNG metadata's ``super_resolution`` entry says so."""
+    (`nar.pipelines.upscale`); the PNG metadata's ``super_resolution`` entry says so.
+    ``progress``: a progress bar fed by the prior's per-step callback once sampling takes more
+    than a second (AR at large grids)."""
     from nar.pipelines.upscale import resolve_sr_ckpt, sample_plan, upscale_output
     gen_size, super_resolve = sample_plan(s.size)
     if super_resolve:
@@ -49,8 +52,11 @@ def run_sample(s: SampleSettings, out_dir: str | Path, ckpt=None, tokenizer=None
     if clash and not overwrite:
         raise NarError(f"{clash[0]} exists; pick another output folder or seed, or allow overwriting")
     pipe = pipeline or Pipeline.load(tokenizer=tokenizer, priors={s.prior: ckpt} if ckpt else None, device=device)
-    out = pipe.sample(prior=s.prior, n=s.n, size=gen_size, grid=s.grid, steps=s.steps, temperature=s.temperature,
-                      top_k=s.top_k, top_p=s.top_p, class_name=s.class_label, cfg=s.cfg, seed=s.seed, **s.options)
+    unit = "rows" if s.prior == "ar" else "steps"
+    with StepProgress(s.prior, unit=unit) as bar:
+        out = pipe.sample(prior=s.prior, n=s.n, size=gen_size, grid=s.grid, steps=s.steps, temperature=s.temperature,
+                          top_k=s.top_k, top_p=s.top_p, class_name=s.class_label, cfg=s.cfg, seed=s.seed,
+                          callback=bar if progress else None, **s.options)
     if super_resolve:
         out = upscale_output(out, sr_ckpt, device=pipe.device)
     meta = {"nar": json.dumps(out.settings)}
