@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Hashable, Sequence
+from typing import Any, Callable, Hashable, Sequence
 
 import numpy as np
 import torch
@@ -160,6 +160,9 @@ class Engine:
                 if path is not None and path.exists():
                     self.priors[name] = str(path)
         self._meta: dict[str, dict] = {}
+        # progress hook: called as step_callback(key, step, total) after every sampling step of
+        # a generate batch (the priors' callback(step, total, tokens), tagged with the batch key)
+        self.step_callback: Callable[[Hashable, int, int], None] | None = None
 
     # ---- facts (no model work) --------------------------------------------------------------
     @property
@@ -261,9 +264,11 @@ class Engine:
         class_id = pipe.resolve_class(key.prior, key.class_name)
         cond = None if class_id is None else torch.full((n,), class_id, dtype=torch.long, device=pipe.device)
         gen = torch.Generator(device=pipe.device).manual_seed(int(seed))
+        hook = self.step_callback
+        callback = None if hook is None else (lambda step, total, _tokens: hook(key, step, total))
         with torch.inference_mode():
             out = p.sample(n, grid, steps=key.steps, temperature=key.temperature, top_k=key.top_k,
-                           top_p=key.top_p, cond=cond, cfg_scale=key.cfg, generator=gen)
+                           top_p=key.top_p, cond=cond, cfg_scale=key.cfg, generator=gen, callback=callback)
         return out
 
     def _generate(self, key: GenerateKey, jobs: Sequence[GenerateJob], infos: Sequence[BatchInfo]) -> list:

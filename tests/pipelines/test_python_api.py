@@ -88,3 +88,15 @@ def test_step_progress_shows_only_after_its_delay():
         bar(1, 4, None)
         assert bar.progress is not None and bar.progress.tasks[0].completed == 2
     assert bar.progress is None
+
+
+def test_serve_engine_progress_hook(tiny_models):
+    from nar.serve.engine import Engine, GenerateKey
+    engine = Engine(role="generate", tokenizer=tiny_models["tokenizer"], priors=dict(tiny_models["priors"]),
+                    device="cpu")
+    key = GenerateKey(prior="maskgit", grid=(4, 4), size=None, steps=3, temperature=1.0, top_k=None, top_p=None,
+                      class_name=None, cfg=1.0, decode=False)
+    seen = []
+    engine.step_callback = lambda k, step, total: seen.append((k, step, total))
+    out = engine._sample_tokens(key, 2, seed=0)
+    assert seen == [(key, i, 3) for i in range(out.steps_run)] and out.steps_run == 3
