@@ -5,7 +5,8 @@ Tags: ``train/<metric>`` for every metric a task reports (losses, ``usage`` = co
 PSNR, ...), ``lr``, ``grad_norm/<optimizer>``, ``throughput/samples_per_s`` and
 ``throughput/steps_per_s`` (global batch, since the previous log line), and ``snapshot``: the
 sample / reconstruction grid the task writes to ``snapshots/step_XXXXXXX.png``.
-A resumed run drops the events logged after the step it resumes from (``purge_step``).
+A resumed run drops the events logged after the step it resumes from (``purge_step``), so
+an interrupted and resumed run reads as one.
 """
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ class TensorBoardLog:
         except ImportError:  # torch.utils.tensorboard needs the tensorboard package
             raise NarError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
         self.dir = Path(run_dir) / TB_DIR
-        self.writer = SummaryWriter(str(self.dir), purge_step=start_step or None)
+        # resumed at start_step: events logged past it (before an interruption) are stale
+        self.writer = SummaryWriter(str(self.dir), purge_step=start_step + 1 if start_step else None)
 
     def scalars(self, step: int, record: dict[str, Any], samples_per_s: float | None = None,
                 steps_per_s: float | None = None) -> None:

@@ -77,6 +77,12 @@ def test_tokenizer_train_by_recipe_name_with_tensorboard(monkeypatch, capsys, tm
     assert {"train/loss", "train/usage", "lr", "throughput/samples_per_s", "throughput/steps_per_s"} <= tags
     assert [e.step for e in acc.Scalars("train/loss")] == [1, 2]
     assert "snapshot" in acc.Tags()["images"]
+    # resumed: the run continues in the same log
+    code, _, err = run_cli(monkeypatch, capsys, "tokenizer", "train", "--config", "tiny", "--set", "train.steps=3",
+                           "--set", "image_size=32", "--set", "train.log_every=1", "--set", "train.snapshot_every=2",
+                           "--set", "train.batch_size=2", "--out", run, "--tensorboard")
+    assert code == 0, err
+    assert [e.step for e in _events(run).Scalars("train/loss")] == [1, 2, 3]
 
 
 def test_prior_train_with_tensorboard(tiny_models, monkeypatch, capsys, tmp_path):
