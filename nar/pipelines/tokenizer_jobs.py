@@ -15,7 +15,6 @@ from typing import Any, Iterator
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from rich.console import Console
 from rich.table import Table
 
@@ -220,38 +219,110 @@ def print_eval_table(result: dict[str, Any]) -> None:
 # ---- reconstruct ---------------------------------------------------------------------------
 @torch.no_grad()
 def reconstruct_image(ckpt: str | Path, image_path: str | Path, out_path: str | Path,
-                      device: str = "auto") -> dict[str, Any]:
+                      device: str = "auto", tile: bool | None = None,
+                      max_memory: str | int | None = None) -> dict[str, Any]:
     """Encode and decode one image of any size: sizes not divisible by f are padded (reflect,
     or replicate when the image is too small to reflect) and cropped back. Never overwrites
-    the input. Returns {"out", "size": [W, H], "grid": [h, w], "psnr"}."""
-    from nar.core.images import load_image, to_pil, to_tensor
+    the input. Big images go through the tokenizer in tiles (``tile``: True forces, False
+    forbids, None decides from the memory estimate); the estimate is checked against
+    ``max_memory`` (default $NAR_MAX_MEMORY or 8 GiB) before the pixels are read, and an image
+    over it or out-of-memory midway is one `NarMemoryError` line with no output file written.
+    Returns {"out", "size": [W, H], "grid": [h, w], "psnr", "tiled"}."""
+    from nar.core.images import save_png
+    from nar.core.memory import memory_guard
+    from nar.tokenizer import tiling
     image_path, out_path = Path(image_path), Path(out_path)
     if out_path.resolve() == image_path.resolve() or (
             out_path.exists() and image_path.exists() and out_path.samefile(image_path)):
         raise NarError(f"refusing to overwrite the input image {image_path}; pick another output path")
     if out_path.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"):
         raise NarError(f"output {out_path} needs an image suffix (.png recommended)")
-    image = load_image(image_path)
+    width, height = _image_size(image_path)
     model = load_tokenizer(ckpt, device=device)
-    x = to_tensor(np.array(image))[None].to(model.device)            # (1, 3, H, W); a writable copy
-    height, width = x.shape[-2:]
     f = model.factor
     pad_h, pad_w = -height % f, -width % f
-    mode = "reflect" if pad_h < height and pad_w < width else "replicate"
-    padded = F.pad(x, (0, pad_w, 0, pad_h), mode=mode) if (pad_h or pad_w) else x
-    tokens = model.encode(padded)
-    recon = model.decode_tokens(tokens)[..., :height, :width].float().clamp(-1, 1)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    to_pil(recon[0].cpu()).save(out_path)
+    plan = tiling.plan(model.cfg, height + pad_h, width + pad_w, tile=tile, limit=max_memory,
+                       what="reconstruct", buffer_bytes_per_pixel=RECONSTRUCT_BYTES_PER_PIXEL,
+                       size=(width, height))
+    size = f"{width}x{height}"
+    with memory_guard(f"reading the {size} image {image_path}"):
+        array = _read_rgb(image_path)                                   # (H, W, 3) uint8
+        height, width = array.shape[:2]                                 # after EXIF rotation
+        pad_h, pad_w = -height % f, -width % f
+        mode = "reflect" if pad_h < height and pad_w < width else "edge"
+        padded = np.pad(array, ((0, pad_h), (0, pad_w), (0, 0)), mode=mode) if (pad_h or pad_w) else array
+    x = torch.from_numpy(padded).permute(2, 0, 1)[None]                 # (1, 3, H', W') uint8 view
+
+    def to_float(t: torch.Tensor) -> torch.Tensor:
+        return t.to(model.device).float().div_(127.5).sub_(1.0)
+
+    how = " in tiles" if plan.tiled else ""
+    with memory_guard(f"encoding the {size} image{how}"), torch.inference_mode():
+        tokens = (tiling.tiled_encode(model, x, convert=to_float) if plan.tiled
+                  else model.encode(to_float(x)))
+    del padded, x
+    with memory_guard(f"decoding the {size} image{how}"), torch.inference_mode():
+        recon = (tiling.tiled_decode(model, tokens, plan.tile, plan.overlap) if plan.tiled
+                 else model.decode_tokens(tokens).float().cpu())
+    with memory_guard(f"writing the {size} reconstruction to {out_path}"):
+        out, sq_err = np.empty_like(array), 0.0
+        for r in range(0, height, 256):                                 # rows at a time: no full-size temporaries
+            rec = recon[0, :, r:min(r + 256, height), :width].clamp(-1, 1)
+            ref = torch.from_numpy(array[r:r + 256]).permute(2, 0, 1).float().div(127.5).sub(1.0)
+            sq_err += float((rec - ref).double().square().sum())
+            out[r:r + 256] = rec.add(1).mul(127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        del recon
+        save_png(out, out_path)                                         # atomic: nothing half-written
+    mse = sq_err / (3 * height * width)
     return {"out": str(out_path), "size": [width, height], "grid": list(tokens.shape[-2:]),
-            "psnr": float(psnr(recon, x)[0])}
+            "psnr": float(10 * np.log10(4.0 / max(mse, 1e-12))), "tiled": plan.tiled}
+
+
+# bytes per pixel a reconstruction holds besides the network: the uint8 input (and a padded
+# copy), the float32 result, the uint8 output and the PNG encoder's copy
+RECONSTRUCT_BYTES_PER_PIXEL = 24
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the file header, before any pixel is decoded. Pillow's
+    decompression-bomb guard is replaced by the memory estimate, except for sizes beyond it."""
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+    from nar.core.memory import NarMemoryError
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                return img.size
+    except Image.DecompressionBombError as e:
+        raise NarMemoryError(f"cannot read image {path}: {str(e).splitlines()[0]}") from None
+    except (OSError, UnidentifiedImageError, ValueError) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise NarError(f"cannot read image {path}: {reason}") from None
+
+
+def _read_rgb(path: Path) -> np.ndarray:
+    """The image as an (H, W, 3) uint8 array (EXIF-rotated, alpha over white), after the size
+    passed the memory check: Pillow's decompression-bomb warning is not repeated."""
+    import warnings
+
+    from PIL import Image
+    from nar.core.images import load_image
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        image = load_image(path)
+    array = np.asarray(image)
+    del image
+    return array if array.flags.writeable else np.array(array)
 
 
 # ---- token cache ---------------------------------------------------------------------------
 @torch.no_grad()
 def encode_to_cache(ckpt: str | Path, out: str | Path, data_dir: str | Path | None = None,
                     n: int | None = 1000, size: int = 256, seed: int = 0, batch_size: int = 16,
-                    device: str = "auto", progress: bool = True) -> Path:
+                    device: str = "auto", progress: bool = True, tile: bool | None = None,
+                    max_memory: str | int | None = None) -> Path:
     """Encode a dataset once into a token cache (``nar.data.tokens``) that priors train on.
     Procedural data is ``LandscapeDataset(n, size, seed)`` with scene labels; a folder uses
     its labels (sub-folders or labels.json; all images when ``n`` is None); a shard folder
@@ -268,6 +339,9 @@ def encode_to_cache(ckpt: str | Path, out: str | Path, data_dir: str | Path | No
     distributed.barrier()            # every rank has checked --out before any rank writes to it
     model = load_tokenizer(ckpt, device=device)
     grid = model.grid(size, size)
+    from nar.tokenizer.tiling import encode_images, plan
+    plan(model.cfg, size, size, parts=("encode",), tile=tile, limit=max_memory, what="encode",
+         buffer_bytes_per_pixel=12 * batch_size, batch=batch_size)   # refused before any image is made
     count, class_names, source, items = _images(data_dir, n, size, seed, held_out=False, rank_part=True)
     if count < w.size:
         raise NarError(f"{count} images for {w.size} processes; encode with fewer processes")
@@ -281,7 +355,7 @@ def encode_to_cache(ckpt: str | Path, out: str | Path, data_dir: str | Path | No
     counts = torch.zeros(model.codebook_size, dtype=torch.long)
     with progress_bar(progress and w.is_main, total=stop - start, desc="encode") as advance:
         for x, labels in _batches(items, batch_size):
-            tokens = model.encode(x.to(model.device)).cpu()
+            tokens = encode_images(model, x, tile=tile, max_memory=max_memory).cpu()
             writer.add(tokens, labels)
             counts += code_counts(tokens, model.codebook_size)
             advance(writer.count, usage_stats(counts))

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nar.core.errors import NarError
-from nar.core.memory import NarMemoryError
+from nar.core.memory import NarMemoryError, memory_guard
 
 # Defaults chosen by measurement (benchmarks/bench_tiling.py, benchmarks/results/tiling_cpu.md):
 # latent tiles of up to 72 cells with 4 cells of overlap (1152 px / 64 px at f16): 2048² decodes
@@ -368,14 +368,16 @@ class Plan:
 
 def plan(cfg, height: int, width: int, parts: tuple[str, ...] = ("encode", "decode"), tile: bool | None = None,
          limit: str | int | None = None, buffer_bytes_per_pixel: float = 0.0, what: str = "process",
-         batch: int = 1) -> Plan:
+         batch: int = 1, size: tuple[int, int] | None = None) -> Plan:
     """Decide tiled vs untiled for ``parts`` of a height x width image and check the estimate
     against the limit; raises `NarMemoryError` (one line: size, estimate, limit) before any work.
     ``tile``: True forces tiling, False forbids it, None tiles when the untiled estimate is
     above DEFAULT_TILE_ABOVE (or the limit). ``buffer_bytes_per_pixel``: the job's own image
-    buffers (input, output, conversions), which tiling does not shrink."""
+    buffers (input, output, conversions; all images of the batch), which tiling does not
+    shrink. ``batch``: images run through the network at once when untiled. ``size``: (W, H)
+    to name in the message (e.g. before padding)."""
     limit_bytes = max_memory(limit)
-    buffers = int(buffer_bytes_per_pixel * height * width * batch)
+    buffers = int(buffer_bytes_per_pixel * height * width)
     f = cfg.factor
     side = TILE * f
     untiled = max(estimate_bytes(cfg, height, width, p) for p in parts) * batch
@@ -385,7 +387,54 @@ def plan(cfg, height: int, width: int, parts: tuple[str, ...] = ("encode", "deco
     need = BASE_BYTES + buffers + (tiled if tile else untiled)
     if need > limit_bytes:
         hint = "" if tile else "; tiling (--tile) would need less"
-        raise NarMemoryError(f"{width}x{height} image: to {what} needs about {fmt_bytes(need)} "
+        w, h = size or (width, height)
+        raise NarMemoryError(f"{w}x{h} image: to {what} needs about {fmt_bytes(need)} "
                              f"(estimated), over the memory limit of {fmt_bytes(limit_bytes)} "
                              f"(--max-memory or NAR_MAX_MEMORY){hint}")
     return Plan(tiled=bool(tile), bytes=need, limit=limit_bytes)
+
+
+# ---- what pipelines and jobs call ----------------------------------------------------------------
+def _size(height: int, width: int, batch: int = 1) -> str:
+    return f"{batch} image(s) of {width}x{height}" if batch > 1 else f"a {width}x{height} image"
+
+
+def decode_images(model, tokens: torch.Tensor, tile: bool | None = None, max_memory: str | int | None = None,
+                  batch_size: int = 4, out_device: str | torch.device = "cpu",
+                  buffer_bytes_per_pixel: float = 12.0) -> torch.Tensor:
+    """tokens (B, h, w) -> (B, 3, H, W) float32 on ``out_device``: untiled in batches when the
+    estimate allows, else one image at a time in tiles; checked against the memory limit
+    first (`NarMemoryError` naming the size and the limit), and an out-of-memory error while
+    decoding becomes one `NarMemoryError` line. ``buffer_bytes_per_pixel``: what the caller keeps
+    per output pixel (default: the float32 result)."""
+    if tokens.ndim != 3:
+        raise NarError(f"expected tokens of shape (B, h, w), got {tuple(tokens.shape)}")
+    b, h, w = tokens.shape
+    f = model.factor
+    height, width = h * f, w * f
+    p = plan(model.cfg, height, width, parts=("decode",), tile=tile, limit=max_memory, what="decode",
+             buffer_bytes_per_pixel=buffer_bytes_per_pixel * b, batch=min(b, batch_size))
+    with memory_guard(f"decoding {_size(height, width, b)}" + (" in tiles" if p.tiled else "")):
+        with torch.inference_mode():
+            if p.tiled:
+                return torch.cat([tiled_decode(model, t[None], p.tile, p.overlap, out_device=out_device)
+                                  for t in tokens])
+            return torch.cat([model.decode_tokens(t.to(model.device)).float().to(out_device)
+                              for t in tokens.split(batch_size)])
+
+
+def encode_images(model, images: torch.Tensor, tile: bool | None = None, max_memory: str | int | None = None,
+                  convert: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                  buffer_bytes_per_pixel: float = 12.0) -> torch.Tensor:
+    """images (B, 3, H, W) (H, W multiples of f; in [-1, 1], or anything ``convert`` maps there)
+    -> tokens (B, h, w), untiled or in tiles as the plan says (see `decode_images`)."""
+    b, _, height, width = images.shape
+    model.grid(height, width)
+    p = plan(model.cfg, height, width, parts=("encode",), tile=tile, limit=max_memory, what="encode",
+             buffer_bytes_per_pixel=buffer_bytes_per_pixel * b, batch=b)
+    convert = convert or (lambda t: t)
+    with memory_guard(f"encoding {_size(height, width, b)}" + (" in tiles" if p.tiled else "")):
+        with torch.inference_mode():
+            if p.tiled:
+                return torch.cat([tiled_encode(model, x[None], convert=convert) for x in images])
+            return model.encode(convert(images.to(model.device)))
