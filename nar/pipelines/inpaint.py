@@ -18,7 +18,7 @@ from nar.pipelines.pipeline import Pipeline
 
 def run_inpaint(prior: str, image_path: str | Path, out_path: str | Path, mask_path=None, box: str | None = None,
                 steps: int | None = None, temperature: float = 1.0, seed: int = 0, class_label: str | None = None,
-                cfg: float = 1.0, feather: int = 4, harmonize: bool = True, ckpt=None, tokenizer=None, device: str = "auto",
+                cfg: float = 1.0, feather: int | None = None, harmonize: bool = True, ckpt=None, tokenizer=None, device: str = "auto",
                 overwrite: bool = False, options: dict | None = None, log=print,
                 pipeline: Pipeline | None = None) -> dict:
     image_path, out_path = Path(image_path), Path(out_path)

@@ -48,14 +48,19 @@ def latent_keep_mask(regenerate: np.ndarray, factor: int) -> torch.Tensor:
 
 
 def seam_alpha(regenerate: np.ndarray, feather: int) -> np.ndarray:
-    """Weight of the ORIGINAL pixels: exactly 1 where kept, fading to 0 over ``feather``
-    pixels inside the regenerated region (so kept pixels are never altered)."""
+    """Weight of the ORIGINAL pixels: exactly 1 where kept, then a linear ramp inside the
+    regenerated region, 1 - d / (feather + 1) at chessboard distance d from the nearest kept
+    pixel, reaching 0 after ``feather`` pixels (so kept pixels are never altered, and the first
+    regenerated pixel differs from its kept neighbour by 1/(feather+1) of the mismatch)."""
     keep = torch.from_numpy(~regenerate).float()[None, None]
-    if feather > 0:
-        k = 2 * feather + 1
-        soft = F.avg_pool2d(F.pad(keep, (feather,) * 4, mode="replicate"), k, stride=1)
-        keep = torch.maximum(keep, soft)
-    return keep[0, 0].numpy()
+    alpha = keep.clone()
+    reach = keep
+    for d in range(1, feather + 1):   # grow the kept region one ring per step
+        grown = F.max_pool2d(reach, 3, stride=1, padding=1)
+        ring = (grown > 0) & (reach == 0)
+        alpha[ring] = 1 - d / (feather + 1)
+        reach = grown
+    return alpha[0, 0].numpy()
 
 
 def pad_to_multiple(image: np.ndarray, regenerate: np.ndarray, factor: int):

@@ -62,3 +62,6 @@ def test_seam_alpha_never_touches_kept_pixels():
     alpha = seam_alpha(regen, 3)
     assert (alpha[~regen] == 1).all()
     assert alpha[10, 10] == 0 and 0 < alpha[5, 10] < 1
+    # a linear ramp from the border inward: 3/4, 2/4, 1/4, then 0
+    assert np.allclose(alpha[10, 5:9], [0.75, 0.5, 0.25, 0.0])
+    assert (seam_alpha(regen, 0)[regen] == 0).all()
