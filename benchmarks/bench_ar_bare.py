@@ -16,7 +16,7 @@ nar's AR is ``ARPrior.sample(1, (g, g))`` with a model whose training grid is th
 the whole grid is one sequence with one cache (random weights: speed does not depend on
 training). Per-token time = one image's sampling time / tokens, median over ``--repeats``,
 the two implementations alternating so a load change on a shared machine hits both.
-Writes benchmarks/results/ar_bare_<device>.json and .md with the load average.
+Writes benchmarks/results/ar_bare_cpu_<threads>t (or ar_bare_cuda) .json and .md with the load average.
 """
 from __future__ import annotations
 
@@ -133,6 +133,11 @@ def run(args) -> dict:
         torch.set_num_threads(args.threads)
     s = SHAPE
     rows = []
+
+    def meta(rows):
+        return {"device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
+                "shape": s, "repeats": args.repeats, "cpu_count": os.cpu_count(), "rows": rows}
+
     for g in args.grids:
         n_tok = g * g
         torch.manual_seed(0)
@@ -170,18 +175,20 @@ def run(args) -> dict:
         if args.compile:
             row["ratio_compiled_over_bare"] = row["nar compiled"]["median_s"] / row["bare"]["median_s"]
         rows.append(row)
+        if args.out is not None:  # saved after every grid: a long run killed midway keeps its rows
+            save(meta(rows), args.out)
         print(f"{g}x{g}: " + ", ".join(f"{k} {row[k]['ms_per_token']:.2f} ms/token" for k in impls)
               + f"; nar/bare {row['ratio_nar_over_bare']:.2f} (CPU time {row['cpu_ratio_nar_over_bare']:.2f}); "
               f"load {loads[-1]}", flush=True)
         del bare, prior
-    return {"device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
-            "shape": s, "repeats": args.repeats, "cpu_count": os.cpu_count(), "rows": rows}
+    return meta(rows)
 
 
 def save(res: dict, out: Path) -> tuple[Path, Path]:
     out.mkdir(parents=True, exist_ok=True)
     tag = res["device"].split(":")[0]
-    js, md = out / f"ar_bare_{tag}.json", out / f"ar_bare_{tag}.md"
+    stem = f"ar_bare_{tag}_{res['threads']}t" if tag == "cpu" else f"ar_bare_{tag}"
+    js, md = out / f"{stem}.json", out / f"{stem}.md"
     js.write_text(json.dumps(res, indent=2))
     names = [k for k in ("bare", "nar", "nar compiled") if k in res["rows"][0]]
     lines = [f"# nar's AR vs a bare static-cache decoder ({res['device']}, {res['threads']} thread(s), "
