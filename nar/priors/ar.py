@@ -386,6 +386,9 @@ class _FastAR:
         self._static_caches: dict[tuple[int, int], StaticKVCache] = {}
         self.key = None
 
+    def __deepcopy__(self, memo):  # a deep-copied prior (EMA, snapshots) rebuilds its own
+        return None
+
     def prepare(self, width: int, compiled: bool) -> None:
         """Row + column embeddings of every window position for rows of ``width`` cells."""
         if self.width != width:

@@ -291,3 +291,6 @@ def test_fast_decoder_follows_the_weights():
     after = p.sample(2, (4, 4), temperature=0)
     assert p.__dict__["_fast"] is not fast
     assert torch.equal(after.tokens, p.sample(2, (4, 4), temperature=0, use_cache=False).tokens)
+    import copy
+    q = copy.deepcopy(p)  # derived state is not copied: the copy builds its own on first use
+    assert q.__dict__["_fast"] is None and torch.equal(q.sample(2, (4, 4), temperature=0).tokens, after.tokens)
