@@ -31,6 +31,8 @@ TensorBoardOpt = typer.Option(False, "--tensorboard", help="Also log scalars (lo
 SetOpt = typer.Option(None, "--set", help="Override a config field, e.g. --set model.dim=256 (repeatable).")
 SeedOpt = typer.Option(0, "--seed", help="Random seed: same seed, same device -> same output.")
 DeviceOpt = typer.Option("auto", "--device", help="auto | cpu | cuda")
+TileOpt = typer.Option(None, "--tile/--no-tile", help="Run the tokenizer in tiles (default: when the image is too big to run whole).")
+MaxMemoryOpt = typer.Option(None, "--max-memory", help="Refuse work estimated above this much memory, e.g. 8G (default: $NAR_MAX_MEMORY or 8G).")
 
 
 def _parse_grid(text: Optional[str]):
@@ -41,6 +43,13 @@ def _parse_grid(text: Optional[str]):
     except ValueError:
         raise NarError(f"--grid must look like HxW (e.g. 32x32), got {text!r}") from None
     return h, w
+
+
+def _pipeline(tokenizer, prior: str, ckpt, device: str, tile: Optional[bool], max_memory: Optional[str]):
+    """The shared loader (lazy: nothing loads here) with the tiling choice and memory limit."""
+    from nar.pipelines.pipeline import Pipeline
+    return Pipeline.load(tokenizer=tokenizer, priors={prior: ckpt} if ckpt else None, device=device,
+                         tile=tile, max_memory=max_memory)
 
 
 # ---- data ----------------------------------------------------------------------------------
@@ -99,12 +108,13 @@ def tokenizer_eval(ckpt: Optional[Path] = typer.Option(None, "--ckpt", help="Tok
 @tok_app.command("reconstruct")
 def tokenizer_reconstruct(image: Path = typer.Argument(..., help="Any image, any size."),
                           out: Path = typer.Option(..., "--out"),
-                          ckpt: Optional[Path] = typer.Option(None, "--ckpt")):
-    """Encode + decode one image (sizes not divisible by f are padded and cropped back)."""
+                          ckpt: Optional[Path] = typer.Option(None, "--ckpt"),
+                          tile: Optional[bool] = TileOpt, max_memory: Optional[str] = MaxMemoryOpt):
+    """Encode + decode one image of any size (padded to whole tokens and cropped back; big images in tiles)."""
     from nar.pipelines.models import resolve_tokenizer_ckpt
     from nar.pipelines.tokenizer_jobs import reconstruct_image
-    reconstruct_image(resolve_tokenizer_ckpt(ckpt), image, out)
-    console.print(f"wrote {out}")
+    result = reconstruct_image(resolve_tokenizer_ckpt(ckpt), image, out, tile=tile, max_memory=max_memory)
+    console.print(f"wrote {out}" + (" (tiled)" if result.get("tiled") else ""))
 
 
 @tok_app.command("encode")
@@ -113,12 +123,13 @@ def tokenizer_encode(out: Path = typer.Option(..., "--out", help="Token cache fo
                      data: Optional[Path] = typer.Option(None, "--data", help="Image folder or shard folder (default: procedural)."),
                      n: int = typer.Option(1000, "--n", "--count", help="Images to encode (at most; --count under torchrun, whose own options swallow --n)."),
                      size: int = typer.Option(256, "--size"), seed: int = SeedOpt,
-                     batch_size: int = typer.Option(16, "--batch-size")):
+                     batch_size: int = typer.Option(16, "--batch-size"),
+                     tile: Optional[bool] = TileOpt, max_memory: Optional[str] = MaxMemoryOpt):
     """Encode a dataset once into a memory-mapped token cache that priors train from."""
     from nar.pipelines.models import resolve_tokenizer_ckpt
     from nar.pipelines.tokenizer_jobs import encode_to_cache
     encode_to_cache(resolve_tokenizer_ckpt(ckpt), out, data_dir=data, n=n, size=size, seed=seed,
-                    batch_size=batch_size)
+                    batch_size=batch_size, tile=tile, max_memory=max_memory)
     console.print(f"token cache: {out}")
 
 
@@ -159,7 +170,8 @@ def sample(prior: str = typer.Option("sundae", "--prior", help="ar | maskgit | s
            seed: int = SeedOpt, device: str = DeviceOpt,
            out: Path = typer.Option(Path("samples"), "--out"),
            overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
-           sr_ckpt: Optional[Path] = typer.Option(None, "--sr-ckpt", help="SR model for sizes above 1024 (default: shipped).")):
+           sr_ckpt: Optional[Path] = typer.Option(None, "--sr-ckpt", help="SR model for sizes above 1024 (default: shipped)."),
+           tile: Optional[bool] = TileOpt, max_memory: Optional[str] = MaxMemoryOpt):
     """Generate images: one PNG per image plus a grid, settings stored in PNG metadata."""
     from nar.pipelines.sample import SampleSettings, run_sample
     options = {}
@@ -171,7 +183,8 @@ def sample(prior: str = typer.Option("sundae", "--prior", help="ar | maskgit | s
                               temperature=temperature, top_k=top_k, top_p=top_p, class_label=class_label,
                               cfg=cfg, seed=seed, options=options)
     run_sample(settings, out, ckpt=ckpt, tokenizer=tokenizer, device=device, overwrite=overwrite,
-               log=console.print, sr_ckpt=sr_ckpt)
+               log=console.print, sr_ckpt=sr_ckpt,
+               pipeline=_pipeline(tokenizer, prior, ckpt, device, tile, max_memory))
 
 
 @app.command()
@@ -187,12 +200,14 @@ def inpaint(prior: str = typer.Option("sundae", "--prior"),
             feather: int = typer.Option(4, "--feather", help="Seam blend width in pixels, inside the regenerated area."),
             harmonize: bool = typer.Option(True, "--harmonize/--no-harmonize", help="Carry the kept border's colour into the region (no visible frame)."),
             seed: int = SeedOpt, device: str = DeviceOpt,
-            overwrite: bool = typer.Option(False, "--overwrite")):
+            overwrite: bool = typer.Option(False, "--overwrite"),
+            tile: Optional[bool] = TileOpt, max_memory: Optional[str] = MaxMemoryOpt):
     """Regenerate the masked part of an image with any prior; kept pixels are returned unchanged."""
     from nar.pipelines.inpaint import run_inpaint
     run_inpaint(prior, image, out, mask_path=mask, box=box, steps=steps, temperature=temperature, seed=seed,
                 class_label=class_label, cfg=cfg, feather=feather, harmonize=harmonize, ckpt=ckpt, tokenizer=tokenizer,
-                device=device, overwrite=overwrite, log=console.print)
+                device=device, overwrite=overwrite, log=console.print,
+                pipeline=_pipeline(tokenizer, prior, ckpt, device, tile, max_memory))
 
 
 @app.command()
@@ -282,6 +297,14 @@ def main() -> None:
         where = f" [dim]({flag_for(e.name)})[/]" if isinstance(e, ArgumentError) else ""
         err_console.print(f"{distributed.error_prefix()}[bold red]error:[/] {e}{where}", highlight=False,
                           soft_wrap=True)
+        sys.exit(2)
+    except (MemoryError, RuntimeError) as e:   # out of memory outside a memory_guard: still one line
+        from nar.core.memory import is_out_of_memory, oom_message
+        if not is_out_of_memory(e):
+            raise
+        what = "running `nar " + " ".join(a for a in sys.argv[1:3] if not a.startswith("-")) + "`"
+        err_console.print(f"{distributed.error_prefix()}[bold red]error:[/] {oom_message(what)}",
+                          highlight=False, soft_wrap=True)
         sys.exit(2)
     finally:
         distributed.shutdown()

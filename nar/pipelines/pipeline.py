@@ -34,8 +34,11 @@ Public API (stable; the CLI, the bench, training snapshots and the services use 
   **options) -> PipelineOutput``. ``image``: PIL image, (H, W, 3) uint8 array or path;
   ``mask``: (H, W) bool array / PIL image / path, WHITE (True) = regenerate. Kept pixels come
   back unchanged; ``out.images`` holds one image of the input's size.
-- ``pipe.decode(tokens) -> list[PIL.Image]`` ((h, w) or (B, h, w) tokens);
-  ``pipe.decode_tensor(tokens) -> (B, 3, H, W)`` float in [-1, 1] on the CPU.
+- ``pipe.decode(tokens, tile=None) -> list[PIL.Image]`` ((h, w) or (B, h, w) tokens);
+  ``pipe.decode_tensor(tokens, tile=None) -> (B, 3, H, W)`` float in [-1, 1] on the CPU.
+  ``tile``: True decodes in tiles, False whole, None (default: the pipeline's ``tile``, set
+  by ``Pipeline.load(..., tile=None, max_memory=None)``) as the memory estimate says; work
+  estimated over ``max_memory`` or running out of memory raises `NarMemoryError`.
 - ``pipe.encode(image) -> tokens``: (h, w) for one image (PIL, array, path, (3, H, W) tensor
   in [-1, 1]), (B, h, w) for a batch (a list of those, or a (B, 3, H, W) tensor).
 - ``PipelineOutput``: ``images``, ``tokens``, ``settings``, plus ``steps_run``,
@@ -88,8 +91,12 @@ class Pipeline:
     """A tokenizer and any number of priors on one device. See the module docstring."""
 
     def __init__(self, tokenizer: str | Path | VQGAN | None = None,
-                 priors: dict[str, str | Path | Prior] | None = None, device: str | torch.device = "auto"):
+                 priors: dict[str, str | Path | Prior] | None = None, device: str | torch.device = "auto",
+                 tile: bool | None = None, max_memory: str | int | None = None):
         self.device = pick_device(device)
+        # tokenizer in tiles: True always, False never, None when too big to run whole (issue 20);
+        # max_memory: the limit work is checked against (default $NAR_MAX_MEMORY or 8 GiB)
+        self.tile, self.max_memory = tile, max_memory
         self._prior_sources: dict[str, Path | Prior] = {}
         for name, source in (priors or {}).items():
             self._prior_sources[name] = source if isinstance(source, Prior) else Path(source)
@@ -108,8 +115,9 @@ class Pipeline:
 
     @classmethod
     def load(cls, tokenizer: str | Path | VQGAN | None = None, priors: dict[str, str | Path | Prior] | None = None,
-             device: str | torch.device = "auto") -> "Pipeline":
-        return cls(tokenizer, priors, device)
+             device: str | torch.device = "auto", tile: bool | None = None,
+             max_memory: str | int | None = None) -> "Pipeline":
+        return cls(tokenizer, priors, device, tile=tile, max_memory=max_memory)
 
     def _resolve_tokenizer_path(self, tokenizer: str | Path | None) -> Path:
         """The given tokenizer; else the one the given priors were trained with, when it is
@@ -238,24 +246,28 @@ class Pipeline:
         return ids.to(self.device)
 
     # ---- tokens <-> images ----------------------------------------------------------------
-    def decode_tensor(self, tokens: torch.Tensor, batch_size: int = DECODE_BATCH) -> torch.Tensor:
-        """(B, h, w) or (h, w) tokens -> (B, 3, H, W) float images in [-1, 1]-ish, on the CPU."""
+    def decode_tensor(self, tokens: torch.Tensor, batch_size: int = DECODE_BATCH,
+                      tile: bool | None = None) -> torch.Tensor:
+        """(B, h, w) or (h, w) tokens -> (B, 3, H, W) float images in [-1, 1]-ish, on the CPU.
+        ``tile`` (default: the pipeline's): decode in tiles (True), whole (False), or as the
+        memory estimate says (None); `NarMemoryError` beyond the memory limit or out of memory."""
+        from nar.tokenizer.tiling import decode_images
         tokens = torch.as_tensor(tokens)
         if tokens.ndim == 2:
             tokens = tokens[None]
-        tok = self.tokenizer
-        with torch.inference_mode():
-            return torch.cat([tok.decode_tokens(t.to(self.device)).float().cpu() for t in tokens.split(batch_size)])
+        return decode_images(self.tokenizer, tokens, tile=self.tile if tile is None else tile,
+                             max_memory=self.max_memory, batch_size=batch_size)
 
-    def decode(self, tokens: torch.Tensor) -> list[Image.Image]:
-        return [Image.fromarray(a) for a in to_uint8(self.decode_tensor(tokens))]
+    def decode(self, tokens: torch.Tensor, tile: bool | None = None) -> list[Image.Image]:
+        return [Image.fromarray(a) for a in to_uint8(self.decode_tensor(tokens, tile=tile))]
 
-    def encode(self, image) -> torch.Tensor:
-        """One image -> (h, w) tokens; a batch (list, or (B, 3, H, W) tensor) -> (B, h, w)."""
+    def encode(self, image, tile: bool | None = None) -> torch.Tensor:
+        """One image -> (h, w) tokens; a batch (list, or (B, 3, H, W) tensor) -> (B, h, w).
+        ``tile`` as in `decode_tensor`."""
+        from nar.tokenizer.tiling import encode_images
         x, single = _as_batch(image)
-        tok = self.full_tokenizer()
-        with torch.inference_mode():
-            tokens = tok.encode(x.to(self.device)).cpu()
+        tokens = encode_images(self.full_tokenizer(), x, tile=self.tile if tile is None else tile,
+                               max_memory=self.max_memory).cpu()
         return tokens[0] if single else tokens
 
     # ---- generation -----------------------------------------------------------------------
