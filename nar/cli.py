@@ -183,7 +183,7 @@ def sample(prior: str = typer.Option("sundae", "--prior", help="ar | maskgit | s
                               temperature=temperature, top_k=top_k, top_p=top_p, class_label=class_label,
                               cfg=cfg, seed=seed, options=options)
     run_sample(settings, out, ckpt=ckpt, tokenizer=tokenizer, device=device, overwrite=overwrite,
-               log=console.print, sr_ckpt=sr_ckpt,
+               log=console.print, sr_ckpt=sr_ckpt, progress=True,
                pipeline=_pipeline(tokenizer, prior, ckpt, device, tile, max_memory))
 
 
