@@ -201,10 +201,24 @@ def _level(level: nn.Module, x: torch.Tensor, resample: bool = True) -> torch.Te
 
 
 def _whole_or_tiled(fn: Callable, x: torch.Tensor, tile: int, overlap: int) -> torch.Tensor:
-    """Run a latent-resolution part whole when small enough (global attention), else in tiles."""
-    if x.shape[-2] * x.shape[-1] <= TRUNK_TOKENS:
-        return fn(x)
-    return tiled_apply(fn, x, tile, overlap)
+    """Run a latent-resolution part whole when small enough (global attention), else in tiles
+    (attention within each tile) normalised with the statistics of the whole grid, taken from
+    the part run on every r-th cell (r a power of two: at most TRUNK_TOKENS cells)."""
+    height, width = x.shape[-2:]
+    if height * width <= TRUNK_TOKENS or not SHARED_TRUNK_STATS:
+        return fn(x) if height * width <= TRUNK_TOKENS else tiled_apply(fn, x, tile, overlap)
+    r = 2
+    while math.ceil(height / r) * math.ceil(width / r) > TRUNK_TOKENS:
+        r *= 2
+    stats = _Stats(record=True)
+    with _using(stats):
+        fn(x[..., ::r, ::r])
+    stats.record = False
+    with _using(stats):
+        return tiled_apply(fn, x, tile, overlap)
+
+
+SHARED_TRUNK_STATS = True
 
 
 # ---- the VQGAN wrappers ----------------------------------------------------------------------

@@ -141,3 +141,25 @@ def test_memory_guard_turns_allocator_errors_into_one_line():
     with pytest.raises(RuntimeError, match="shape mismatch"):     # other errors keep their traceback
         with memory_guard("encoding"):
             raise RuntimeError("shape mismatch")
+
+
+
+def test_tiled_latent_part_shares_statistics(monkeypatch):
+    """Above TRUNK_TOKENS the latent-resolution part is tiled too; its GroupNorms then use the
+    statistics of the whole grid (from every r-th cell). Measured on the shipped tokenizer
+    (a randomly initialised one has no such structure to rely on)."""
+    from nar.data.landscapes import LandscapeDataset
+    from nar.pipelines.models import default_tokenizer_path
+    from nar.tokenizer.load import load_tokenizer
+    if not default_tokenizer_path().exists():
+        pytest.skip("no shipped tokenizer")
+    tok = load_tokenizer(default_tokenizer_path(), device="cpu")
+    monkeypatch.setattr(tiling, "TRUNK_TOKENS", 16 * 16)      # 512² = 32x32 cells: tiled latent part
+    x = LandscapeDataset(1, 512, seed=23)[0][0][None]
+    with torch.inference_mode():
+        tokens = tok.encode(x)
+        whole = tok.decode_tokens(tokens).float()
+    shared = tiled_decode(tok, tokens, tile=20, overlap=4)
+    monkeypatch.setattr(tiling, "SHARED_TRUNK_STATS", False)
+    per_tile = tiled_decode(tok, tokens, tile=20, overlap=4)
+    assert (shared - whole).abs().mean() < 0.6 * (per_tile - whole).abs().mean()
