@@ -117,9 +117,10 @@ def test_built_wheel_carries_the_recipes_and_the_shipped_models(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     wheel, = (tmp_path / "whl").glob("nar-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    recipes = {f"nar/recipes/{p.relative_to(ROOT / 'configs')}" for p in (ROOT / "configs").glob("*/*.toml")}
+    # compared with the copy built from (other work may add files to the checkout meanwhile)
+    recipes = {f"nar/recipes/{p.relative_to(src / 'configs')}" for p in (src / "configs").glob("*/*.toml")}
     assert recipes and recipes <= names
-    models = {f"nar/assets/models/{p.name}" for p in (ROOT / "nar/assets/models").glob("*.safetensors")}
+    models = {f"nar/assets/models/{p.name}" for p in (src / "nar/assets/models").glob("*.safetensors")}
     assert {"nar/assets/models/tokenizer.safetensors", "nar/assets/models/sundae.safetensors"} <= models <= names
     # the installed package finds its recipes by name, away from the checkout
     target = tmp_path / "site"
