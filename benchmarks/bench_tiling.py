@@ -138,6 +138,8 @@ def write(parts: dict) -> None:
                   "1024² landscape scaled up to 8192² (PNG, 67 MP).", "",
                   "| exit | max RSS (GiB, /usr/bin/time -v) | wall s |", "|---|---|---|",
                   f"| {m['rc']} | {m['max_rss_gib']:.2f} | {m['wall_s']:.0f} |", ""]
+    if parts.get("gpu"):
+        lines += ["## GPU check (decode; the image returns to the CPU)", "", "```", parts["gpu"], "```", ""]
     RESULTS.write_text("\n".join(lines))
 
 

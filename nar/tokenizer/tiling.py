@@ -159,6 +159,8 @@ def _norm_forward(m: nn.GroupNorm, original: Callable) -> Callable:
             return original(x)
         b, c, h, w = x.shape
         if stats.record:   # the native kernel returns its (B, groups) mean and 1/std with the output
+            if x.device.type != "cpu":   # CUDA's kernel takes contiguous NCHW only (proxy pass: small)
+                x = x.contiguous()
             out, mean, rstd = torch.ops.aten.native_group_norm(x, m.weight, m.bias, b, c, h * w, m.num_groups, m.eps)
             stats.values[m] = (mean.float(), rstd.float())
             return out
