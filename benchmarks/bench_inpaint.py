@@ -29,9 +29,9 @@ from nar.pipelines.seams import border_ratio
 
 HELD_OUT = 7_000_000   # procedural seeds far from the training ranges used by the shipped models
 
-SETTINGS = {
-    "paper (uniform z0, no harmonising, 4 px feather)": dict(init="uniform", harmonize=False, feather=4),
-    "nar default (nearest z0, harmonised, ramp of one cell)": dict(),
+SETTINGS = {   # neither setting lets any original pixel under the mask into the result
+    "paper (uniform z0, decoded region pasted in)": dict(init="uniform", harmonize=False, blend=0),
+    "nar default (nearest z0, harmonised seam, ramp of one cell)": dict(),
 }
 
 
@@ -61,7 +61,7 @@ def main() -> None:
             options = {k: v for k, v in kw.items() if k == "init"} if args.prior == "sundae" else {}
             start = time.perf_counter()
             out = pipe.inpaint(image, box, prior=args.prior, seed=i, steps=args.steps,
-                               harmonize=kw.get("harmonize", True), feather=kw.get("feather"), **options)
+                               harmonize=kw.get("harmonize", True), blend=kw.get("blend"), **options)
             rows[name]["seconds"].append(time.perf_counter() - start)
             result = np.asarray(out.images[0])
             outs[name].append(result)

@@ -197,7 +197,8 @@ def inpaint(prior: str = typer.Option("sundae", "--prior"),
             steps: Optional[int] = typer.Option(None, "--steps"),
             temperature: float = typer.Option(1.0, "--temperature"),
             class_label: Optional[str] = typer.Option(None, "--class"), cfg: float = typer.Option(1.0, "--cfg"),
-            feather: int = typer.Option(4, "--feather", help="Seam blend width in pixels, inside the regenerated area."),
+            feather: int = typer.Option(0, "--feather", help="Mix ORIGINAL pixels back in over this many pixels inside the mask (default 0: nothing of the original under the mask survives)."),
+            blend: Optional[int] = typer.Option(None, "--blend", help="Seam ramp inside the mask towards a fill from the kept pixels (default: one tokenizer cell)."),
             harmonize: bool = typer.Option(True, "--harmonize/--no-harmonize", help="Carry the kept border's colour into the region (no visible frame)."),
             seed: int = SeedOpt, device: str = DeviceOpt,
             overwrite: bool = typer.Option(False, "--overwrite"),
@@ -205,7 +206,7 @@ def inpaint(prior: str = typer.Option("sundae", "--prior"),
     """Regenerate the masked part of an image with any prior; kept pixels are returned unchanged."""
     from nar.pipelines.inpaint import run_inpaint
     run_inpaint(prior, image, out, mask_path=mask, box=box, steps=steps, temperature=temperature, seed=seed,
-                class_label=class_label, cfg=cfg, feather=feather, harmonize=harmonize, ckpt=ckpt, tokenizer=tokenizer,
+                class_label=class_label, cfg=cfg, feather=feather, harmonize=harmonize, blend=blend, ckpt=ckpt, tokenizer=tokenizer,
                 device=device, overwrite=overwrite, log=console.print,
                 pipeline=_pipeline(tokenizer, prior, ckpt, device, tile, max_memory))
 

@@ -18,7 +18,7 @@ from nar.pipelines.pipeline import Pipeline
 
 def run_inpaint(prior: str, image_path: str | Path, out_path: str | Path, mask_path=None, box: str | None = None,
                 steps: int | None = None, temperature: float = 1.0, seed: int = 0, class_label: str | None = None,
-                cfg: float = 1.0, feather: int | None = None, harmonize: bool = True, ckpt=None, tokenizer=None, device: str = "auto",
+                cfg: float = 1.0, feather: int = 0, harmonize: bool = True, blend: int | None = None, ckpt=None, tokenizer=None, device: str = "auto",
                 overwrite: bool = False, options: dict | None = None, log=print,
                 pipeline: Pipeline | None = None) -> dict:
     image_path, out_path = Path(image_path), Path(out_path)
@@ -33,7 +33,7 @@ def run_inpaint(prior: str, image_path: str | Path, out_path: str | Path, mask_p
     regenerate = load_mask(mask_path, width, height) if mask_path else parse_box(box, width, height)
     pipe = pipeline or Pipeline.load(tokenizer=tokenizer, priors={prior: ckpt} if ckpt else None, device=device)
     out = pipe.inpaint(original, regenerate, prior=prior, seed=seed, steps=steps, temperature=temperature,
-                       class_name=class_label, cfg=cfg, feather=feather, harmonize=harmonize, **(options or {}))
+                       class_name=class_label, cfg=cfg, feather=feather, harmonize=harmonize, blend=blend, **(options or {}))
     info = {**out.settings, "image": str(image_path)}
     save_png(out.images[0], out_path, {"nar": json.dumps(info)})
     log(f"inpainted {info['tokens_regenerated']}/{info['tokens_total']} tokens with {prior} "

@@ -27,13 +27,15 @@ Public API (stable; the CLI, the bench, training snapshots and the services use 
   **options) -> PipelineOutput``. ``size`` (pixels per side) or ``grid`` ((h, w) tokens);
   neither: the prior's training grid. ``class_name`` (a name or a class-id string) or ``cond``
   (one id, or a list of n ids). ``options`` are prior-specific (e.g. sundae's
-  ``temperature_end``, ``min_change``). ``callback(step, total, tokens)`` is passed to
-  ``prior.sample`` when that prior accepts one; otherwise it is called once, at the end.
+  ``temperature_end``, ``min_change``). ``callback(step, total, tokens)`` is called after
+  every sampling step (ar: every finished row).
 - ``pipe.inpaint(image, mask, prior="maskgit", seed=0, steps=None, temperature=None,
-  top_k=None, top_p=None, class_name=None, cond=None, cfg=1.0, feather=4, callback=None,
+  top_k=None, top_p=None, class_name=None, cond=None, cfg=1.0, feather=0, harmonize=True,
+  blend=None, callback=None,
   **options) -> PipelineOutput``. ``image``: PIL image, (H, W, 3) uint8 array or path;
   ``mask``: (H, W) bool array / PIL image / path, WHITE (True) = regenerate. Kept pixels come
-  back unchanged; ``out.images`` holds one image of the input's size.
+  back unchanged, and with the default ``feather=0`` nothing of the original under the mask
+  survives; ``out.images`` holds one image of the input's size.
 - ``pipe.decode(tokens, tile=None) -> list[PIL.Image]`` ((h, w) or (B, h, w) tokens);
   ``pipe.decode_tensor(tokens, tile=None) -> (B, 3, H, W)`` float in [-1, 1] on the CPU.
   ``tile``: True decodes in tiles, False whole, None (default: the pipeline's ``tile``, set
@@ -64,7 +66,7 @@ from nar.core.device import pick_device
 from nar.core.errors import ArgumentError, NarError
 from nar.core.images import load_image, to_tensor, to_uint8
 from nar.core.timing import sync
-from nar.pipelines.seams import harmonize_seam
+from nar.pipelines.seams import fill_from_kept, harmonize_seam
 from nar.pipelines.masks import latent_keep_mask, pad_to_multiple, seam_alpha
 from nar.pipelines.models import default_tokenizer_path, resolve_prior_ckpt
 from nar.priors import PRIORS, Prior, load_prior
@@ -327,10 +329,18 @@ class Pipeline:
 
     def inpaint(self, image, mask, prior: str = "maskgit", seed: int = 0, steps: int | None = None,
                 temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
-                class_name: str | None = None, cond=None, cfg: float = 1.0, feather: int = 4,
-                harmonize: bool = True, callback: Callable | None = None, **options: Any) -> PipelineOutput:
-        """Regenerate the masked (white / True) part of ``image``; kept pixels come back unchanged.
-        A token is kept only when all f×f pixels of its block are kept (SUNDAE §3.5)."""
+                class_name: str | None = None, cond=None, cfg: float = 1.0, feather: int = 0,
+                harmonize: bool = True, blend: int | None = None, callback: Callable | None = None,
+                **options: Any) -> PipelineOutput:
+        """Regenerate the masked (white / True) part of ``image``; kept pixels come back unchanged
+        and, by default, nothing of the original under the mask reaches the result: the masked
+        pixels are replaced by a fill from the kept ones before encoding. A token is kept only
+        when all f×f pixels of its block are kept (SUNDAE §3.5).
+
+        Seam: ``harmonize`` adds the kept band's residual (original - decoded, kept pixels only)
+        smoothly to the region; ``blend`` (default one tokenizer cell) ramps the first pixels
+        inside towards that same fill from the kept pixels. ``feather`` (default 0) is the only
+        setting that mixes original pixels under the mask back in, over that many pixels."""
         original = _as_array(image)
         height, width = original.shape[:2]
         regenerate = _as_mask(mask, width, height)
@@ -340,12 +350,15 @@ class Pipeline:
             raise ArgumentError("cfg", f"the guidance scale cfg must be >= 0 (got {cfg})")
         if feather < 0:
             raise ArgumentError("feather", f"the seam feather width must be >= 0 pixels (got {feather})")
+        if blend is not None and blend < 0:
+            raise ArgumentError("blend", f"the seam blend width must be >= 0 pixels (got {blend})")
         p = self.prior(prior)
         p.check_sample_args(n=1, steps=steps, temperature=temperature, top_k=top_k, top_p=top_p)
         tok = self.full_tokenizer()
         f = tok.factor
         # pad to whole tokens, and to whole hourglass patches for priors that need them
-        padded, regen_padded = pad_to_multiple(original, regenerate, f * p.grid_multiple)
+        filled = fill_from_kept(original, regenerate)   # the original under the mask is never seen
+        padded, regen_padded = pad_to_multiple(filled, regenerate, f * p.grid_multiple)
         grid = p.check_grid((padded.shape[0] // f, padded.shape[1] // f))
         known = self.encode(padded)[None].to(self.device)
         keep = latent_keep_mask(regen_padded, f)[None].to(self.device)
@@ -356,13 +369,17 @@ class Pipeline:
         generated = to_uint8(self.decode_tensor(out.tokens))[0][:height, :width]
         if harmonize:  # carry the kept band's residual (original - decoded) smoothly into the region
             generated = harmonize_seam(original, generated, regenerate, band=f)
-        alpha = seam_alpha(regenerate, feather)[..., None]
-        blended = alpha * original.astype(np.float64) + (1 - alpha) * generated.astype(np.float64)
-        result = np.where(regenerate[..., None], np.round(blended), original).astype(np.uint8)
+        blend = f if blend is None else blend   # default: one tokenizer cell
+        ramp = seam_alpha(regenerate, blend)[..., None]
+        result = ramp * filled.astype(np.float64) + (1 - ramp) * generated.astype(np.float64)
+        if feather > 0:   # asked for: original pixels under the mask fade back in near the border
+            alpha = seam_alpha(regenerate, feather)[..., None]
+            result = alpha * original.astype(np.float64) + (1 - alpha) * result
+        result = np.where(regenerate[..., None], np.round(result), original).astype(np.uint8)
         settings = self._settings(prior, steps=steps, steps_run=out.steps_run, seed=seed,
                                   temperature=1.0 if temperature is None else temperature, top_k=top_k,
                                   top_p=top_p, class_label=class_name, cfg=cfg, feather=feather,
-                                  harmonize=harmonize, options=dict(options), tokens_regenerated=int((~keep).sum()),
+                                  harmonize=harmonize, blend=blend, options=dict(options), tokens_regenerated=int((~keep).sum()),
                                   tokens_total=grid[0] * grid[1])
         return PipelineOutput(images=[Image.fromarray(result)], tokens=out.tokens.cpu(), settings=settings,
                               steps_run=out.steps_run, forward_passes=out.forward_passes,

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-__all__ = ["harmonize_seam", "push_pull_fill", "border_ratio"]
+__all__ = ["harmonize_seam", "push_pull_fill", "fill_from_kept", "border_ratio"]
 
 
 def push_pull_fill(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -39,6 +39,20 @@ def push_pull_fill(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         alpha = w.clamp(max=1.0)
         filled = alpha * own + (1 - alpha) * up
     return filled[0]
+
+
+def fill_from_kept(image: np.ndarray, regenerate: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 image with its masked pixels replaced by a smooth fill from the kept
+    ones (push-pull): what the encoder and the seam blend see instead of the original under
+    the mask, so nothing of it reaches the result (the encoder's receptive field would
+    otherwise carry it into the kept tokens around the hole)."""
+    regen = torch.from_numpy(regenerate.astype(bool))
+    if not bool(regen.any()) or bool(regen.all()):
+        return image.copy()
+    values = rearrange(torch.from_numpy(image.astype(np.float32)), "h w c -> c h w")
+    filled = rearrange(push_pull_fill(values, (~regen).float()), "c h w -> h w c").numpy()
+    out = np.where(regenerate[..., None], np.round(filled).clip(0, 255), image)
+    return out.astype(np.uint8)
 
 
 def harmonize_seam(original: np.ndarray, generated: np.ndarray, regenerate: np.ndarray,

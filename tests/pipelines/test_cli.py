@@ -116,3 +116,27 @@ def test_sample_never_overwrites_without_flag(tiny_models, tmp_path):
     r = nar(*sample_args(tiny_models, "maskgit", tmp_path))
     assert r.returncode == 2 and "exists" in r.stderr
     assert nar(*sample_args(tiny_models, "maskgit", tmp_path), "--overwrite").returncode == 0
+
+
+@pytest.mark.parametrize("name", ["maskgit", "sundae"])
+def test_nothing_of_the_original_survives_under_the_mask(tiny_models, name):
+    """Default settings: two images that differ only under the mask inpaint to the same pixels
+    (the encoder never sees the masked pixels, no feather mixes them back); kept pixels stay."""
+    import numpy as np
+    from nar.pipelines.pipeline import Pipeline
+    pipe = Pipeline.load(tokenizer=tiny_models["tokenizer"], priors={name: tiny_models["priors"][name]},
+                         device="cpu")
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    mask = np.zeros((32, 32), bool)
+    mask[8:24, 4:20] = True
+    ghost = image.copy()
+    ghost[mask] = 255 - ghost[mask]
+    a = np.asarray(pipe.inpaint(image, mask, prior=name, seed=3).images[0])
+    b = np.asarray(pipe.inpaint(ghost, mask, prior=name, seed=3).images[0])
+    assert np.array_equal(a, b)
+    assert np.array_equal(a[~mask], image[~mask])
+    # asking for a feather band brings original pixels back near the border only
+    c = np.asarray(pipe.inpaint(image, mask, prior=name, seed=3, feather=2).images[0])
+    d = np.asarray(pipe.inpaint(ghost, mask, prior=name, seed=3, feather=2).images[0])
+    assert not np.array_equal(c, d) and np.array_equal(c[12:20, 8:16], d[12:20, 8:16])

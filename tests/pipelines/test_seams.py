@@ -45,3 +45,14 @@ def test_border_ratio_is_about_one_without_a_seam_and_edge_cases():
     assert border_ratio(original, np.zeros((96, 96), bool)) == 1.0
     full = np.ones((96, 96), bool)
     assert np.array_equal(harmonize_seam(original, original, full), original.astype(np.float32))
+
+
+def test_fill_from_kept_replaces_the_masked_pixels_only():
+    from nar.pipelines.seams import fill_from_kept
+    original = scene(seed=2)
+    mask = box_mask()
+    filled = fill_from_kept(original, mask)
+    assert np.array_equal(filled[~mask], original[~mask])
+    other = original.copy()
+    other[mask] = 255 - other[mask]                    # anything under the mask
+    assert np.array_equal(fill_from_kept(other, mask), filled)
