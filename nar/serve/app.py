@@ -95,7 +95,7 @@ class InpaintRequest(BaseModel):
     temperature: float = Field(1.0, ge=0, le=10)
     class_name: str | None = Field(None, alias="class")
     cfg: float = Field(1.0, ge=0, le=50)
-    feather: int = Field(4, ge=0, le=64, description="Seam blend width in pixels (image mode)")
+    feather: int = Field(0, ge=0, le=64, description="Mix original pixels back in over this many pixels inside the mask (image mode; default 0: nothing of the original under the mask survives)")
     format: Literal["json", "png"] | None = Field(None, description="png (default) or json (tokens + settings)")
 
 

@@ -72,7 +72,7 @@ class InpaintJob:
     temperature: float = 1.0
     class_name: str | None = None
     cfg: float = 1.0
-    feather: int = 4
+    feather: int = 0
     image: np.ndarray | None = None       # (H, W, 3) uint8 ...
     mask: np.ndarray | None = None        # (H, W) bool, True = regenerate
     tokens: torch.Tensor | None = None    # ... or (h, w) token ids
