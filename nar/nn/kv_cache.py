@@ -7,9 +7,8 @@ Training keeps x-transformers; sampling reads the *same* weights out of an
 * keeps keys / values in one preallocated tensor per decoder, ``(depth, B, 2, H, L, dh)``,
   written in place at each position (rotary applied once, when the key is written; the
   cache is never concatenated or re-rotated);
-* fuses the q / k / v projections *and* the rotary "rotate-half" into one matmul per layer
-  (the rotate-half of ``W x`` is ``(R W) x`` for a fixed signed permutation R, so rotating
-  q and k costs a multiply and an add, ``q·cos + (Rq)·sin``);
+* fuses the q / k / v projections into one matmul per layer and rotates q and k together
+  against precomputed tables (``qk·cos + swap_pairs(qk)·sin±``: no trigonometry per step);
 * attends either over the filled prefix only (``attend="prefix"``: cheapest in eager mode)
   or over the whole preallocated length with a mask (``attend="full"``: static shapes, what
   ``torch.compile`` and CUDA graphs need).
@@ -24,7 +23,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
 from torch import Tensor
 
 __all__ = ["StaticKVCache", "CachedDecoder", "rotary_tables"]
@@ -71,15 +69,6 @@ def _gamma(norm) -> Tensor:
     return norm.gamma.detach() + float(getattr(norm, "unit_offset", False))
 
 
-def _rotate_half_matrix(dim_head: int) -> Tensor:
-    """R with (R x)[2i] = -x[2i+1], (R x)[2i+1] = x[2i]: x-transformers' ``rotate_half``."""
-    r = torch.zeros(dim_head, dim_head)
-    idx = torch.arange(0, dim_head, 2)
-    r[idx, idx + 1] = -1.0
-    r[idx + 1, idx] = 1.0
-    return r
-
-
 class CachedDecoder:
     """Inference-only causal decoder over a :class:`StaticKVCache`.
 
@@ -116,7 +105,6 @@ class CachedDecoder:
         rotary = getattr(decoder, "rotary_pos_emb", None)
         inv_freq = rotary.inv_freq.detach().float() if rotary is not None else None
         inner = heads * dim_head
-        r = _rotate_half_matrix(dim_head)
         dt = dtype or decoder.final_norm.gamma.dtype
         layers = []
         for i in range(0, len(blocks), 2):
@@ -126,11 +114,6 @@ class CachedDecoder:
             if wq.shape[0] != inner or wk.shape[0] != inner:
                 raise ValueError("heads * dim_head does not match the attention projections")
             parts = [wq, wk, wv]
-            if inv_freq is not None:  # rows of R·W for q and k, head by head
-                for w in (wq, wk):
-                    parts.append(rearrange(torch.einsum("ij,hjd->hid", r.to(w),
-                                                        rearrange(w, "(h j) d -> h j d", h=heads)),
-                                           "h i d -> (h i) d"))
             lin1, lin2 = ff.ff[0][0], ff.ff[2]
             layers.append({
                 "g1": _gamma(a_norm).to(dt), "wqkv": torch.cat(parts).to(dt).contiguous(),
@@ -156,11 +139,13 @@ class CachedDecoder:
         return StaticKVCache(self.depth, batch, self.heads, length, self.dim_head, self.device, self.dtype)
 
     def tables(self, length: int) -> tuple[Tensor, Tensor]:
-        """cos / sin, tiled for [q heads | k heads]: (length, 2·inner), in the model dtype."""
+        """cos / sin± (x-transformers' rotate-half as a pair swap: -sin at even features, +sin
+        at odd ones), tiled for [q heads | k heads]: (length, 2·inner), in the model dtype."""
         if self._tables is None or self._tables[0] < length:
             if self.inv_freq is None:
                 return None, None
             cos, sin = rotary_tables(self.inv_freq.to(self.device), self.dim_head, length)
+            sin[:, 0::2] *= -1.0
             cos, sin = (t.repeat(1, 2 * self.heads).to(self.dtype) for t in (cos, sin))
             self._tables = (length, cos, sin)
         return self._tables[1][:length], self._tables[2][:length]
@@ -178,7 +163,8 @@ class CachedDecoder:
         y = F.linear(F.layer_norm(x, (self.dim,), layer["g1"], None, self.eps), layer["wqkv"])
         if cos is None:
             return y[..., :2 * inner], y[..., 2 * inner:3 * inner]
-        qk = torch.addcmul(y[..., :2 * inner] * cos, y[..., 3 * inner:], sin)
+        qk = y[..., :2 * inner]
+        qk = torch.addcmul(qk * cos, qk.unflatten(-1, (-1, 2)).flip(-1).flatten(-2), sin)
         return qk, y[..., 2 * inner:3 * inner]
 
     def _attend_write(self, kv: Tensor, qk: Tensor, v: Tensor, start: int, stop: int,
