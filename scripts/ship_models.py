@@ -89,7 +89,10 @@ def ship_sr(run: Path, cpu_hours: float | None = None) -> None:
         raise SystemExit(f"{src} is not a super-resolution checkpoint")
     data = meta.get("data") or {}
     record = training_record(run, meta.get("step"))
-    record["cpu_hours"] = cpu_hours if cpu_hours is not None else record["wall_hours"]
+    if cpu_hours is not None:
+        record["cpu_hours"] = cpu_hours
+    else:   # one torch thread: CPU time <= wall time (less on a shared machine)
+        record["cpu_hours_at_most"] = record["wall_hours"]
     record["data"] = (f"fresh procedural scene pairs per step ({data.get('scenes_per_step')} per step), rendered at "
                       f"L² and (2L)² for L in {data.get('lr_sizes')}; aligned {data.get('crop')}² -> "
                       f"{2 * data.get('crop', 0)}² crops, batch {meta.get('train', {}).get('batch_size')}")

@@ -205,3 +205,18 @@ def test_bench_rows_above_the_sr_threshold_add_the_upscale(tiny_sr, monkeypatch)
     assert big["size"] == 64 and big["grid"] == "4x4" and big["status"] == "ok"   # generated at 32², upscaled
     assert big["sr_p50_s"] > 0 and "2x SR" in big["note"]
     assert big["total_p50_s"] == pytest.approx(big["sample_p50_s"] + big["decode_p50_s"] + big["sr_p50_s"])
+
+
+def test_shipped_sr_model_loads_upscales_and_records_its_training():
+    from nar.core.checkpoint import read_meta
+    from nar.pipelines.upscale import default_sr_path, load_sr, upscale
+    meta = read_meta(default_sr_path())
+    assert meta["kind"] == "sr" and meta["weights_dtype"] == "float16" and meta["params"] > 0
+    assert meta["training"]["steps"] == meta["step"] > 0 and meta["training"]["hardware"]
+    assert default_sr_path().stat().st_size < 5 * 2 ** 20
+    model = load_sr()
+    out = upscale(Image.new("RGB", (40, 24), (120, 80, 40)), model)
+    assert out.size == (80, 48)
+    # a flat image stays flat (the net adds no texture where there is none)
+    arr = np.asarray(out, np.int16)
+    assert np.abs(arr - np.array([120, 80, 40])).max() <= 3
