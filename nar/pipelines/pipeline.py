@@ -66,7 +66,7 @@ from nar.core.device import pick_device
 from nar.core.errors import ArgumentError, NarError
 from nar.core.images import load_image, to_tensor, to_uint8
 from nar.core.timing import sync
-from nar.pipelines.seams import fill_from_kept, harmonize_seam
+from nar.pipelines.seams import extend_from_kept, fill_from_kept, harmonize_seam
 from nar.pipelines.masks import latent_keep_mask, pad_to_multiple, seam_alpha
 from nar.pipelines.models import default_tokenizer_path, resolve_prior_ckpt
 from nar.priors import PRIORS, Prior, load_prior
@@ -339,7 +339,8 @@ class Pipeline:
 
         Seam: ``harmonize`` adds the kept band's residual (original - decoded, kept pixels only)
         smoothly to the region; ``blend`` (default one tokenizer cell) ramps the first pixels
-        inside towards that same fill from the kept pixels. ``feather`` (default 0) is the only
+        inside towards the kept border carried across it (each ring repeats its nearest kept
+        neighbour). ``feather`` (default 0) is the only
         setting that mixes original pixels under the mask back in, over that many pixels."""
         original = _as_array(image)
         height, width = original.shape[:2]
@@ -371,7 +372,8 @@ class Pipeline:
             generated = harmonize_seam(original, generated, regenerate, band=f)
         blend = f if blend is None else blend   # default: one tokenizer cell
         ramp = seam_alpha(regenerate, blend)[..., None]
-        result = ramp * filled.astype(np.float64) + (1 - ramp) * generated.astype(np.float64)
+        border = extend_from_kept(original, regenerate, blend)   # kept pixels carried across, never masked ones
+        result = ramp * border.astype(np.float64) + (1 - ramp) * generated.astype(np.float64)
         if feather > 0:   # asked for: original pixels under the mask fade back in near the border
             alpha = seam_alpha(regenerate, feather)[..., None]
             result = alpha * original.astype(np.float64) + (1 - alpha) * result

@@ -56,3 +56,15 @@ def test_fill_from_kept_replaces_the_masked_pixels_only():
     other = original.copy()
     other[mask] = 255 - other[mask]                    # anything under the mask
     assert np.array_equal(fill_from_kept(other, mask), filled)
+
+
+def test_extend_from_kept_carries_the_border_across_and_ignores_the_masked_pixels():
+    from nar.pipelines.seams import extend_from_kept
+    original = scene(seed=3)
+    mask = box_mask()
+    ext = extend_from_kept(original, mask, rings=3)
+    assert np.array_equal(ext[~mask], original[~mask].astype(np.float32))
+    assert np.array_equal(ext[40, 30:33], np.repeat(original[40, 29:30], 3, axis=0).astype(np.float32))
+    other = original.copy()
+    other[mask] = 0
+    assert np.array_equal(extend_from_kept(other, mask, 3)[40, 30:33], ext[40, 30:33])
