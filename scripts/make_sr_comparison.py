@@ -51,7 +51,7 @@ def main() -> None:
     header = Image.new("RGB", (img.width, 24), (255, 255, 255))
     draw = ImageDraw.Draw(header)
     w = img.width // 3
-    for k, label in enumerate(("bicubic 2x", "nar SR 2x", "true 2048² render")):
+    for k, label in enumerate(("bicubic 2x", "nar SR 2x", "true 2x render")):
         draw.text((k * w + 8, 6), label, fill=(0, 0, 0))
     out = Image.new("RGB", (img.width, img.height + 24), (255, 255, 255))
     out.paste(header, (0, 0))
