@@ -219,7 +219,7 @@ class Prior(nn.Module):
 
     def check_generator(self, generator: torch.Generator | None) -> None:
         """Sampling draws from ``generator``; one on another device would fail deep inside."""
-        if generator is not None and generator.device != self.device:
+        if generator is not None and not _same_device(generator.device, self.device):
             raise NarError(f"{self.name}: the generator is on {generator.device}, the model on {self.device}")
 
     def check_inpaint(self, n: int, grid: tuple[int, int], known, keep):
@@ -251,3 +251,10 @@ class Prior(nn.Module):
     def from_meta(cls, meta: dict[str, Any]) -> "Prior":
         cfg = from_dict(cls.config_cls, meta["config"])
         return cls(cfg, meta["codebook_size"], meta.get("num_classes", 0), tuple(meta["train_grid"]))
+
+
+def _same_device(a: torch.device, b: torch.device) -> bool:
+    """'cuda' and 'cuda:0' are the same device when 0 is the current one."""
+    def index(d: torch.device):
+        return d.index if d.index is not None or d.type != "cuda" else torch.cuda.current_device()
+    return a.type == b.type and index(a) == index(b)
