@@ -137,9 +137,12 @@ def adaptive_weight(nll_loss: torch.Tensor, gan_loss: torch.Tensor, last_layer: 
     return weight.clamp(0.0, max_weight).detach()
 
 
-class VQLoss:
-    """Generator and discriminator losses of a VQGAN. Holds the discriminator (trained, saved by
-    the loop as an extra module) and a frozen LPIPS (not saved)."""
+class ImageLoss:
+    """The image-side terms shared by the tokenizer and the super-resolution model: an
+    image-gradient L1, LPIPS (when VGG weights exist) and a PatchGAN hinge with Taming's adaptive
+    weight. Holds the discriminator (trained, saved by the loop as an extra module) and a frozen
+    LPIPS (not saved). ``cfg`` needs gradient_weight, perceptual_weight, lpips_weights,
+    disc_weight, disc_start, disc_layers, disc_ch, adaptive_weight (adaptive_weight_max optional)."""
 
     def __init__(self, cfg, lpips_model: nn.Module | None = None, build_perceptual: bool = True):
         self.cfg = cfg
@@ -153,6 +156,45 @@ class VQLoss:
     def disc_active(self, step: int) -> bool:
         return self.cfg.disc_weight > 0 and step >= self.cfg.disc_start
 
+    def edge_and_perceptual(self, target: torch.Tensor, output: torch.Tensor, nll: torch.Tensor,
+                            metrics: dict[str, float]) -> torch.Tensor:
+        """``nll`` plus the gradient and LPIPS terms (each only when its weight is on)."""
+        if self.cfg.gradient_weight > 0:
+            edges = gradient_loss(target, output)
+            nll = nll + self.cfg.gradient_weight * edges
+            metrics["grad"] = float(edges.detach())
+        if self.perceptual_weight > 0:
+            if next(self.lpips.parameters()).device != target.device:
+                self.lpips.to(target.device)
+            perceptual = lpips_distance(self.lpips, target, output).mean()
+            nll = nll + self.perceptual_weight * perceptual
+            metrics["lpips"] = float(perceptual.detach())
+        return nll
+
+    def add_gan(self, loss: torch.Tensor, output: torch.Tensor, nll: torch.Tensor, step: int,
+                last_layer: torch.Tensor, metrics: dict[str, float]) -> torch.Tensor:
+        """``loss`` plus lambda * disc_weight * hinge generator term, once the discriminator is on."""
+        if not self.disc_active(step):
+            return loss
+        gan = -self.discriminator(output).float().mean()
+        max_weight = getattr(self.cfg, "adaptive_weight_max", ADAPTIVE_WEIGHT_MAX)
+        weight = (adaptive_weight(nll, gan, last_layer, max_weight) if self.cfg.adaptive_weight
+                  else torch.ones((), device=output.device))
+        metrics.update(gan=float(gan.detach()), adaptive_weight=float(weight))
+        return loss + weight * self.cfg.disc_weight * gan
+
+    def discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        logits_real = self.discriminator(real.detach())
+        logits_fake = self.discriminator(fake.detach())
+        loss = hinge_d_loss(logits_real, logits_fake)
+        return loss, {"d_loss": float(loss.detach()),
+                      "logits_real": float(logits_real.detach().float().mean()),
+                      "logits_fake": float(logits_fake.detach().float().mean())}
+
+
+class VQLoss(ImageLoss):
+    """Generator and discriminator losses of a VQGAN."""
+
     def reconstruction(self, x: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
         diff = x.float() - recon.float()
         return diff.abs().mean() if self.cfg.rec_loss == "l1" else diff.pow(2).mean()
@@ -160,35 +202,13 @@ class VQLoss:
     def generator_loss(self, x: torch.Tensor, recon: torch.Tensor, quant_loss: torch.Tensor,
                        step: int, last_layer: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         rec = self.reconstruction(x, recon)
-        nll = rec
         metrics = {"rec": float(rec.detach())}
-        if self.cfg.gradient_weight > 0:
-            edges = gradient_loss(x, recon)
-            nll = nll + self.cfg.gradient_weight * edges
-            metrics["grad"] = float(edges.detach())
-        if self.perceptual_weight > 0:
-            if next(self.lpips.parameters()).device != x.device:
-                self.lpips.to(x.device)
-            perceptual = lpips_distance(self.lpips, x, recon).mean()
-            nll = nll + self.perceptual_weight * perceptual
-            metrics["lpips"] = float(perceptual.detach())
+        nll = self.edge_and_perceptual(x, recon, rec, metrics)
         loss = nll + quant_loss.float()
         metrics["quant"] = float(quant_loss.detach())
-        if self.disc_active(step):
-            gan = -self.discriminator(recon).float().mean()
-            weight = adaptive_weight(nll, gan, last_layer) if self.cfg.adaptive_weight else torch.ones(())
-            loss = loss + weight * self.cfg.disc_weight * gan
-            metrics.update(gan=float(gan.detach()), adaptive_weight=float(weight))
+        loss = self.add_gan(loss, recon, nll, step, last_layer, metrics)
         metrics["loss"] = float(loss.detach())
         return loss, metrics
-
-    def discriminator_loss(self, x: torch.Tensor, recon: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        logits_real = self.discriminator(x.detach())
-        logits_fake = self.discriminator(recon.detach())
-        loss = hinge_d_loss(logits_real, logits_fake)
-        return loss, {"d_loss": float(loss.detach()),
-                      "logits_real": float(logits_real.detach().float().mean()),
-                      "logits_fake": float(logits_fake.detach().float().mean())}
 
 
 def gradient_loss(x: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
