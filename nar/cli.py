@@ -264,6 +264,10 @@ def models():
                       + (f", {len(classes)} classes" if classes else ", unconditional"))
         t = m.get("training") or {}
         trained = f"{r['step']} steps" + (f", {t['wall_hours']:.1f} h on {t['hardware']}" if t else "")
+        parent = t.get("fine_tuned_from") or {}
+        if parent:
+            pt = parent.get("training") or {}
+            trained += f"; fine-tuned from {parent.get('step')} steps ({pt.get('wall_hours', 0):.1f} h)"
         table.add_row(r["file"], f"{r['kind']} {r['name']}", f"{r['size_mb']:.1f}", params, images, trained)
     console.print(table)
 

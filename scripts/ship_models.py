@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from nar.core.checkpoint import load_checkpoint, save_checkpoint
+from nar.core.checkpoint import load_checkpoint, read_meta, save_checkpoint
 from nar.pipelines.models import MODELS_DIR, TOKENIZER_FILE
 from nar.tokenizer import tokenizer_hash
 
@@ -102,8 +102,28 @@ def ship_sr(run: Path, cpu_hours: float | None = None) -> None:
     print(f"sr (step {meta.get('step')}) -> {MODELS_DIR / SR_FILE}")
 
 
+def ship_finetune(name: str, run: Path) -> None:
+    """A prior fine-tuned from the shipped one (`nar train --init-from`): RUN/model.safetensors
+    replaces nar/assets/models/NAME.safetensors; its record keeps the parent's training."""
+    dst = MODELS_DIR / f"{name}.safetensors"
+    parent = read_meta(dst)
+    src = run / "model.safetensors"
+    tensors, meta = load_checkpoint(src)
+    if meta.get("tokenizer_hash") != parent.get("tokenizer_hash"):
+        raise SystemExit(f"{src} was not trained on the shipped tokenizer's tokens")
+    record = training_record(run, meta.get("step"), meta.get("token_cache"))
+    record["fine_tuned_from"] = {k: parent.get(k) for k in ("step", "source_run")} | {"training": parent.get("training")}
+    meta = {**meta, "tokenizer_path": None, "token_cache": None, "weights_dtype": "float16",
+            "source_run": str(run), "params": n_params(tensors), "tokenizer_factor": parent.get("tokenizer_factor"),
+            "training": record}
+    save_checkpoint(dst, half(tensors), meta)
+    print(f"{name} (fine-tuned, step {meta.get('step')}) -> {dst}")
+
+
 if __name__ == "__main__":
-    if len(sys.argv) > 2 and sys.argv[1] == "--sr":     # python scripts/ship_models.py --sr runs/sr_v1 [CPU_HOURS]
+    if len(sys.argv) > 3 and sys.argv[1] == "--finetune":   # python scripts/ship_models.py --finetune sundae runs/sundae_local
+        ship_finetune(sys.argv[2], Path(sys.argv[3]))
+    elif len(sys.argv) > 2 and sys.argv[1] == "--sr":     # python scripts/ship_models.py --sr runs/sr_v1 [CPU_HOURS]
         ship_sr(Path(sys.argv[2]), float(sys.argv[3]) if len(sys.argv) > 3 else None)
     else:
         main(Path(sys.argv[1] if len(sys.argv) > 1 else "runs/defaults"))
