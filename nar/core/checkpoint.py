@@ -123,3 +123,22 @@ def expect_kind(meta: dict[str, Any], kind: str, path: str | Path, name: str | N
         raise NarError(f"{path} is a {got or 'unknown'} checkpoint, expected a {kind} checkpoint")
     if name is not None and meta.get("name") != name:
         raise NarError(f"{path} is a checkpoint of {kind} {meta.get('name')!r}, not {name!r}")
+
+
+def load_weights_into(module: torch.nn.Module, path: str | Path, kind: str, name: str | None = None,
+                      allow_new: bool = False) -> None:
+    """Copy a trained checkpoint's weights into ``module`` (a run that starts from a trained
+    model). Every tensor of the checkpoint must be in ``module`` with the same shape; with
+    ``allow_new``, tensors ``module`` has and the checkpoint lacks (blocks a config adds) keep
+    their initialisation, otherwise they are an error too."""
+    tensors, meta = load_checkpoint(path)
+    expect_kind(meta, kind, path, name)
+    own = module.state_dict()
+    unknown = sorted(k for k in tensors if k not in own)
+    missing = [] if allow_new else sorted(k for k in own if k not in tensors)
+    wrong = sorted(k for k in tensors if k in own and tensors[k].shape != own[k].shape)
+    if unknown or missing or wrong:
+        raise NarError(f"{path} does not fit this {name or kind} config ({len(unknown)} tensors it does not "
+                       f"have, {len(missing)} missing, {len(wrong)} of another shape, "
+                       f"e.g. {(unknown + missing + wrong)[0]})")
+    module.load_state_dict({k: v.to(own[k].dtype) for k, v in tensors.items()}, strict=not allow_new)

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
+from nar.sampling.fill import shift_grid
+
 __all__ = ["harmonize_seam", "push_pull_fill", "fill_from_kept", "extend_from_kept", "border_ratio"]
 
 
@@ -59,28 +61,19 @@ def extend_from_kept(image: np.ndarray, regenerate: np.ndarray, rings: int) -> n
     """(H, W, 3) uint8 -> float copy whose first ``rings`` pixel rings inside the mask repeat
     their nearest kept neighbour, ring by ring (the kept texture, carried across the border
     rather than averaged away). Deeper masked pixels are left as they are; kept pixels too."""
-    out = torch.from_numpy(image.astype(np.float32))
+    out = rearrange(torch.from_numpy(image.astype(np.float32)), "h w c -> c h w")
     known = torch.from_numpy(~regenerate.astype(bool))
-    h, w = known.shape
     offsets = ((0, -1), (0, 1), (-1, 0), (1, 0), (-1, -1), (-1, 1), (1, -1), (1, 1))
     for _ in range(rings):
-        value = out.clone()
-        taken = known.clone()
+        value, taken = out.clone(), known.clone()
         for dy, dx in offsets:   # first known neighbour in this order gives the value
-            ys, yd = (slice(max(dy, 0), h + min(dy, 0)), slice(max(-dy, 0), h + min(-dy, 0)))
-            xs, xd = (slice(max(dx, 0), w + min(dx, 0)), slice(max(-dx, 0), w + min(-dx, 0)))
-            n_known = torch.zeros_like(known)
-            n_known[yd, xd] = known[ys, xs]
-            n_value = torch.zeros_like(out)
-            n_value[yd, xd] = out[ys, xs]
-            use = n_known & ~taken
-            value[use] = n_value[use]
+            use = shift_grid(known, dy, dx, False) & ~taken
+            value = torch.where(use, shift_grid(out, dy, dx, 0.0), value)
             taken |= use
-        known_next = taken
-        if bool((known_next == known).all()):
+        if bool((taken == known).all()):
             break
-        out, known = value, known_next
-    return out.numpy()
+        out, known = value, taken
+    return rearrange(out, "c h w -> h w c").numpy()
 
 
 def harmonize_seam(original: np.ndarray, generated: np.ndarray, regenerate: np.ndarray,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from nar.core.checkpoint import read_meta
+from nar.core.checkpoint import load_weights_into, read_meta
 from nar.core.config import from_dict, load_toml, to_dict, _deep_update
 from nar.core.recipes import KINDS_PRIOR
 from nar.core.errors import NarError
@@ -62,7 +62,7 @@ def train_prior(name: str, tokens: str | Path, config_path=None, overrides: dict
     init_codes = _resolve_codebook_init(name, model_cfg, pipe, cache, Path(out), resume, init_from)
     prior = cls(model_cfg, cache.codebook_size, num_classes, cache.grid)
     if init_from is not None:
-        _init_weights(prior, name, init_from)
+        load_weights_into(prior, init_from, "prior", name, allow_new=True)
     if init_codes:
         prior.init_from_codebook(pipe.tokenizer.codebook().detach().cpu())
     # snapshots are decoded to PNG only when the cache's tokenizer is at hand
@@ -117,17 +117,3 @@ def _cache_pipeline(cache: TokenCache, tokenizer=None, device: str = "auto") -> 
     if pipe.tokenizer_hash != cache.header.get("tokenizer_hash"):
         raise NarError(f"tokenizer {path} did not make token cache {cache.path}")
     return pipe
-
-
-def _init_weights(prior, name: str, path: str | Path) -> None:
-    from nar.core.checkpoint import expect_kind, load_checkpoint
-    tensors, meta = load_checkpoint(path)
-    expect_kind(meta, "prior", path, name=name)
-    own = prior.state_dict()
-    unknown = sorted(k for k in tensors if k not in own)
-    wrong = sorted(k for k in tensors if k in own and tensors[k].shape != own[k].shape)
-    if unknown or wrong:
-        raise NarError(f"--init-from {path} does not fit this {name} config "
-                       f"({len(unknown)} tensors it does not have, {len(wrong)} of another shape, "
-                       f"e.g. {(unknown + wrong)[0]})")
-    prior.load_state_dict({k: v.to(own[k].dtype) for k, v in tensors.items()}, strict=False)

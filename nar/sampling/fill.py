@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["nearest_fill"]
+__all__ = ["nearest_fill", "shift_grid"]
 
 
 def nearest_fill(tokens: torch.Tensor, keep: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -22,7 +22,7 @@ def nearest_fill(tokens: torch.Tensor, keep: torch.Tensor, generator: torch.Gene
         best_score = torch.full(tokens.shape, -1.0, device=tokens.device)
         value = out.clone()
         for k, (dy, dx) in enumerate(offsets):
-            n_known, n_value = _shift(known, dy, dx, False), _shift(out, dy, dx, 0)
+            n_known, n_value = shift_grid(known, dy, dx, False), shift_grid(out, dy, dx, 0)
             better = frontier & n_known & (scores[k] > best_score)
             value = torch.where(better, n_value, value)
             best_score = torch.where(better, scores[k], best_score)
@@ -30,8 +30,9 @@ def nearest_fill(tokens: torch.Tensor, keep: torch.Tensor, generator: torch.Gene
         known = known | frontier
 
 
-def _shift(x: torch.Tensor, dy: int, dx: int, fill) -> torch.Tensor:
-    """x[..., i, j] -> x[..., i + dy, j + dx] (the neighbour's value), ``fill`` off the grid."""
+def shift_grid(x: torch.Tensor, dy: int, dx: int, fill) -> torch.Tensor:
+    """x[..., i, j] -> x[..., i + dy, j + dx] (the neighbour's value), ``fill`` off the grid;
+    any leading dims (batch, channels)."""
     out = torch.full_like(x, fill)
     h, w = x.shape[-2:]
     ys, yd = (slice(dy, h), slice(0, h - dy)) if dy >= 0 else (slice(0, h + dy), slice(-dy, h))
@@ -41,5 +42,5 @@ def _shift(x: torch.Tensor, dy: int, dx: int, fill) -> torch.Tensor:
 
 
 def _any_neighbour(known: torch.Tensor) -> torch.Tensor:
-    return (_shift(known, -1, 0, False) | _shift(known, 1, 0, False)
-            | _shift(known, 0, -1, False) | _shift(known, 0, 1, False))
+    return (shift_grid(known, -1, 0, False) | shift_grid(known, 1, 0, False)
+            | shift_grid(known, 0, -1, False) | shift_grid(known, 0, 1, False))

@@ -23,7 +23,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from nar.core.checkpoint import expect_kind, load_checkpoint
+from nar.core.checkpoint import load_weights_into
 from nar.core.errors import NarError
 from nar.core.images import array_to_tensor, row_grid, save_png
 from nar.tokenizer.config import TokenizerConfig
@@ -170,8 +170,8 @@ class TokenizerTask:
             torch.manual_seed(cfg.train.seed)
             self.model = model if model is not None else VQGAN(cfg)
             self.losses = VQLoss(cfg, lpips_model=lpips_model, build_perceptual=build_perceptual)
-        if cfg.init_from and model is None:
-            self._init_weights(cfg.init_from)
+        if cfg.init_from and model is None:   # a resumed run's own checkpoint replaces these
+            load_weights_into(self.model, cfg.init_from, "tokenizer", "vqgan")
         if cfg.train_parts == "decoder":
             for module in (self.model.encoder, self.model.quant_conv, self.model.quantizer):
                 module.requires_grad_(False)
@@ -196,19 +196,6 @@ class TokenizerTask:
         elif distributed.is_main():
             print(f"shard stream: {state['world_size']} ranks x {state['workers']} workers before, "
                   f"{distributed.world_size()} x {stream.workers} now; the stream starts a new pass", flush=True)
-
-    def _init_weights(self, path: str) -> None:
-        """Start from a trained tokenizer's weights (the run's own checkpoint, when resumed,
-        replaces them afterwards). Its architecture must be the one this config describes."""
-        tensors, meta = load_checkpoint(path)
-        expect_kind(meta, "tokenizer", path, name="vqgan")
-        own = self.model.state_dict()
-        missing = [k for k in own if k not in tensors]
-        wrong = [k for k in own if k in tensors and tensors[k].shape != own[k].shape]
-        if missing or wrong:
-            raise NarError(f"init_from {path} does not match this tokenizer config "
-                           f"({len(missing)} missing, {len(wrong)} differently shaped tensors)")
-        self.model.load_state_dict({k: tensors[k].to(own[k].dtype) for k in own})
 
     def _codes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:
         """Decoder-only training: the frozen encoder and codebook give the codes (no EMA
