@@ -49,6 +49,7 @@ whole prefix every token: the reference the cached paths are tested against).
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass
 
 import torch
