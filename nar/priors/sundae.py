@@ -25,12 +25,19 @@ Differences from the authors' code (vvvm23/sundae-vqgan), on purpose:
   generator, on the model's device, and the draw is made in fp32 even under bf16 autocast;
 - the "update all tokens when T < 20" rule of the paper is implemented (the reference always
   updated a fixed proportion);
+- optional shifted patch grids (``shift_patches``): the s×s patch merge makes patch borders
+  where neighbouring tokens are drawn from different valley vectors, and with one fixed
+  grid those borders add up to visible squares (the block ratio at s tokens). With the
+  option on, training rolls the grid by a random offset in [0, s)² per batch (positions
+  rolled with their tokens, so a wrapped patch knows where its tokens are), and sampling
+  moves the offset every step, as Swin shifts its windows between layers;
 - optional learned absolute row/column positions (``abs_positions``, interpolated on other
   grid sizes, ``nar.nn.positions``): from uniform noise a relative-only model can place
   sky and ground only by distance to the border, which gets weak on a 64×64 grid.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -70,6 +77,8 @@ class SundaeConfig:
     abs_positions: bool = False       # add learned absolute row/col positions (off: relative rotary only)
     sample_precision: str = "auto"    # sampling: auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
     inpaint_init: str = "nearest"     # inpainting z_0 of unknown tokens: nearest known token | uniform (paper)
+    shift_patches: bool = False       # move the hourglass's patch grid: random offset per training batch,
+                                      # a new offset every sampling step (no fixed patch borders to see)
 
     def __post_init__(self):
         if isinstance(self.net, dict):  # built by hand from a plain dict
@@ -88,6 +97,9 @@ class SundaeConfig:
             raise NarError("sundae: min_change and min_steps must be >= 0")
         if self.inpaint_init not in INITS:
             raise NarError(f"sundae: inpaint_init must be one of {INITS}, got {self.inpaint_init!r}")
+        if self.shift_patches and not self.abs_positions:
+            raise NarError("sundae: shift_patches needs abs_positions = true (a patch that wraps around "
+                           "the grid's edge must know where its tokens are)")
         if self.sample_precision not in ("auto", "fp32", "bf16"):
             raise NarError(f"sundae: sample_precision must be auto, fp32 or bf16, got {self.sample_precision!r}")
 
@@ -123,13 +135,36 @@ class SundaePrior(Prior):
         nn.init.zeros_(self.head.bias)
 
     # ---- model ------------------------------------------------------------------------
-    def forward(self, tokens: torch.Tensor, class_ids: torch.Tensor) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, class_ids: torch.Tensor,
+                shift: tuple[int, int] = (0, 0)) -> torch.Tensor:
         """(B, h, w) ids and (B,) class ids -> (B, h, w, V) logits. The class embedding is
-        added at every position (the null id for unconditional)."""
+        added at every position (the null id for unconditional). ``shift`` = (dy, dx) moves
+        the hourglass's patch grid: the embedded grid is rolled by it (every token keeps its
+        own position embedding) and the network's output rolled back."""
         x = self.tok_emb(tokens) + self.class_emb(class_ids)[:, None, None, :]
         if self.positions is not None:
             x = x + self.positions(tokens.shape[1], tokens.shape[2])
-        return self.head(self.net(x))
+        dy, dx = shift
+        if dy or dx:
+            x = torch.roll(self.net(torch.roll(x, (dy, dx), dims=(1, 2))), (-dy, -dx), dims=(1, 2))
+        else:
+            x = self.net(x)
+        return self.head(x)
+
+    def patch_shift(self, step: int | None = None, generator: torch.Generator | None = None) -> tuple[int, int]:
+        """The patch-grid offset (dy, dx): (0, 0) unless ``shift_patches``; in training (step
+        None) a random one from the default generator, in sampling step t's from a fixed cycle
+        that visits every offset of the s×s patch before repeating (the same for every seed)."""
+        s = self.grid_multiple
+        if not self.cfg.shift_patches or s == 1:
+            return 0, 0
+        if step is None:
+            dy, dx = torch.randint(s, (2,), generator=generator).tolist()
+            return dy, dx
+        # a stride coprime to s² walks all s² offsets, jumping far between consecutive steps
+        stride = next(k for k in range(s * s // 2 + 1, s * s) if math.gcd(k, s * s) == 1)
+        index = (step * stride) % (s * s)
+        return index // s, index % s
 
     @property
     def grid_multiple(self) -> int:
@@ -205,7 +240,7 @@ class SundaePrior(Prior):
         parts: dict[str, torch.Tensor] = {}
         losses = []
         for t in range(self.cfg.unroll_steps):
-            logits = self(z, class_ids)
+            logits = self(z, class_ids, self.patch_shift())  # a new offset per unrolled step, as in sampling
             ce = F.cross_entropy(logits.reshape(-1, self.codebook_size).float(), tokens.reshape(-1))
             parts[f"loss_step{t + 1}"] = ce
             losses.append(ce)
@@ -274,9 +309,10 @@ class SundaePrior(Prior):
                             update_proportion=float(update_proportion), min_change=min_change,
                             min_steps=min_steps)
 
-    def _guided_logits(self, tokens: torch.Tensor, class_ids: torch.Tensor, cfg_scale: float) -> torch.Tensor:
+    def _guided_logits(self, tokens: torch.Tensor, class_ids: torch.Tensor, cfg_scale: float,
+                       shift: tuple[int, int] = (0, 0)) -> torch.Tensor:
         """(B, h, w, V) logits; with guidance the cond and null halves run as one batched pass."""
-        return self.guided(lambda c, x: self(x, c), class_ids, cfg_scale, tokens)
+        return self.guided(lambda c, x: self(x, c, shift), class_ids, cfg_scale, tokens)
 
     def _denoise(self, req: SampleRequest, plan: "_DenoisePlan") -> tuple[torch.Tensor, int]:
         """The denoising loop: z_0 uniform (kept tokens in place), then one fresh draw per step.
@@ -291,7 +327,7 @@ class SundaePrior(Prior):
         rows, work, ids, known, keep = None, z, req.class_ids, req.known, req.keep
         steps, steps_run = len(plan.temperatures), 0
         for t, temp in enumerate(plan.temperatures):
-            logits = self._guided_logits(work, ids, req.cfg_scale)
+            logits = self._guided_logits(work, ids, req.cfg_scale, self.patch_shift(t))
             proposal = sample_logits(logits, temp, req.top_k, req.top_p, req.generator)
             if keep is not None:
                 proposal = torch.where(keep, known, proposal)

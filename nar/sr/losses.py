@@ -23,6 +23,8 @@ from nar.tokenizer.losses import ImageLoss
 class SRLossConfig:
     l1_weight: float = 1.0
     gradient_weight: float = 0.0       # L1 between horizontal / vertical finite differences (edges)
+    spectral_weight: float = 0.0       # L1 between local amplitude spectra (nar.tokenizer.losses)
+    spectral_patch: int = 16
     perceptual_weight: float = 1.0     # LPIPS (VGG); 0 with one warning line when the weights are absent
     lpips_weights: str | None = None
     disc_weight: float = 0.1
@@ -33,7 +35,7 @@ class SRLossConfig:
     adaptive_weight_max: float = 1.0   # clamp on lambda (Taming's is 1e4; an SR net needs far less)
 
     def validate(self) -> "SRLossConfig":
-        for name in ("l1_weight", "gradient_weight", "perceptual_weight", "disc_weight"):
+        for name in ("l1_weight", "gradient_weight", "spectral_weight", "perceptual_weight", "disc_weight"):
             if getattr(self, name) < 0:
                 raise NarError(f"sr loss: {name} must be >= 0")
         if self.disc_layers < 1 or self.disc_ch < 1:

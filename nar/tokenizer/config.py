@@ -46,6 +46,8 @@ class TokenizerConfig:
     adaptive_weight: bool = True       # Taming's lambda = |grad L_rec| / (|grad L_gan| + 1e-4)
     disc_loss: str = "hinge"
     gradient_weight: float = 0.0       # L1 between image gradients (finite differences): weight-free edge term
+    spectral_weight: float = 0.0       # L1 between local amplitude spectra: detail without exact placement
+    spectral_patch: int = 16           # tile side of that term (half-overlapping Hann windows)
 
     # --- what trains: "all", or "decoder" (encoder, quant_conv and codebook frozen, so the
     # tokens, and every prior trained on them, stay valid while the decoder learns to draw edges)

@@ -30,7 +30,7 @@ class StubNet:
         self.target, self.inputs = target, []
         prior.forward = self
 
-    def __call__(self, tokens, class_ids):
+    def __call__(self, tokens, class_ids, shift=(0, 0)):
         self.inputs.append(tokens.clone())
         onehot = torch.nn.functional.one_hot(self.target, V).float() * 50.0
         return onehot.expand(tokens.shape[0], *onehot.shape)
@@ -301,3 +301,52 @@ def test_inpainting_starts_from_the_nearest_known_tokens():
         p.sample(1, (4, 8), steps=1, known=known, keep=keep, generator=gen(3), init="zeros")
     with pytest.raises(NarError, match="inpaint_init"):
         SundaeConfig(inpaint_init="zeros")
+
+
+def test_shifted_patch_grid_cycles_every_offset_and_moves_the_patches():
+    fixed, shifted = tiny(), tiny(shift_patches=True, abs_positions=True)
+    assert fixed.patch_shift(3) == (0, 0) and fixed.patch_shift() == (0, 0)
+    s = shifted.grid_multiple
+    cycle = [shifted.patch_shift(t) for t in range(s * s)]
+    assert sorted(cycle) == [(dy, dx) for dy in range(s) for dx in range(s)]  # each offset once
+    assert cycle[0] == (0, 0) and cycle[1] != (0, 0)
+    assert [shifted.patch_shift(t) for t in range(s * s, 2 * s * s)] == cycle  # seed-independent
+    tokens = torch.randint(V, (1, 4, 4), generator=gen(1))
+    null = torch.zeros(1, dtype=torch.long)
+    with torch.no_grad():
+        plain, moved = shifted(tokens, null), shifted(tokens, null, (1, 1))
+        assert not torch.allclose(plain, moved)  # another patch partition, another function
+    assert moved.shape == plain.shape
+
+
+def test_shifted_patch_grid_sampling_moves_the_grid_each_step():
+    p = tiny(shift_patches=True, abs_positions=True)
+    seen = []
+    forward = p.forward
+    p.forward = lambda tokens, ids, shift=(0, 0): seen.append(shift) or forward(tokens, ids, shift)
+    p.sample(1, (4, 4), steps=4, generator=gen(0))
+    assert seen == [p.patch_shift(t) for t in range(4)] and len(set(seen)) == 4
+
+
+def test_shifted_patch_grid_trains():
+    torch.manual_seed(0)
+    p = tiny(num_classes=4, dim=32, cond_drop_prob=0.1, shift_patches=True, abs_positions=True).train()
+    grids = torch.randint(V, (4, 4, 4), generator=gen(21))  # one grid per class
+    labels = torch.arange(4)
+    opt = torch.optim.AdamW(p.parameters(), lr=1e-2, weight_decay=0.0)
+    history = []
+    for _ in range(120):
+        idx = torch.randint(4, (16,))
+        parts = p.loss(grids[idx], labels[idx])
+        opt.zero_grad()
+        parts["loss"].backward()
+        opt.step()
+        history.append(float(parts["loss"].detach()))
+    assert sum(history[-10:]) / 10 < 0.25 * history[0], (history[0], history[-10:])
+    out = p.eval().sample(4, (4, 4), steps=10, temperature=0.0, cond=labels, generator=gen(0))
+    assert (out.tokens == grids).float().mean() > 0.9  # whatever the offset of each step
+
+
+def test_shifted_patch_grid_needs_absolute_positions():
+    with pytest.raises(NarError, match="abs_positions"):
+        tiny(shift_patches=True, abs_positions=False)

@@ -93,3 +93,20 @@ def test_perceptual_term_is_used_when_a_model_is_given():
     loss, metrics = loss_fn.generator_loss(x, recon, torch.tensor(0.0), step=0, last_layer=None)
     assert metrics["lpips"] == pytest.approx(0.25)
     assert float(loss) == pytest.approx(0.5 + 2.0 * 0.25)
+
+
+def test_local_spectrum_loss_pays_for_detail_not_for_its_place():
+    from nar.tokenizer.losses import local_spectrum_loss
+    torch.manual_seed(0)
+    texture = torch.randn(1, 3, 64, 64).clamp(-2, 2) * 0.3
+    blurred = torch.nn.functional.avg_pool2d(torch.nn.functional.pad(texture, (2, 2, 2, 2), mode="replicate"), 5, 1)
+    moved = torch.roll(texture, (3, 5), dims=(2, 3))
+    assert float(local_spectrum_loss(texture, texture)) == 0.0
+    # an L1 loss prefers the blur; the spectrum loss prefers the same detail out of place
+    assert (texture - blurred).abs().mean() < (texture - moved).abs().mean()
+    assert local_spectrum_loss(texture, moved) < 0.5 * local_spectrum_loss(texture, blurred)
+    out = blurred.clone().requires_grad_(True)
+    local_spectrum_loss(texture, out).backward()
+    assert torch.isfinite(out.grad).all() and out.grad.abs().sum() > 0
+    with pytest.raises(NarError, match="patch"):
+        local_spectrum_loss(texture[..., :8, :8], texture[..., :8, :8], patch=16)
