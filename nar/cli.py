@@ -144,11 +144,15 @@ def train(prior: str = typer.Option(..., "--prior", help="ar | maskgit | sundae"
                                            help="Class-conditional (with CFG dropout) when the cache has labels."),
           resume: bool = typer.Option(True, "--resume/--no-resume"),
           init_from: Optional[Path] = typer.Option(None, "--init-from", help="Start a new run from this checkpoint of the same prior (fine-tuning)."),
+          stop_after: Optional[int] = typer.Option(None, "--stop-after", help="Stop after this step, checkpointed, with the schedule still planned over train.steps (resume to go on)."),
           tensorboard: bool = TensorBoardOpt):
     """Train a prior on a token cache with the shared loop (AdamW, warm-up + cosine, EMA, resume)."""
     from nar.pipelines.train_prior import train_prior
+    if stop_after is not None and stop_after < 1:
+        raise ArgumentError("stop_after", f"--stop-after must be >= 1 (got {stop_after})")
     run = train_prior(prior, tokens, config, parse_overrides(set_), out, tokenizer=tokenizer,
-                      conditional=conditional, resume=resume, init_from=init_from, tensorboard=tensorboard)
+                      conditional=conditional, resume=resume, init_from=init_from, tensorboard=tensorboard,
+                      stop_after=stop_after)
     console.print(f"prior checkpoint: {run / 'model.safetensors'}")
 
 

@@ -5,7 +5,7 @@
 #   2. token caches: 1136 procedural 256² images (16x16 tokens) and 1200 at 1024² (64x64 tokens)
 #   3. ar and maskgit on the 256² cache, sundae on the 1024² cache (class-conditional, CFG dropout)
 #   4. fp16 copies with their metadata into the package (scripts/ship_models.py)
-#   5. v2 sundae: the shipped sundae fine-tuned with a moving patch grid (configs/defaults/sundae_shift.toml)
+#   5. v2 sundae: the v1 sundae fine-tuned with a moving patch grid (configs/defaults/sundae_shift.toml)
 #      on a second 1024² cache (480 renders, seed 1), shipped over the v1 file with its parent's record
 # Usage: bash scripts/train_defaults.sh [RUN_DIR]    (every step resumes if interrupted)
 set -euo pipefail
@@ -33,9 +33,9 @@ $NAR train --prior sundae --tokens "$RUN/tokens_1024" --config configs/defaults/
 wait
 # 4. ship
 .venv/bin/python scripts/ship_models.py "$RUN"
-# 5. v2 sundae: fine-tune with a moving patch grid (shift_patches), 800 steps on one thread
+# 5. v2 sundae: fine-tune with a moving patch grid (shift_patches): 100 steps of a 400-step schedule, one thread
 [ -f "$RUN/tokens_1024_s1/header.json" ] || \
   $NAR tokenizer encode --ckpt "$RUN/tokenizer/model.safetensors" --n 480 --size 1024 --seed 1 --batch-size 4 --out "$RUN/tokens_1024_s1"
 $NAR train --prior sundae --tokens "$RUN/tokens_1024_s1" --config configs/defaults/sundae_shift.toml \
-  --init-from nar/assets/models/sundae.safetensors --set train.steps=800 --out "$RUN/sundae_shift" > "$RUN/sundae_shift.log" 2>&1
+  --init-from nar/assets/models/sundae.safetensors --stop-after 100 --out "$RUN/sundae_shift" > "$RUN/sundae_shift.log" 2>&1
 .venv/bin/python scripts/ship_models.py --finetune sundae "$RUN/sundae_shift"

@@ -47,12 +47,14 @@ def _apply(defaults: dict, file_data: dict, overrides: dict) -> dict:
 def train_prior(name: str, tokens: str | Path, config_path=None, overrides: dict | None = None,
                 out: str | Path = "runs/prior", tokenizer=None, conditional: bool = True,
                 resume: bool = True, progress: bool = True, init_from: str | Path | None = None,
-                tensorboard: bool = False) -> Path:
+                tensorboard: bool = False, stop_after: int | None = None) -> Path:
     """Train (or resume) a prior. ``init_from``: a trained checkpoint of the same prior whose
     weights a new run starts from; parameters the config adds (e.g. new local-mixing blocks)
     keep their fresh initialisation. A resumed run's own checkpoint replaces them all.
     ``config_path``: a TOML file or a packaged recipe's name (e.g. "sundae_tiny");
-    ``tensorboard``: also log to ``out/tensorboard`` (`nar.train.tensorboard`)."""
+    ``tensorboard``: also log to ``out/tensorboard`` (`nar.train.tensorboard`);
+    ``stop_after``: stop (checkpointed) after this step, the learning-rate schedule still planned
+    over ``train.steps``, as an interruption would."""
     cls, model_cfg, train_cfg = load_prior_run_config(name, config_path, overrides)
     cache = TokenCache.open(tokens)
     torch.manual_seed(train_cfg.seed)  # weight init is part of the run's seed
@@ -70,7 +72,7 @@ def train_prior(name: str, tokens: str | Path, config_path=None, overrides: dict
 
     task = PriorTask(prior, cache, train_cfg.batch_size, decode=decode)
     trainer = Trainer(task, train_cfg, out, progress=progress, tensorboard=tensorboard)
-    return trainer.run(resume=resume)
+    return trainer.run(resume=resume, until=stop_after)
 
 
 def _resolve_codebook_init(name: str, model_cfg, pipe: Pipeline | None, cache: TokenCache, out: Path,

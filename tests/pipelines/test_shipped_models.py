@@ -50,3 +50,12 @@ def test_nar_models_lists_every_file():
     for m in installed_models():
         assert m["file"] in out.stdout
     assert "1024² (64x64 tokens)" in out.stdout  # the default sundae is a megapixel model
+
+
+def test_shipped_sundae_moves_its_patch_grid():
+    """v2 default: the patch grid moves every sampling step (no fixed 64-px patch borders)."""
+    prior = Pipeline.load(device="cpu").prior("sundae")
+    assert prior.cfg.shift_patches and prior.cfg.abs_positions
+    assert len({prior.patch_shift(t) for t in range(16)}) == 16
+    meta = next(m["meta"] for m in installed_models() if (m["kind"], m["name"]) == ("prior", "sundae"))
+    assert meta["training"]["fine_tuned_from"]["step"] == 1000   # v1, whose record it keeps

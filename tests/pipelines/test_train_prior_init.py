@@ -33,3 +33,18 @@ def test_init_from_refuses_another_prior_or_shape(tiny_models, tmp_path):
         train_prior("sundae", tiny_models["tokens"], CONFIGS / "priors" / "sundae_tiny.toml",
                     {**QUICK, "model.net.dim": 48}, out=tmp_path / "b", progress=False,
                     init_from=tiny_models["priors"]["sundae"])
+
+
+def test_stop_after_checkpoints_mid_schedule_and_resumes_to_the_same_end(tiny_models, tmp_path):
+    cfg = {**QUICK, "train.steps": 4, "train.lr": 1e-3, "train.ckpt_every": 100}
+    run = train_prior("sundae", tiny_models["tokens"], CONFIGS / "priors" / "sundae_tiny.toml", cfg,
+                      out=tmp_path / "stop", progress=False, stop_after=2)
+    from nar.core.checkpoint import read_meta
+    assert read_meta(run / "model.safetensors")["step"] == 2   # stopped and checkpointed at 2 of 4
+    train_prior("sundae", tiny_models["tokens"], CONFIGS / "priors" / "sundae_tiny.toml", cfg,
+                out=tmp_path / "stop", progress=False)
+    whole = train_prior("sundae", tiny_models["tokens"], CONFIGS / "priors" / "sundae_tiny.toml", cfg,
+                        out=tmp_path / "whole", progress=False)
+    assert read_meta(run / "model.safetensors")["step"] == 4
+    a, b = load_file(run / "model.safetensors"), load_file(whole / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)          # stop + resume == one uninterrupted run
