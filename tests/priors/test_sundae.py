@@ -207,9 +207,10 @@ def test_temperature_schedule():
     assert p.temperatures(4, 0.0, None) == [0.0] * 4           # 0 = greedy
 
 
-def test_overfits_a_handful_of_grids():
+def overfit_four_grids(**cfg_fields):
+    """A tiny conditional prior trained 120 steps on one grid per class: (prior, grids, labels, losses)."""
     torch.manual_seed(0)
-    p = tiny(num_classes=4, dim=32, cond_drop_prob=0.1).train()
+    p = tiny(num_classes=4, dim=32, cond_drop_prob=0.1, **cfg_fields).train()
     grids = torch.randint(V, (4, 4, 4), generator=gen(21))  # one grid per class
     labels = torch.arange(4)
     opt = torch.optim.AdamW(p.parameters(), lr=1e-2, weight_decay=0.0)
@@ -221,6 +222,11 @@ def test_overfits_a_handful_of_grids():
         parts["loss"].backward()
         opt.step()
         history.append(float(parts["loss"].detach()))
+    return p, grids, labels, history
+
+
+def test_overfits_a_handful_of_grids():
+    p, grids, labels, history = overfit_four_grids()
     first, last = history[0], sum(history[-10:]) / 10
     assert first > 2.5 and last < 0.25 * first, (first, last)  # ln(16) = 2.77 at the start
     p.eval()
@@ -329,19 +335,7 @@ def test_shifted_patch_grid_sampling_moves_the_grid_each_step():
 
 
 def test_shifted_patch_grid_trains():
-    torch.manual_seed(0)
-    p = tiny(num_classes=4, dim=32, cond_drop_prob=0.1, shift_patches=True, abs_positions=True).train()
-    grids = torch.randint(V, (4, 4, 4), generator=gen(21))  # one grid per class
-    labels = torch.arange(4)
-    opt = torch.optim.AdamW(p.parameters(), lr=1e-2, weight_decay=0.0)
-    history = []
-    for _ in range(120):
-        idx = torch.randint(4, (16,))
-        parts = p.loss(grids[idx], labels[idx])
-        opt.zero_grad()
-        parts["loss"].backward()
-        opt.step()
-        history.append(float(parts["loss"].detach()))
+    p, grids, labels, history = overfit_four_grids(shift_patches=True, abs_positions=True)
     assert sum(history[-10:]) / 10 < 0.25 * history[0], (history[0], history[-10:])
     out = p.eval().sample(4, (4, 4), steps=10, temperature=0.0, cond=labels, generator=gen(0))
     assert (out.tokens == grids).float().mean() > 0.9  # whatever the offset of each step
