@@ -61,8 +61,10 @@ def load_tokenizer(path: str | Path, decode_only: bool = False, device: str | to
     if missing or unexpected:
         raise NarError(f"{path} does not match the model its config describes "
                        f"({len(missing)} missing, {len(unexpected)} unexpected tensors)")
-    model.hash = str(meta.get("tokens_hash") or meta["hash"]) if meta.get("hash") else (
-        tokenizer_hash(path) if decode_only else tensors_hash(tensors))
+    # tokens_hash first (a decoder fine-tune, stamped or not), then the stamped hash; only an
+    # unstamped plain checkpoint needs its tensors hashed, and a full load has them in memory
+    model.hash = (tokenizer_hash(path) if meta.get("tokens_hash") or meta.get("hash") or decode_only
+                  else tensors_hash(tensors))
     model.path = path.resolve()
     model.meta = meta
     return model.to(pick_device(device)).eval().requires_grad_(False)

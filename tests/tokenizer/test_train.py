@@ -110,6 +110,8 @@ def test_decoder_finetune_keeps_the_parent_tokens_hash(trained_tiny, tmp_path):
     cfg = tiny_config(train_parts="decoder", init_from=str(trained_tiny))
     cfg.train.steps, cfg.train.ckpt_every, cfg.train.batch_size = 2, 2, 2
     out = train(TokenizerTask(cfg), cfg.train, tmp_path / "ft", progress=False) / MODEL_FILE
+    # straight from training (no stamped hash yet), as `nar tokenizer eval|encode --ckpt RUN/...` reads it
+    assert load_tokenizer(out).hash == load_tokenizer(out, decode_only=True).hash == tokenizer_hash(trained_tiny)
     stamp_hash(out)
     assert tokenizer_hash(out) == tokenizer_hash(trained_tiny)
     assert load_tokenizer(out, decode_only=True).hash == tokenizer_hash(trained_tiny)
