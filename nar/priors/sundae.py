@@ -151,7 +151,7 @@ class SundaePrior(Prior):
             x = self.net(x)
         return self.head(x)
 
-    def patch_shift(self, step: int | None = None, generator: torch.Generator | None = None) -> tuple[int, int]:
+    def patch_shift(self, step: int | None = None) -> tuple[int, int]:
         """The patch-grid offset (dy, dx): (0, 0) unless ``shift_patches``; in training (step
         None) a random one from the default generator, in sampling step t's from a fixed cycle
         that visits every offset of the s×s patch before repeating (the same for every seed)."""
@@ -159,7 +159,7 @@ class SundaePrior(Prior):
         if not self.cfg.shift_patches or s == 1:
             return 0, 0
         if step is None:
-            dy, dx = torch.randint(s, (2,), generator=generator).tolist()
+            dy, dx = torch.randint(s, (2,)).tolist()
             return dy, dx
         # a stride coprime to s² walks all s² offsets, jumping far between consecutive steps
         stride = next(k for k in range(s * s // 2 + 1, s * s) if math.gcd(k, s * s) == 1)

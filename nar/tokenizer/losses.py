@@ -236,8 +236,9 @@ def local_spectrum_loss(x: torch.Tensor, recon: torch.Tensor, patch: int = 16) -
     not for its exact placement: an L1 / gradient-L1 optimum blurs detail the tokens cannot
     place, this term pays for drawing it anyway. The log makes a band 10× too weak cost the
     same whether it is a strong low band or a faint high one (on plain amplitudes the high bands
-    hardly count, and measured, the decoder stayed blurred). Weight-free (no pretrained
-    network), unlike LPIPS, and stable, unlike a GAN."""
+    hardly count). Weight-free (no pretrained network), unlike LPIPS, and stable, unlike a GAN.
+    Measured on the shipped f16 decoder, neither form added detail (high-frequency share stayed
+    at 0.07× real: benchmarks/results/issue13/README.md), so no shipped recipe turns it on."""
     if patch < 4 or x.shape[-1] < patch or x.shape[-2] < patch:
         raise NarError(f"spectral loss: patch {patch} must be >= 4 and fit the {tuple(x.shape[-2:])} images")
     hann = torch.hann_window(patch, periodic=False, device=x.device, dtype=torch.float32)
