@@ -67,7 +67,7 @@ def estimate(prior: ARPrior, grid: tuple[int, int], points: int, settings: dict,
     edges = [round(i * n_tok / points) for i in range(points + 1)]
     cached_total = uncached_total = 0.0
     rows = []
-    fast = prior._fast_decoder(False)  # the static-cache decode path sample() runs (eager)
+    fast = prior._fast_decoder(False, prior.samples_in_bf16())  # the static-cache decode path sample() runs (eager)
     fast.prepare(w, compiled=False)
     with torch.inference_mode(), prior.sampling_precision():
         for a, b in zip(edges[:-1], edges[1:]):

@@ -128,7 +128,7 @@ def main(argv=None):
         cfg = prior.cfg
         params = sum(t.numel() for t in prior.parameters())
         models[model_name] = {"params": params, "config": to_dict(cfg), "overrides": overrides}
-        precision = "bf16" if (cfg.sample_precision == "bf16" or (cfg.sample_precision == "auto" and cuda)) else "fp32"
+        precision = "bf16" if prior.samples_in_bf16() else "fp32"
         # the update rule of a real --steps run, also when only ``measure`` steps are timed
         proportion = cfg.update_proportion if args.steps >= cfg.partial_update_from else 1.0
         s_per_gflop = None

@@ -32,6 +32,7 @@ SetOpt = typer.Option(None, "--set", help="Override a config field, e.g. --set m
 SeedOpt = typer.Option(0, "--seed", help="Random seed: same seed, same device -> same output.")
 DeviceOpt = typer.Option("auto", "--device", help="auto | cpu | cuda")
 TileOpt = typer.Option(None, "--tile/--no-tile", help="Run the tokenizer in tiles (default: when the image is too big to run whole).")
+PrecisionOpt = typer.Option(None, "--precision", help="auto | fp32 | bf16 for sampling and decoding (default: auto, bf16 where the hardware has it natively, e.g. CPUs with AVX512-BF16; fp32 reproduces across machines).")
 MaxMemoryOpt = typer.Option(None, "--max-memory", help="Refuse work estimated above this much memory, e.g. 8G (default: $NAR_MAX_MEMORY or 8G).")
 
 
@@ -45,11 +46,12 @@ def _parse_grid(text: Optional[str]):
     return h, w
 
 
-def _pipeline(tokenizer, prior: str, ckpt, device: str, tile: Optional[bool], max_memory: Optional[str]):
-    """The shared loader (lazy: nothing loads here) with the tiling choice and memory limit."""
+def _pipeline(tokenizer, prior: str, ckpt, device: str, tile: Optional[bool], max_memory: Optional[str],
+              precision: Optional[str] = None):
+    """The shared loader (lazy: nothing loads here) with the tiling choice, memory limit and precision."""
     from nar.pipelines.pipeline import Pipeline
     return Pipeline.load(tokenizer=tokenizer, priors={prior: ckpt} if ckpt else None, device=device,
-                         tile=tile, max_memory=max_memory)
+                         tile=tile, max_memory=max_memory, precision=precision)
 
 
 # ---- data ----------------------------------------------------------------------------------
@@ -175,7 +177,8 @@ def sample(prior: str = typer.Option("sundae", "--prior", help="ar | maskgit | s
            out: Path = typer.Option(Path("samples"), "--out"),
            overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
            sr_ckpt: Optional[Path] = typer.Option(None, "--sr-ckpt", help="SR model for sizes above 1024 (default: shipped)."),
-           tile: Optional[bool] = TileOpt, max_memory: Optional[str] = MaxMemoryOpt):
+           tile: Optional[bool] = TileOpt, max_memory: Optional[str] = MaxMemoryOpt,
+           precision: Optional[str] = PrecisionOpt):
     """Generate images: one PNG per image plus a grid, settings stored in PNG metadata."""
     from nar.pipelines.sample import SampleSettings, run_sample
     options = {}
@@ -188,7 +191,7 @@ def sample(prior: str = typer.Option("sundae", "--prior", help="ar | maskgit | s
                               cfg=cfg, seed=seed, options=options)
     run_sample(settings, out, ckpt=ckpt, tokenizer=tokenizer, device=device, overwrite=overwrite,
                log=console.print, sr_ckpt=sr_ckpt, progress=True,
-               pipeline=_pipeline(tokenizer, prior, ckpt, device, tile, max_memory))
+               pipeline=_pipeline(tokenizer, prior, ckpt, device, tile, max_memory, precision))
 
 
 @app.command()
@@ -206,13 +209,14 @@ def inpaint(prior: str = typer.Option("sundae", "--prior"),
             harmonize: bool = typer.Option(True, "--harmonize/--no-harmonize", help="Carry the kept border's colour into the region (no visible frame)."),
             seed: int = SeedOpt, device: str = DeviceOpt,
             overwrite: bool = typer.Option(False, "--overwrite"),
-            tile: Optional[bool] = TileOpt, max_memory: Optional[str] = MaxMemoryOpt):
+            tile: Optional[bool] = TileOpt, max_memory: Optional[str] = MaxMemoryOpt,
+            precision: Optional[str] = PrecisionOpt):
     """Regenerate the masked part of an image with any prior; kept pixels are returned unchanged."""
     from nar.pipelines.inpaint import run_inpaint
     run_inpaint(prior, image, out, mask_path=mask, box=box, steps=steps, temperature=temperature, seed=seed,
                 class_label=class_label, cfg=cfg, feather=feather, harmonize=harmonize, blend=blend, ckpt=ckpt, tokenizer=tokenizer,
                 device=device, overwrite=overwrite, log=console.print,
-                pipeline=_pipeline(tokenizer, prior, ckpt, device, tile, max_memory))
+                pipeline=_pipeline(tokenizer, prior, ckpt, device, tile, max_memory, precision))
 
 
 @app.command()
@@ -231,7 +235,7 @@ def bench(priors: Optional[str] = typer.Option(None, "--priors", help="Comma-sep
           tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help="Tokenizer checkpoint (default: shipped, else untrained from configs/tokenizer/f32_1024.toml)."),
           ckpt_dir: Optional[Path] = typer.Option(None, "--ckpt-dir", help="Folder with <prior>.safetensors or <prior>/model.safetensors (default: shipped models)."),
           threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: torch's, one per core)."),
-          seed: int = SeedOpt):
+          precision: Optional[str] = PrecisionOpt, seed: int = SeedOpt):
     """Speed and quality of every prior side by side: same tokenizer, grid, seeds and machine."""
     from nar.pipelines.bench import bench_defaults, parse_int_list
     names = [p.strip() for p in priors.split(",") if p.strip()] if priors else None
@@ -239,7 +243,7 @@ def bench(priors: Optional[str] = typer.Option(None, "--priors", help="Comma-sep
                    batches=parse_int_list(batch, "--batch"), device=device, full=full, out=out,
                    n_quality=n_quality, inception=inception, tokenizer=tokenizer, ckpt_dir=ckpt_dir,
                    quality=not no_quality, quality_size=quality_size, repeats=repeats, seed=seed, threads=threads,
-                   command="nar " + " ".join(sys.argv[1:]), log=console.print, print_results=True)
+                   precision=precision, command="nar " + " ".join(sys.argv[1:]), log=console.print, print_results=True)
 
 
 @app.command()

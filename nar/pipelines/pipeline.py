@@ -62,7 +62,7 @@ import torch
 from PIL import Image
 
 from nar.core.checkpoint import read_meta
-from nar.core.device import pick_device
+from nar.core.device import pick_device, use_bf16
 from nar.core.errors import ArgumentError, NarError
 from nar.core.images import load_image, to_tensor, to_uint8
 from nar.core.timing import sync
@@ -94,8 +94,12 @@ class Pipeline:
 
     def __init__(self, tokenizer: str | Path | VQGAN | None = None,
                  priors: dict[str, str | Path | Prior] | None = None, device: str | torch.device = "auto",
-                 tile: bool | None = None, max_memory: str | int | None = None):
+                 tile: bool | None = None, max_memory: str | int | None = None, precision: str | None = None):
         self.device = pick_device(device)
+        # precision of prior sampling and decoding: auto (bf16 where the hardware has it natively),
+        # fp32 or bf16; None: each prior's own sample_precision, auto for the decoder
+        use_bf16(self.device, precision or "auto")  # a bad name fails here, not at the first sample
+        self.precision = precision
         # tokenizer in tiles: True always, False never, None when too big to run whole (issue 20);
         # max_memory: the limit work is checked against (default $NAR_MAX_MEMORY or 8 GiB)
         self.tile, self.max_memory = tile, max_memory
@@ -118,8 +122,8 @@ class Pipeline:
     @classmethod
     def load(cls, tokenizer: str | Path | VQGAN | None = None, priors: dict[str, str | Path | Prior] | None = None,
              device: str | torch.device = "auto", tile: bool | None = None,
-             max_memory: str | int | None = None) -> "Pipeline":
-        return cls(tokenizer, priors, device, tile=tile, max_memory=max_memory)
+             max_memory: str | int | None = None, precision: str | None = None) -> "Pipeline":
+        return cls(tokenizer, priors, device, tile=tile, max_memory=max_memory, precision=precision)
 
     def _resolve_tokenizer_path(self, tokenizer: str | Path | None) -> Path:
         """The given tokenizer; else the one the given priors were trained with, when it is
@@ -258,7 +262,7 @@ class Pipeline:
         if tokens.ndim == 2:
             tokens = tokens[None]
         return decode_images(self.tokenizer, tokens, tile=self.tile if tile is None else tile,
-                             max_memory=self.max_memory, batch_size=batch_size)
+                             max_memory=self.max_memory, batch_size=batch_size, precision=self.precision or "auto")
 
     def decode(self, tokens: torch.Tensor, tile: bool | None = None) -> list[Image.Image]:
         return [Image.fromarray(a) for a in to_uint8(self.decode_tensor(tokens, tile=tile))]
@@ -287,7 +291,7 @@ class Pipeline:
         with torch.inference_mode():
             out = p.sample(n, grid, steps=steps, temperature=1.0 if temperature is None else temperature,
                            top_k=top_k, top_p=top_p, cond=cond, cfg_scale=cfg, known=known, keep=keep,
-                           generator=gen, **kwargs)
+                           generator=gen, precision=self.precision, **kwargs)
         sync(self.device)
         seconds = time.perf_counter() - t0
         if callback is not None and not accepts_callback:
@@ -296,8 +300,11 @@ class Pipeline:
 
     def _settings(self, prior: str, **values) -> dict[str, Any]:
         settings = {"prior": prior, **{k: v for k, v in values.items() if v is not None and v != {}}}
+        bf16 = {"prior": self.prior(prior).samples_in_bf16(self.precision),
+                "decoder": use_bf16(self.device, self.precision or "auto")}
         settings.update(device=str(self.device), prior_ckpt=str(self.prior_path(prior)),
-                        tokenizer_ckpt=str(self.tokenizer_path))
+                        tokenizer_ckpt=str(self.tokenizer_path),
+                        precision={k: "bf16" if v else "fp32" for k, v in bf16.items()})
         return settings
 
     def sample(self, prior: str = "sundae", n: int = 4, size: int | None = None, grid: Sequence[int] | None = None,

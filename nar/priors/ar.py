@@ -82,7 +82,7 @@ class ARConfig:
     codebook_init: bool = False   # token embedding = tokenizer code vectors (code_dim) + linear projection
     code_dim: int = 0             # width of those code vectors; 0 = taken from init_from_codebook
     flash: bool = True            # torch scaled_dot_product_attention kernels
-    sample_precision: str = "auto"  # sampling: auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16
+    sample_precision: str = "auto"  # sampling: auto (bf16 where the hardware has it natively) | fp32 | bf16
 
 
 @PRIORS.register("ar")
@@ -222,7 +222,7 @@ class ARPrior(Prior):
         if guide:
             ids = torch.cat([ids, torch.full_like(ids, self.null_class)])
         use_cache = req.options.get("use_cache", True)
-        fast = self._fast_decoder(self._want_compile(req.options.get("compile"))) if use_cache else None
+        fast = self._fast_decoder(self._want_compile(req.options.get("compile")), req.bf16) if use_cache else None
         out, passes = self._scan(n, h, w, ids, guide, req.cfg_scale, req.known, req.keep, req.temperature,
                                  req.top_k, req.top_p, req.generator, fast, callback=req.callback)
         return SampleOutput(tokens=out.view(n, h, w), steps_run=h * w, forward_passes=passes)
@@ -302,12 +302,11 @@ class ARPrior(Prior):
             compile = self.compile_decode
         return self.device.type == "cuda" if compile is None else bool(compile)
 
-    def _fast_decoder(self, compiled: bool = False) -> "_FastAR":
-        """The static-cache decoder over the current weights, rebuilt only when a parameter
-        changed (optimizer step, load) or moved. Kept outside the module tree: it is derived
-        state, never saved."""
-        mode = self.cfg.sample_precision
-        dtype = torch.bfloat16 if mode == "bf16" or (mode == "auto" and self.device.type == "cuda") else None
+    def _fast_decoder(self, compiled: bool = False, bf16: bool = False) -> "_FastAR":
+        """The static-cache decoder over the current weights (bf16 copies with ``bf16``), rebuilt
+        only when a parameter changed (optimizer step, load) or moved. Kept outside the module
+        tree: it is derived state, never saved."""
+        dtype = torch.bfloat16 if bf16 else None
         key = (self.device, dtype, tuple((id(p), p._version) for p in self.parameters()))
         fast = self.__dict__.get("_fast")
         if fast is None or fast.key != key:
@@ -317,12 +316,12 @@ class ARPrior(Prior):
         fast.compiled = compiled
         return fast
 
-    def implementation(self, grid: tuple[int, int] | None = None, compile: bool | None = None) -> str:
+    def implementation(self, grid: tuple[int, int] | None = None, compile: bool | None = None,
+                       precision: str | None = None) -> str:
         """What ``sample`` runs on this device for this grid, for benchmark tables."""
         h, w = grid if grid is not None else self.train_grid
         whole = h <= self.train_grid[0] and w <= self.train_grid[1]
-        mode = self.cfg.sample_precision
-        bf16 = mode == "bf16" or (mode == "auto" and self.device.type == "cuda")
+        bf16 = self.samples_in_bf16(precision)
         compiled = self._want_compile(compile) and whole
         how = ("compiled, CUDA graphs" if self.device.type == "cuda" else "compiled") if compiled else "eager"
         cache = "static KV cache" if whole else "static KV cache per sliding window"

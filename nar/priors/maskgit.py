@@ -57,6 +57,7 @@ import torch.nn.functional as F
 from torch import nn
 from x_transformers import Encoder
 
+from nar.core.device import PRECISIONS
 from nar.core.errors import ArgumentError, NarError
 from nar.nn.flops import transformer_flops
 from nar.nn.positions import grid_positions
@@ -82,6 +83,7 @@ class MaskGITConfig:
     choice_temperature: float = 4.5  # Gumbel noise on the confidence, decays linearly to 0
     steps: int = 12                 # default number of decoding steps
     rotary_theta: float = 10_000.0
+    sample_precision: str = "auto"  # sampling: auto (bf16 where the hardware has it natively) | fp32 | bf16
 
 
 # options ``sample`` accepts beyond the shared arguments
@@ -104,6 +106,9 @@ class MaskGITPrior(Prior):
         if dim_head % 4:
             raise NarError(f"maskgit: dim // heads = {dim_head} must be divisible by 4 for 2D rotary")
         get_schedule(cfg.schedule)  # unknown names fail at build time, not at sampling time
+        if cfg.sample_precision not in PRECISIONS:
+            raise NarError(f"maskgit: sample_precision must be one of {', '.join(PRECISIONS)}, "
+                           f"got {cfg.sample_precision!r}")
         self.mask_id = self.codebook_size
         self.tok_emb = nn.Embedding(self.codebook_size + 1, cfg.dim)
         self.cls_emb = nn.Embedding(self.num_classes + 1, cfg.dim)

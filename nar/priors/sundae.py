@@ -75,7 +75,7 @@ class SundaeConfig:
     min_steps: int = 2                # sampling: no sample is frozen before this many steps have run
     codebook_init: bool = True        # init token embeddings from the tokenizer's code vectors when given
     abs_positions: bool = False       # add learned absolute row/col positions (off: relative rotary only)
-    sample_precision: str = "auto"    # sampling: auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
+    sample_precision: str = "auto"    # sampling: auto (bf16 where the hardware has it natively) | fp32 | bf16
     inpaint_init: str = "nearest"     # inpainting z_0 of unknown tokens: nearest known token | uniform (paper)
     shift_patches: bool = False       # move the hourglass's patch grid: random offset per training batch,
                                       # a new offset every sampling step (no fixed patch borders to see)

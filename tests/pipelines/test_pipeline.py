@@ -77,3 +77,18 @@ def test_inpaint_keeps_unmasked_pixels(pipe):
     assert out.settings["tokens_regenerated"] > 0
     with pytest.raises(NarError, match="empty"):
         pipe.inpaint(image, np.zeros((20, 28), bool))
+
+
+def test_precision_is_chosen_recorded_and_bf16_decodes_close_to_fp32(tiny_models):
+    load = lambda precision: Pipeline.load(tokenizer=tiny_models["tokenizer"],  # noqa: E731
+                                           priors=dict(tiny_models["priors"]), device="cpu", precision=precision)
+    fp32, bf16 = load("fp32"), load("bf16")
+    out = bf16.sample(prior="sundae", n=2, steps=2, seed=1)
+    assert out.settings["precision"] == {"prior": "bf16", "decoder": "bf16"}
+    assert fp32.sample(prior="sundae", n=1, steps=1).settings["precision"] == {"prior": "fp32", "decoder": "fp32"}
+    # the same tokens decoded both ways: bf16 rounding moves pixels by a few levels at most
+    a, b = fp32.decode_tensor(out.tokens), bf16.decode_tensor(out.tokens)
+    assert a.dtype == b.dtype == torch.float32
+    assert 0 < (a - b).abs().max() < 0.05 * (a.abs().max() + 1)
+    with pytest.raises(NarError, match="precision must be one of"):
+        load("fp16")

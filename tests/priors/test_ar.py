@@ -16,7 +16,9 @@ V = 16
 
 def tiny(num_classes=0, grid=(4, 4), codebook=V, seed=0, **cfg):
     torch.manual_seed(seed)
-    base = dict(dim=32, depth=2, heads=2, dim_head=16, ff_mult=2)
+    # fp32: the tests below compare the cached and uncached paths token for token ("auto" would
+    # sample in bf16 on CPUs with native bf16, where the two paths round differently)
+    base = dict(dim=32, depth=2, heads=2, dim_head=16, ff_mult=2, sample_precision="fp32")
     base.update(cfg)
     return ARPrior(ARConfig(**base), codebook, num_classes, grid).eval()
 
@@ -294,3 +296,14 @@ def test_fast_decoder_follows_the_weights():
     import copy
     q = copy.deepcopy(p)  # derived state is not copied: the copy builds its own on first use
     assert q.__dict__["_fast"] is None and torch.equal(q.sample(2, (4, 4), temperature=0).tokens, after.tokens)
+
+
+def test_sampling_precision_argument():
+    p = tiny()
+    assert not p.samples_in_bf16() and p.samples_in_bf16("bf16")  # tiny() pins fp32; the argument wins
+    assert p.implementation((4, 4), precision="bf16").endswith("bf16")
+    out = p.sample(2, (4, 4), generator=gen(0), precision="bf16")  # the bf16 static-cache path runs
+    assert out.tokens.shape == (2, 4, 4) and out.tokens.dtype == torch.long
+    assert int(out.tokens.min()) >= 0 and int(out.tokens.max()) < V
+    with pytest.raises(NarError, match="precision must be one of"):
+        p.sample(1, (4, 4), generator=gen(0), precision="fp16")

@@ -8,6 +8,7 @@ from typing import Any, Callable
 
 import torch
 
+from nar.core.device import precision_context
 from nar.core.errors import NarError
 from nar.core.images import array_to_tensor
 from nar.core.timing import Timer
@@ -106,7 +107,7 @@ def quality_rows(entries: list[BenchEntry], tokenizer: BenchTokenizer, device: t
         rec.update(status="n/a", note=f"quality size {size} is not a multiple of the factor")
     else:
         with torch.inference_mode():
-            recon = torch.cat([tokenizer.model.decode_tokens(tokenizer.model.encode(b.to(device))).float().cpu()
+            recon = torch.cat([_decode_as_sampled(tokenizer.model, tokenizer.model.encode(b.to(device)), s)
                                for b in real_b.split(s.quality_batch)]).clamp(-1, 1)
         _metrics_into(rec, evaluate(real_a, recon))
         _sharpness_into(rec, recon, real_sharp, [f])
@@ -177,3 +178,9 @@ def load_quality_nets(device: torch.device, inception_path: str | Path | None, w
     inception = load_inception(inception_path, device=device)
     inception_source = getattr(getattr(inception, "info", None), "path", None) if inception is not None else None
     return classifier, source, missing, inception, inception_source
+
+
+def _decode_as_sampled(model, tokens: torch.Tensor, s: BenchSettings) -> torch.Tensor:
+    """Reconstructions: encoded in fp32, decoded in the precision the priors' rows decode in."""
+    with torch.inference_mode(), precision_context(tokens.device, s.decode_precision):
+        return model.decode_tokens(tokens).float().cpu()

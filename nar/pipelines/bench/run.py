@@ -22,6 +22,7 @@ import torch
 
 from nar.core.config import load_config, to_dict
 from nar.core.recipes import recipes_dir
+from nar.core.device import use_bf16
 from nar.core.errors import NarError
 from nar.core.timing import Timer
 from nar.eval.machine import device_slug, environment, loadavg, setup_device
@@ -60,9 +61,12 @@ def run_bench(entries: list[BenchEntry], tokenizer: BenchTokenizer | Any, device
         raise NarError("no priors to benchmark")
     timer = Timer(device)
     env = environment(device)
+    env["precision"] = {e.name: _precision_name(e.prior, s.precision) for e in entries}
+    env["precision"]["decoder"] = "bf16" if use_bf16(device, s.decode_precision) else "fp32"
     log(f"nar bench ({s.mode}) on {env['device_name']}: priors {', '.join(e.name for e in entries)}; "
         f"sizes {list(s.sizes)}; steps {list(s.steps) if s.steps else 'each prior default'}; "
-        f"batches {list(s.batches)}; {torch.get_num_threads()} CPU thread(s)")
+        f"batches {list(s.batches)}; {torch.get_num_threads()} CPU thread(s); precision "
+        + ", ".join(f"{k} {v}" for k, v in env["precision"].items()))
 
     t0 = time.perf_counter()
     speed: list[dict[str, Any]] = []
@@ -244,16 +248,23 @@ def build_priors(names: list[str], tokenizer: BenchTokenizer, device: torch.devi
     return entries
 
 
+def _precision_name(prior, precision: str | None) -> str:
+    says = getattr(prior, "samples_in_bf16", None)  # a stand-in prior may not say
+    return "unknown" if says is None else "bf16" if says(precision) else "fp32"
+
+
 def bench_defaults(priors: list[str] | None = None, sizes=None, steps=None, batches=None,
                    device: str = "cpu", full: bool = False, out: str | Path | None = None,
                    n_quality: int | None = None, inception: str | Path | None = None,
                    tokenizer: str | Path | None = None, ckpt_dir: str | Path | None = None,
                    quality: bool = True, repeats: int | None = None, seed: int = 0,
                    command: str | None = None, threads: int | None = None, quality_size: int | None = None,
+                   precision: str | None = None,
                    log: Callable[[str], None] = print, print_results: bool = True) -> dict[str, Any]:
     """What `nar bench` runs: build (or load) everything, measure, write, print."""
     dev = setup_device(device, threads)
-    over: dict[str, Any] = {"seed": seed, "quality": quality, "command": command, "threads": threads}
+    over: dict[str, Any] = {"seed": seed, "quality": quality, "command": command, "threads": threads,
+                            "precision": precision}
     for key, value in (("sizes", sizes), ("steps", steps), ("batches", batches)):
         if value:
             over[key] = tuple(int(v) for v in value)

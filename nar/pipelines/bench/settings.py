@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from nar.core.device import PRECISIONS
 from nar.core.errors import ArgumentError, NarError
 
 UNTRAINED = "untrained"
@@ -40,6 +41,12 @@ class BenchSettings:
     quality_seed: int = 1_000_000               # procedural seeds of the real sets (disjoint from training)
     command: str | None = None                  # the command line, recorded in the outputs
     threads: int | None = None                  # torch CPU threads (None: torch's default)
+    precision: str | None = None                # prior sampling: auto | fp32 | bf16 (None: each prior's config)
+
+    @property
+    def decode_precision(self) -> str:
+        """The decoder's precision: the one asked for, else auto (bf16 where native), as `nar sample`."""
+        return self.precision or "auto"
 
     @classmethod
     def quick(cls, **overrides) -> "BenchSettings":
@@ -59,6 +66,9 @@ class BenchSettings:
                 raise ArgumentError(name, f"bench {name} need positive integers, got {list(values)}")
         if self.repeats < 1 or self.warmup < 0:
             raise NarError("repeats must be >= 1 and warm-up >= 0")
+        if self.precision not in (None, *PRECISIONS):
+            raise ArgumentError("precision", f"bench precision must be one of {', '.join(PRECISIONS)}, "
+                                             f"got {self.precision!r}")
         if self.quality and self.n_quality < 4:
             raise ArgumentError("n_quality", "a quality row needs at least 4 images (precision/recall use k=3), "
                                              f"got {self.n_quality}")

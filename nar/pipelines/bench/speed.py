@@ -8,6 +8,7 @@ from typing import Any, Callable
 
 import torch
 
+from nar.core.device import precision_context
 from nar.core.errors import NarError
 from nar.core.timing import PeakMemory, Timer, summarize
 from nar.pipelines.bench.flops import decoder_flops, flops_per_image
@@ -26,12 +27,13 @@ class _Runner:
     def sample(self, n: int, grid, steps, seed: int):
         gen = _generator(self.device, seed)
         with torch.inference_mode():
-            return self.entry.prior.sample(n, grid, steps=steps, temperature=self.s.temperature, generator=gen)
+            return self.entry.prior.sample(n, grid, steps=steps, temperature=self.s.temperature, generator=gen,
+                                           precision=self.s.precision)
 
     def decode(self, tokens: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
         chunk = chunk or tokens.shape[0]
-        with torch.inference_mode():
-            parts = [self.tok.decode_tokens(t.to(self.device)) for t in tokens.split(chunk)]
+        with torch.inference_mode(), precision_context(self.device, self.s.decode_precision):
+            parts = [self.tok.decode_tokens(t.to(self.device)).float() for t in tokens.split(chunk)]
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     def timed(self, n: int, grid, steps, seed: int, chunk: int | None = None, decode: bool = True):
@@ -62,8 +64,8 @@ class _DecodeJob:
         return torch.randint(int(self.tok.codebook_size), (1, *self.grid), generator=gen, device=self.device)
 
     def _decode(self, tokens):
-        with torch.inference_mode():
-            return self.tok.decode_tokens(tokens)
+        with torch.inference_mode(), precision_context(self.device, self.s.decode_precision):
+            return self.tok.decode_tokens(tokens).float()
 
     def warm_up(self) -> None:
         s = self.s
