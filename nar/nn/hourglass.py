@@ -14,8 +14,10 @@ Config convention (as in hourglass-transformers): ``depths=(2, 8, 2), shorten=(2
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+import torch
 from einops import rearrange
 from torch import Tensor, nn
 
@@ -26,7 +28,7 @@ from nar.nn.local_mixing import LocalMixer, local_mixer_flops
 from nar.nn.rotary import AxialRotary2D
 
 __all__ = ["HourglassConfig", "HourglassError", "Hourglass2D", "PatchMerge", "PatchSplit",
-           "count_flops"]
+           "count_flops", "patch_offset", "run_shifted"]
 
 
 class HourglassError(NarError, ValueError):
@@ -213,3 +215,27 @@ def count_flops(cfg: HourglassConfig, h: int, w: int) -> int:
             total += cfg.depths[level] * block(n)
     total += sum(cfg.local_blocks) * local_mixer_flops(d, cfg.local_kernel, 1, h * w)
     return total
+
+
+def patch_offset(s: int, step: int | None = None) -> tuple[int, int]:
+    """An offset (dy, dx) in [0, s)² for an s×s patch grid: random (default generator) when
+    ``step`` is None (training), else step t's from a fixed cycle that visits all s² offsets
+    before repeating, jumping far between consecutive steps (sampling; the same for every seed)."""
+    if s == 1:
+        return 0, 0
+    if step is None:
+        dy, dx = torch.randint(s, (2,)).tolist()
+        return dy, dx
+    stride = next(k for k in range(s * s // 2 + 1, s * s) if math.gcd(k, s * s) == 1)  # coprime: a full cycle
+    index = (step * stride) % (s * s)
+    return index // s, index % s
+
+
+def run_shifted(net: nn.Module, x: Tensor, shift: tuple[int, int]) -> Tensor:
+    """``net`` on the (B, h, w, D) grid ``x`` rolled by ``shift`` = (dy, dx), the output rolled
+    back: the hourglass's patch borders move while every token keeps its own features (add
+    absolute positions before, so a patch that wraps around the edge knows where its tokens are)."""
+    dy, dx = shift
+    if not (dy or dx):
+        return net(x)
+    return torch.roll(net(torch.roll(x, (dy, dx), dims=(1, 2))), (-dy, -dx), dims=(1, 2))

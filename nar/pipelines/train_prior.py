@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from nar.core.checkpoint import load_weights_into, read_meta
+from nar.core.checkpoint import load_checkpoint, load_weights_into, read_meta
 from nar.core.config import from_dict, load_toml, to_dict, _deep_update
 from nar.core.recipes import KINDS_PRIOR
 from nar.core.errors import NarError
@@ -64,7 +64,7 @@ def train_prior(name: str, tokens: str | Path, config_path=None, overrides: dict
     init_codes = _resolve_codebook_init(name, model_cfg, pipe, cache, Path(out), resume, init_from)
     prior = cls(model_cfg, cache.codebook_size, num_classes, cache.grid)
     if init_from is not None:
-        load_weights_into(prior, init_from, "prior", name, allow_new=True)
+        _init_weights(prior, name, init_from)
     if init_codes:
         prior.init_from_codebook(pipe.tokenizer.codebook().detach().cpu())
     # snapshots are decoded to PNG only when the cache's tokenizer is at hand
@@ -73,6 +73,19 @@ def train_prior(name: str, tokens: str | Path, config_path=None, overrides: dict
     task = PriorTask(prior, cache, train_cfg.batch_size, decode=decode)
     trainer = Trainer(task, train_cfg, out, progress=progress, tensorboard=tensorboard)
     return trainer.run(resume=resume, until=stop_after)
+
+
+def _init_weights(prior, name: str, init_from) -> None:
+    """The weights of a trained checkpoint: of the same prior (blocks its config lacks keep their
+    initialisation), or of another prior that this one knows how to adopt (``adopt_weights``,
+    e.g. maskgit from a sundae of the same hourglass)."""
+    meta = read_meta(init_from)
+    source = meta.get("name")
+    if meta.get("kind") == "prior" and source != name and hasattr(prior, "adopt_weights"):
+        tensors, meta = load_checkpoint(init_from)
+        prior.adopt_weights(tensors, meta)
+    else:
+        load_weights_into(prior, init_from, "prior", name, allow_new=True)
 
 
 def _resolve_codebook_init(name: str, model_cfg, pipe: Pipeline | None, cache: TokenCache, out: Path,

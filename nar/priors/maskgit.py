@@ -54,13 +54,15 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import nn
 from x_transformers import Encoder
 
 from nar.core.device import PRECISIONS
 from nar.core.errors import ArgumentError, NarError
 from nar.nn.flops import transformer_flops
-from nar.nn.positions import grid_positions
+from nar.nn.hourglass import Hourglass2D, HourglassConfig, count_flops, patch_offset, run_shifted
+from nar.nn.positions import AbsolutePositions2D, grid_positions
 from nar.nn.rotary import AxialRotary2D
 from nar.priors.base import Prior, SampleOutput, SampleRequest
 from nar.priors.registry import PRIORS
@@ -84,6 +86,18 @@ class MaskGITConfig:
     steps: int = 12                 # default number of decoding steps
     rotary_theta: float = 10_000.0
     sample_precision: str = "auto"  # sampling: auto (bf16 where the hardware has it natively) | fp32 | bf16
+    # the network: None = the x-transformers encoder above (dim, depth, heads, ff_mult, dropout,
+    # rotary_theta); a HourglassConfig = SUNDAE's 2D hourglass instead (those fields unused), with
+    # learned absolute positions, for megapixel grids (4096 tokens) at CPU cost
+    net: HourglassConfig | None = None
+    shift_patches: bool = False     # hourglass only: move its patch grid (random per training batch,
+                                    # every offset in turn while sampling), as SUNDAE's shift_patches
+
+    def __post_init__(self):
+        if isinstance(self.net, dict):  # from TOML / a checkpoint's config
+            self.net = HourglassConfig(**self.net)
+        if self.shift_patches and self.net is None:
+            raise NarError("maskgit: shift_patches needs the hourglass network ([model.net])")
 
 
 # options ``sample`` accepts beyond the shared arguments
@@ -110,16 +124,21 @@ class MaskGITPrior(Prior):
             raise NarError(f"maskgit: sample_precision must be one of {', '.join(PRECISIONS)}, "
                            f"got {cfg.sample_precision!r}")
         self.mask_id = self.codebook_size
-        self.tok_emb = nn.Embedding(self.codebook_size + 1, cfg.dim)
-        self.cls_emb = nn.Embedding(self.num_classes + 1, cfg.dim)
-        self.row_emb = nn.Parameter(torch.randn(self.train_grid[0], cfg.dim) * 0.02)
-        self.col_emb = nn.Parameter(torch.randn(self.train_grid[1], cfg.dim) * 0.02)
-        self.emb_dropout = nn.Dropout(cfg.dropout)
-        self.rotary = AxialRotary2D(dim_head, theta=cfg.rotary_theta)
-        self.encoder = Encoder(dim=cfg.dim, depth=cfg.depth, heads=cfg.heads, attn_dim_head=dim_head,
-                               ff_mult=cfg.ff_mult, attn_dropout=cfg.dropout, ff_dropout=cfg.dropout,
-                               attn_flash=True)
-        self.to_logits = nn.Linear(cfg.dim, self.codebook_size + 1)
+        dim = cfg.dim if cfg.net is None else cfg.net.dim
+        self.tok_emb = nn.Embedding(self.codebook_size + 1, dim)
+        self.cls_emb = nn.Embedding(self.num_classes + 1, dim)
+        if cfg.net is None:
+            self.row_emb = nn.Parameter(torch.randn(self.train_grid[0], dim) * 0.02)
+            self.col_emb = nn.Parameter(torch.randn(self.train_grid[1], dim) * 0.02)
+            self.emb_dropout = nn.Dropout(cfg.dropout)
+            self.rotary = AxialRotary2D(dim_head, theta=cfg.rotary_theta)
+            self.encoder = Encoder(dim=dim, depth=cfg.depth, heads=cfg.heads, attn_dim_head=dim_head,
+                                   ff_mult=cfg.ff_mult, attn_dropout=cfg.dropout, ff_dropout=cfg.dropout,
+                                   attn_flash=True)
+        else:
+            self.positions = AbsolutePositions2D(self.train_grid, dim)
+            self.net = Hourglass2D(cfg.net)  # ends in a LayerNorm
+        self.to_logits = nn.Linear(dim, self.codebook_size + 1)
         nn.init.normal_(self.tok_emb.weight, std=0.02)
         nn.init.normal_(self.cls_emb.weight, std=0.02)
 
@@ -129,18 +148,67 @@ class MaskGITPrior(Prior):
         return grid_positions(self.row_emb, self.col_emb, *grid).flatten(0, 1)
 
     def forward(self, ids: torch.Tensor, class_ids: torch.Tensor, grid: tuple[int, int],
-                select: torch.Tensor | None = None) -> torch.Tensor:
+                select: torch.Tensor | None = None, shift: tuple[int, int] = (0, 0)) -> torch.Tensor:
         """ids (B, h*w) in raster order, class_ids (B,) -> logits (B, h*w, codebook_size + 1).
 
         With a (B, h*w) bool ``select``, only the selected positions go through the output
         head: (M, codebook_size + 1) in raster order, batch-major (saves the B·N·V logits
-        that training and sampling would throw away)."""
+        that training and sampling would throw away). ``shift``: the hourglass's patch-grid
+        offset (`nar.nn.hourglass.run_shifted`)."""
         h, w = grid
-        x = self.tok_emb(ids) + self.cls_emb(class_ids)[:, None] + self.abs_positions(grid)
-        x = self.emb_dropout(x)
-        freqs = self.rotary.freqs(h, w, device=ids.device)[None]  # (1, N, dim_head)
-        x = self.encoder(x, rotary_pos_emb=(freqs, 1.0))
+        if self.cfg.net is None:
+            x = self.tok_emb(ids) + self.cls_emb(class_ids)[:, None] + self.abs_positions(grid)
+            x = self.emb_dropout(x)
+            freqs = self.rotary.freqs(h, w, device=ids.device)[None]  # (1, N, dim_head)
+            x = self.encoder(x, rotary_pos_emb=(freqs, 1.0))
+        else:
+            x = rearrange(self.tok_emb(ids), "b (h w) d -> b h w d", h=h, w=w)
+            x = x + self.cls_emb(class_ids)[:, None, None] + self.positions(h, w)
+            x = rearrange(run_shifted(self.net, x, shift), "b h w d -> b (h w) d")
         return self.to_logits(x if select is None else x[select])
+
+    def patch_shift(self, step: int | None = None) -> tuple[int, int]:
+        """The hourglass's patch-grid offset: (0, 0) unless ``shift_patches``; random in training
+        (step None), step t's of a fixed cycle in sampling (`nar.nn.hourglass.patch_offset`)."""
+        return patch_offset(self.grid_multiple, step) if self.cfg.shift_patches else (0, 0)
+
+    @property
+    def grid_multiple(self) -> int:
+        return 1 if self.cfg.net is None else self.cfg.net.total_shortening
+
+    def check_grid(self, grid: tuple[int, int]) -> tuple[int, int]:
+        h, w = super().check_grid(grid)
+        if self.cfg.net is not None:
+            t = self.grid_multiple
+            if h % t or w % t:
+                raise NarError(f"maskgit: token grid {h}x{w} is not divisible by the hourglass shortening {t}; "
+                               f"use sides that are multiples of {t}")
+        return h, w
+
+    def adopt_weights(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+        """Start from a trained *sundae* checkpoint of the same hourglass (`nar train --prior
+        maskgit --init-from sundae.safetensors`): both predict every token of a corrupted grid
+        from the same network, so only the input and output tables differ. The ``[MASK]`` row
+        starts as the mean token embedding (SUNDAE's corrupted cells are random tokens, whose
+        expectation that is); the head's ``[MASK]`` output row, never trained or sampled, is 0."""
+        if meta.get("name") != "sundae" or self.cfg.net is None:
+            raise NarError("maskgit starts from another prior's weights only from a sundae checkpoint, "
+                           "into the hourglass network ([model.net] the same as that sundae's)")
+        emb = tensors["tok_emb.weight"]
+        mapped = {"tok_emb.weight": torch.cat([emb, emb.mean(0, keepdim=True)]),
+                  "cls_emb.weight": tensors["class_emb.weight"],
+                  "to_logits.weight": torch.cat([tensors["head.weight"], torch.zeros_like(tensors["head.weight"][:1])]),
+                  "to_logits.bias": torch.cat([tensors["head.bias"], torch.zeros_like(tensors["head.bias"][:1])])}
+        for k, v in tensors.items():
+            if k.startswith(("net.", "positions.")):
+                mapped[k] = v
+        own = self.state_dict()
+        wrong = sorted(k for k in own if k not in mapped or mapped[k].shape != own[k].shape)
+        if wrong:
+            raise NarError(f"the sundae checkpoint does not fit this maskgit config ({len(wrong)} tensors missing "
+                           f"or of another shape, e.g. {wrong[0]}): give [model.net] the sundae's network, "
+                           "the same tokenizer and the same classes")
+        self.load_state_dict({k: mapped[k].to(own[k].dtype) for k in own})
 
     # ---- training --------------------------------------------------------------------------
     def loss(self, tokens: torch.Tensor, cond: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -157,7 +225,8 @@ class MaskGITPrior(Prior):
         masked = ranks < n_masked[:, None]
         inputs = target.masked_fill(masked, self.mask_id)
         class_ids = self.drop_condition(cond, b)
-        logits = self(inputs, class_ids, (h, w), select=masked)[:, : self.codebook_size]  # no mass on [MASK]
+        logits = self(inputs, class_ids, (h, w), select=masked,
+                      shift=self.patch_shift())[:, : self.codebook_size]  # no mass on [MASK]
         labels = target[masked]
         loss = F.cross_entropy(logits.float(), labels, label_smoothing=self.cfg.label_smoothing)
         acc = (logits.argmax(dim=-1) == labels).float().mean()
@@ -165,11 +234,11 @@ class MaskGITPrior(Prior):
 
     # ---- sampling ----------------------------------------------------------------------------
     def _masked_logits(self, ids: torch.Tensor, is_masked: torch.Tensor, class_ids: torch.Tensor,
-                       cfg_scale: float, grid: tuple[int, int]) -> torch.Tensor:
+                       cfg_scale: float, grid: tuple[int, int], shift: tuple[int, int] = (0, 0)) -> torch.Tensor:
         """Guided float logits over the real codes at the masked positions: (M, codebook_size).
         The [MASK] logit is cut off here, so it can never be sampled."""
         def forward(c: torch.Tensor, x: torch.Tensor, select: torch.Tensor) -> torch.Tensor:
-            return self(x, c, grid, select=select)
+            return self(x, c, grid, select=select, shift=shift)
 
         return self.guided(forward, class_ids, cfg_scale, ids, is_masked)[:, : self.codebook_size].float()
 
@@ -206,7 +275,8 @@ class MaskGITPrior(Prior):
 
         for t in range(total_steps):
             is_masked = ids == self.mask_id
-            logits = self._masked_logits(ids, is_masked, req.class_ids, req.cfg_scale, (h, w))  # (M, V)
+            logits = self._masked_logits(ids, is_masked, req.class_ids, req.cfg_scale, (h, w),
+                                         self.patch_shift(t))  # (M, V)
             new = sample_logits(logits, req.temperature, req.top_k, req.top_p, generator)  # (M,)
             # confidence: log p(new token) under the (guided) model, + annealed Gumbel noise
             logp = logits.log_softmax(dim=-1).gather(-1, new[:, None]).squeeze(-1)
@@ -231,9 +301,11 @@ class MaskGITPrior(Prior):
         """One bidirectional forward over all h·w tokens, the logits head on ``head_positions``
         of them (default: all)."""
         cfg, n = self.cfg, grid[0] * grid[1]
+        head_positions = n if head_positions is None else head_positions
+        if cfg.net is not None:
+            return count_flops(cfg.net, *grid) + 2 * head_positions * cfg.net.dim * (self.codebook_size + 1)
         return transformer_flops(n, cfg.dim, cfg.depth, cfg.dim, cfg.ff_mult * cfg.dim,
-                                 head_positions=n if head_positions is None else head_positions,
-                                 head_out=self.codebook_size + 1)
+                                 head_positions=head_positions, head_out=self.codebook_size + 1)
 
     def flops_per_image(self, grid: tuple[int, int], steps_run: int | None = None,
                         forward_passes: int | None = None, schedule: str | None = None) -> int | None:

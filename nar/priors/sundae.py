@@ -37,7 +37,6 @@ Differences from the authors' code (vvvm23/sundae-vqgan), on purpose:
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
@@ -45,7 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nar.core.errors import ArgumentError, NarError
-from nar.nn.hourglass import Hourglass2D, HourglassConfig, count_flops
+from nar.nn.hourglass import Hourglass2D, HourglassConfig, count_flops, patch_offset, run_shifted
 from nar.nn.positions import AbsolutePositions2D
 from nar.priors.base import Prior, SampleOutput, SampleRequest
 from nar.priors.registry import PRIORS
@@ -144,27 +143,13 @@ class SundaePrior(Prior):
         x = self.tok_emb(tokens) + self.class_emb(class_ids)[:, None, None, :]
         if self.positions is not None:
             x = x + self.positions(tokens.shape[1], tokens.shape[2])
-        dy, dx = shift
-        if dy or dx:
-            x = torch.roll(self.net(torch.roll(x, (dy, dx), dims=(1, 2))), (-dy, -dx), dims=(1, 2))
-        else:
-            x = self.net(x)
-        return self.head(x)
+        return self.head(run_shifted(self.net, x, shift))
 
     def patch_shift(self, step: int | None = None) -> tuple[int, int]:
         """The patch-grid offset (dy, dx): (0, 0) unless ``shift_patches``; in training (step
         None) a random one from the default generator, in sampling step t's from a fixed cycle
         that visits every offset of the s×s patch before repeating (the same for every seed)."""
-        s = self.grid_multiple
-        if not self.cfg.shift_patches or s == 1:
-            return 0, 0
-        if step is None:
-            dy, dx = torch.randint(s, (2,)).tolist()
-            return dy, dx
-        # a stride coprime to s² walks all s² offsets, jumping far between consecutive steps
-        stride = next(k for k in range(s * s // 2 + 1, s * s) if math.gcd(k, s * s) == 1)
-        index = (step * stride) % (s * s)
-        return index // s, index % s
+        return patch_offset(self.grid_multiple, step) if self.cfg.shift_patches else (0, 0)
 
     @property
     def grid_multiple(self) -> int:

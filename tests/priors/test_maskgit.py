@@ -51,7 +51,7 @@ def test_loss_masks_cosine_fraction_and_only_scores_masked():
     tokens = torch.randint(0, V, (4000, 4, 4))
     seen = {}
 
-    def fake_forward(ids, class_ids, grid, select=None):
+    def fake_forward(ids, class_ids, grid, select=None, shift=(0, 0)):
         seen["ids"] = ids
         # the label-smoothed target distribution exactly on masked positions (its own entropy is
         # then the minimal loss); visible positions are badly wrong and must not count
@@ -97,7 +97,7 @@ def test_each_step_fixes_the_scheduled_number_of_tokens():
     masked_after = []
     original = prior.forward
 
-    def spy(ids, class_ids, grid, select=None):
+    def spy(ids, class_ids, grid, select=None, shift=(0, 0)):
         masked_after.append(int((ids[0] == prior.mask_id).sum()))
         return original(ids, class_ids, grid, select)
 
@@ -156,7 +156,7 @@ def test_cfg_runs_as_one_batched_pass():
     batches = []
     original = prior.forward
 
-    def spy(ids, class_ids, grid, select=None):
+    def spy(ids, class_ids, grid, select=None, shift=(0, 0)):
         batches.append(class_ids.tolist())
         return original(ids, class_ids, grid, select)
 
