@@ -90,7 +90,7 @@ class BareDecoder(nn.Module):
         dev = self.head.weight.device
         for blk in self.blocks:
             blk.setup_cache(1, n_tokens, dev, self.head.weight.dtype)
-        cos, sin = self.rope_tables(n_tokens, dev)
+        cos, sin = (t.to(self.head.weight.dtype) for t in self.rope_tables(n_tokens, dev))
         out = torch.zeros(1, n_tokens, dtype=torch.long, device=dev)
         x = self.cls(torch.tensor([class_id], device=dev))[:, None]
         for pos in range(n_tokens):
@@ -129,6 +129,7 @@ def run(args) -> dict:
     from nar.priors.ar import ARConfig, ARPrior
 
     device = torch.device(args.device)
+    dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32  # both sides in one precision
     if device.type == "cpu":
         torch.set_num_threads(args.threads)
     s = SHAPE
@@ -136,23 +137,24 @@ def run(args) -> dict:
 
     def meta(rows):
         return {"device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
+                "precision": args.precision,
                 "shape": s, "repeats": args.repeats, "cpu_count": os.cpu_count(), "rows": rows}
 
     for g in args.grids:
         n_tok = g * g
         torch.manual_seed(0)
         bare = BareDecoder(s["dim"], s["depth"], s["heads"], s["dim_head"], s["ff_mult"], s["codebook"],
-                           s["classes"]).to(device).eval()
+                           s["classes"]).to(device, dtype).eval()
         prior = ARPrior(ARConfig(dim=s["dim"], depth=s["depth"], heads=s["heads"], dim_head=s["dim_head"],
                                  ff_mult=s["ff_mult"]), s["codebook"], s["classes"], (g, g)).to(device).eval()
         cond = torch.tensor([1], device=device)
         impls = {
             "bare": lambda: bare.sample(n_tok, 1, torch.Generator(device=device).manual_seed(0)),
             "nar": lambda: prior.sample(1, (g, g), cond=cond, generator=torch.Generator(device=device).manual_seed(0),
-                                        compile=False),
+                                        compile=False, precision=args.precision),
         }
         if args.compile:
-            impls["nar compiled"] = lambda: prior.sample(1, (g, g), cond=cond, compile=True,
+            impls["nar compiled"] = lambda: prior.sample(1, (g, g), cond=cond, compile=True, precision=args.precision,
                                                          generator=torch.Generator(device=device).manual_seed(0))
         # warm-up (and, for compiled rows, the compilation) on the real shapes
         warm = {name: clock(fn, device)[0] for name, fn in impls.items()}
@@ -163,7 +165,7 @@ def run(args) -> dict:
                 times[name].append(clock(fn, device))
             loads.append(loadavg())
         row = {"grid": [g, g], "tokens": n_tok, "loadavg": loads, "first_call_s": warm,
-               "nar_implementation": prior.implementation((g, g), compile=False)}
+               "nar_implementation": prior.implementation((g, g), compile=False, precision=args.precision)}
         for name, ts in times.items():
             wall, cpu = [t[0] for t in ts], [t[1] for t in ts]
             row[name] = {"runs_s": wall, "cpu_runs_s": cpu, "median_s": statistics.median(wall),
@@ -188,11 +190,12 @@ def save(res: dict, out: Path) -> tuple[Path, Path]:
     out.mkdir(parents=True, exist_ok=True)
     tag = res["device"].split(":")[0]
     stem = f"ar_bare_{tag}_{res['threads']}t" if tag == "cpu" else f"ar_bare_{tag}"
+    stem += "_bf16" if res.get("precision") == "bf16" else ""
     js, md = out / f"{stem}.json", out / f"{stem}.md"
     js.write_text(json.dumps(res, indent=2))
     names = [k for k in ("bare", "nar", "nar compiled") if k in res["rows"][0]]
     lines = [f"# nar's AR vs a bare static-cache decoder ({res['device']}, {res['threads']} thread(s), "
-             f"torch {res['torch']})", "",
+             f"{res.get('precision', 'fp32')}, torch {res['torch']})", "",
              "Shape of the shipped ar: dim 256, depth 8, 8 heads x 32, ff 4x, codebook 512; batch 1, "
              f"temperature 1, whole grid in one cache; median of {res['repeats']} alternating runs.", "",
              "| grid | tokens | " + " | ".join(f"{n} ms/token" for n in names)
@@ -214,6 +217,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--grids", type=lambda v: [int(x) for x in v.split(",")], default=[16, 64])
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                    help="both decoders in this precision (bare: bf16 weights; nar: its bf16 static-cache path)")
     ap.add_argument("--compile", action="store_true", help="also time nar's AR with the compiled step")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()

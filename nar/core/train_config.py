@@ -24,4 +24,4 @@ class TrainConfig:
     snapshot_every: int = 1000    # 0 disables sample / reconstruction grids
     seed: int = 0
     device: str = "auto"          # auto | cpu | cuda
-    bf16: bool = True             # autocast to bf16 on CUDA (ignored on CPU)
+    bf16: bool = True             # autocast to bf16 where native: CUDA, CPUs with AVX512-BF16/AMX (else fp32)

@@ -17,9 +17,10 @@ import torch
 torch.set_num_threads(1)
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-PRIOR = {"train.steps": 4, "train.batch_size": 2, "train.log_every": 1, "train.snapshot_every": 0,
+# fp32: these runs are compared with one-process runs to 1e-4 (bf16 rounding differs with the batch split)
+PRIOR = {"train.bf16": False, "train.steps": 4, "train.batch_size": 2, "train.log_every": 1, "train.snapshot_every": 0,
          "train.warmup_steps": 1, "train.device": "cpu", "train.ema_decay": 0.9}
-TOKENIZER = {"train.steps": 5, "train.batch_size": 2, "train.log_every": 1, "train.ckpt_every": 100,
+TOKENIZER = {"train.bf16": False, "train.steps": 5, "train.batch_size": 2, "train.log_every": 1, "train.ckpt_every": 100,
              "train.ema_decay": 0.9, "disc_start": 2, "kmeans_init": False, "threshold_ema_dead_code": 0.0}
 
 
