@@ -301,6 +301,7 @@ def test_fast_decoder_follows_the_weights():
 def test_sampling_precision_argument():
     p = tiny()
     assert not p.samples_in_bf16() and p.samples_in_bf16("bf16")  # tiny() pins fp32; the argument wins
+    assert not tiny(sample_precision="auto").samples_in_bf16()   # auto on a CPU: fp32 (latency-bound steps)
     assert p.implementation((4, 4), precision="bf16").endswith("bf16")
     out = p.sample(2, (4, 4), generator=gen(0), precision="bf16")  # the bf16 static-cache path runs
     assert out.tokens.shape == (2, 4, 4) and out.tokens.dtype == torch.long
