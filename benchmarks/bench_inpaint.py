@@ -38,6 +38,7 @@ SETTINGS = {   # neither setting lets any original pixel under the mask into the
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--prior", default="sundae")
+    ap.add_argument("--ckpt", type=Path, default=None, help="prior checkpoint (default: the shipped model)")
     ap.add_argument("--n", type=int, default=4)
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--steps", type=int, default=None)
@@ -49,7 +50,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    pipe = Pipeline.load()
+    pipe = Pipeline.load(priors={args.prior: args.ckpt} if args.ckpt else None)
     settings = SETTINGS if args.settings == "all" else {k: v for k, v in SETTINGS.items() if k.startswith("nar")}
     s = args.size
     box = np.zeros((s, s), bool)
@@ -94,7 +95,8 @@ def main() -> None:
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "inpaint.json").write_text(json.dumps(
-            {"prior": args.prior, "n": args.n, "size": s, "rows": table, "environment": environment(torch.device("cpu"))}, indent=2) + "\n")
+            {"prior": args.prior, "ckpt": str(args.ckpt or "shipped"), "n": args.n, "size": s, "rows": table,
+             "environment": environment(torch.device("cpu"))}, indent=2) + "\n")
         for name, images in outs.items():
             tag = "default" if name.startswith("nar") else "paper"
             from PIL import Image
