@@ -102,17 +102,19 @@ def ship_sr(run: Path, cpu_hours: float | None = None) -> None:
     print(f"sr (step {meta.get('step')}) -> {MODELS_DIR / SR_FILE}")
 
 
-def ship_finetune(name: str, run: Path) -> None:
-    """A prior fine-tuned from the shipped one (`nar train --init-from`): RUN/model.safetensors
-    replaces nar/assets/models/NAME.safetensors; its record keeps the parent's training."""
+def ship_finetune(name: str, run: Path, parent_name: str | None = None) -> None:
+    """A prior fine-tuned from a shipped one (`nar train --init-from`): RUN/model.safetensors
+    replaces nar/assets/models/NAME.safetensors; its record keeps the parent's training. The
+    parent is the shipped NAME, or the shipped PARENT_NAME (e.g. a maskgit started from sundae)."""
     dst = MODELS_DIR / f"{name}.safetensors"
-    parent = read_meta(dst)
+    parent = read_meta(MODELS_DIR / f"{parent_name or name}.safetensors")
     src = run / "model.safetensors"
     tensors, meta = load_checkpoint(src)
     if meta.get("tokenizer_hash") != parent.get("tokenizer_hash"):
         raise SystemExit(f"{src} was not trained on the shipped tokenizer's tokens")
     record = training_record(run, meta.get("step"), meta.get("token_cache"))
-    record["fine_tuned_from"] = {k: parent.get(k) for k in ("step", "source_run")} | {"training": parent.get("training")}
+    record["fine_tuned_from"] = ({"prior": parent.get("name")} | {k: parent.get(k) for k in ("step", "source_run")}
+                                 | {"training": parent.get("training")})
     meta = {**meta, "tokenizer_path": None, "token_cache": None, "weights_dtype": "float16",
             "source_run": str(run), "params": n_params(tensors), "tokenizer_factor": parent.get("tokenizer_factor"),
             "training": record}
@@ -121,8 +123,8 @@ def ship_finetune(name: str, run: Path) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 3 and sys.argv[1] == "--finetune":   # python scripts/ship_models.py --finetune sundae runs/sundae_local
-        ship_finetune(sys.argv[2], Path(sys.argv[3]))
+    if len(sys.argv) > 3 and sys.argv[1] == "--finetune":   # python scripts/ship_models.py --finetune sundae runs/sundae_local [PARENT]
+        ship_finetune(sys.argv[2], Path(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 else None)
     elif len(sys.argv) > 2 and sys.argv[1] == "--sr":     # python scripts/ship_models.py --sr runs/sr_v1 [CPU_HOURS]
         ship_sr(Path(sys.argv[2]), float(sys.argv[3]) if len(sys.argv) > 3 else None)
     else:
