@@ -45,8 +45,12 @@ def training_record(run_dir: Path, step: int | None, token_cache: str | None = N
         prev = t
     record = {"steps": step, "wall_hours": round((wall + prev) / 3600, 2),
               "hardware": HARDWARE}
-    header = Path(token_cache) / "header.json" if token_cache else None
-    if header is not None and header.exists():
+    header = None
+    for name in ("header.json", "index.json"):   # a single cache, or a sharded one (index.json)
+        if token_cache and (Path(token_cache) / name).exists():
+            header = Path(token_cache) / name
+            break
+    if header is not None:
         h = json.loads(header.read_text())
         record["data"] = f"{h['n']} token grids {h['grid'][0]}x{h['grid'][1]} of {h.get('source', '')} " \
                          f"at {h['image_size'][0]}²"
