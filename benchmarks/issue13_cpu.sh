@@ -1,22 +1,28 @@
 #!/usr/bin/env bash
 # Issue 13 (quality) measurements of the shipped defaults on this CPU: every row >= 48 images at
 # 1024², seeds not used in training. Writes benchmarks/results/issue13/ (about 20 min, 2 threads).
-#   bash benchmarks/issue13_cpu.sh [THREADS]
+#   bash benchmarks/issue13_cpu.sh [THREADS]        (PRIORS=maskgit,sundae by default: the 1024² priors;
+#                                                    SKIP_TOKENIZER=1 skips the tokenizer rows)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 T=${1:-2}
 OUT=benchmarks/results/issue13
 PY=${PY:-.venv/bin/python}
 NAR=${NAR:-.venv/bin/nar}
+PRIORS=${PRIORS:-maskgit,sundae}
 mkdir -p "$OUT"
 # tokenizer targets: PSNR, sharpness, block ratio at its factor, usage (48 held-out 1024² renders)
-OMP_NUM_THREADS=$T $NAR tokenizer eval --n 48 --size 1024 --json "$OUT/tokenizer_1024.json" | tee "$OUT/tokenizer_1024.txt"
+if [ -z "${SKIP_TOKENIZER:-}" ]; then
+  OMP_NUM_THREADS=$T $NAR tokenizer eval --n 48 --size 1024 --json "$OUT/tokenizer_1024.json" | tee "$OUT/tokenizer_1024.txt"
+fi
 # prior targets: FD vs reconstruction FD, sharpness, block ratios at 16 px and at the merge size; speed
-$NAR bench --priors sundae --sizes 1024 --quality-size 1024 --n-quality 48 --repeats 3 --threads "$T" \
+$NAR bench --priors "$PRIORS" --sizes 1024 --quality-size 1024 --n-quality 48 --repeats 3 --threads "$T" \
   --out "$OUT/bench" | tee "$OUT/bench.txt"
 # class fidelity with the README's settings (--class NAME --cfg 2)
-PYTHONPATH=. $PY benchmarks/bench_class_fidelity.py --priors sundae --size 1024 --per-class 8 --cfg 2 \
+PYTHONPATH=. $PY benchmarks/bench_class_fidelity.py --priors "$PRIORS" --size 1024 --per-class 8 --cfg 2 \
   --threads "$T" --out "$OUT/class_fidelity" | tee "$OUT/class_fidelity.txt"
 # inpainting: a quarter-image box on 48 held-out scenes, FD vs reconstruction FD, border ratio
-PYTHONPATH=. $PY benchmarks/bench_inpaint.py --prior sundae --n 48 --size 1024 --fd --settings default \
-  --threads "$T" --out "$OUT/inpaint" | tail -n 4 | tee "$OUT/inpaint.txt"
+for PRIOR in ${PRIORS//,/ }; do
+  PYTHONPATH=. $PY benchmarks/bench_inpaint.py --prior "$PRIOR" --n 48 --size 1024 --fd --settings default \
+    --threads "$T" --out "$OUT/inpaint_$PRIOR" | tail -n 4 | tee "$OUT/inpaint_$PRIOR.txt"
+done

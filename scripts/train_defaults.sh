@@ -7,6 +7,8 @@
 #   4. fp16 copies with their metadata into the package (scripts/ship_models.py)
 #   5. v2 sundae: the v1 sundae fine-tuned with a moving patch grid (configs/defaults/sundae_shift.toml)
 #      on a second 1024² cache (480 renders, seed 1), shipped over the v1 file with its parent's record
+#   6. maskgit on the 1024² grid: SUNDAE's hourglass, started from the v2 sundae's weights, trained on
+#      the 480 + 1200 renders of two 1024² caches (seeds 1 and 2), shipped over the 256² maskgit
 # Usage: bash scripts/train_defaults.sh [RUN_DIR]    (every step resumes if interrupted)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,3 +41,20 @@ wait
 $NAR train --prior sundae --tokens "$RUN/tokens_1024_s1" --config configs/defaults/sundae_shift.toml \
   --init-from nar/assets/models/sundae.safetensors --stop-after 100 --out "$RUN/sundae_shift" > "$RUN/sundae_shift.log" 2>&1
 .venv/bin/python scripts/ship_models.py --finetune sundae "$RUN/sundae_shift"
+# 6. maskgit on the 1024² grid (configs/defaults/maskgit_1024.toml), one thread, bf16 where native
+[ -f "$RUN/tokens_1024_s2/header.json" ] || \
+  $NAR tokenizer encode --ckpt "$RUN/tokenizer/model.safetensors" --n 1200 --size 1024 --seed 2 --batch-size 4 --out "$RUN/tokens_1024_s2"
+[ -f "$RUN/tokens_1024_s12/index.json" ] || .venv/bin/python - "$RUN" <<'PY'
+import os, sys
+from pathlib import Path
+from nar.data.tokens import write_shard_index
+out = Path(sys.argv[1]) / "tokens_1024_s12"   # the two caches read as one (a sharded cache)
+out.mkdir(exist_ok=True)
+for i, src in enumerate(("tokens_1024_s1", "tokens_1024_s2")):
+    if not (out / f"rank-{i:05d}").exists():
+        os.symlink(f"../{src}", out / f"rank-{i:05d}")
+write_shard_index(out, ["rank-00000", "rank-00001"])
+PY
+$NAR train --prior maskgit --tokens "$RUN/tokens_1024_s12" --config configs/defaults/maskgit_1024.toml \
+  --init-from nar/assets/models/sundae.safetensors --stop-after 2400 --out "$RUN/maskgit_1024" > "$RUN/maskgit_1024.log" 2>&1
+.venv/bin/python scripts/ship_models.py --finetune maskgit "$RUN/maskgit_1024" sundae
