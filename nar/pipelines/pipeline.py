@@ -98,8 +98,8 @@ class Pipeline:
         self.device = pick_device(device)
         # precision of prior sampling and decoding: auto (bf16 where the hardware has it natively),
         # fp32 or bf16; None: each prior's own sample_precision, auto for the decoder
-        use_bf16(self.device, precision or "auto")  # a bad name fails here, not at the first sample
         self.precision = precision
+        use_bf16(self.device, self.decode_precision)  # a bad name fails here, not at the first sample
         # tokenizer in tiles: True always, False never, None when too big to run whole (issue 20);
         # max_memory: the limit work is checked against (default $NAR_MAX_MEMORY or 8 GiB)
         self.tile, self.max_memory = tile, max_memory
@@ -118,6 +118,11 @@ class Pipeline:
         else:
             self.tokenizer_path = self._resolve_tokenizer_path(tokenizer)
         self._tokenizer_hash: str | None = None
+
+    @property
+    def decode_precision(self) -> str:
+        """The decoder's precision: the one asked for, else auto (bf16 where native)."""
+        return self.precision or "auto"
 
     @classmethod
     def load(cls, tokenizer: str | Path | VQGAN | None = None, priors: dict[str, str | Path | Prior] | None = None,
@@ -262,7 +267,7 @@ class Pipeline:
         if tokens.ndim == 2:
             tokens = tokens[None]
         return decode_images(self.tokenizer, tokens, tile=self.tile if tile is None else tile,
-                             max_memory=self.max_memory, batch_size=batch_size, precision=self.precision or "auto")
+                             max_memory=self.max_memory, batch_size=batch_size, precision=self.decode_precision)
 
     def decode(self, tokens: torch.Tensor, tile: bool | None = None) -> list[Image.Image]:
         return [Image.fromarray(a) for a in to_uint8(self.decode_tensor(tokens, tile=tile))]
@@ -301,7 +306,7 @@ class Pipeline:
     def _settings(self, prior: str, **values) -> dict[str, Any]:
         settings = {"prior": prior, **{k: v for k, v in values.items() if v is not None and v != {}}}
         bf16 = {"prior": self.prior(prior).samples_in_bf16(self.precision),
-                "decoder": use_bf16(self.device, self.precision or "auto")}
+                "decoder": use_bf16(self.device, self.decode_precision)}
         settings.update(device=str(self.device), prior_ckpt=str(self.prior_path(prior)),
                         tokenizer_ckpt=str(self.tokenizer_path),
                         precision={k: "bf16" if v else "fp32" for k, v in bf16.items()})

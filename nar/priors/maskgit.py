@@ -98,6 +98,9 @@ class MaskGITConfig:
             self.net = HourglassConfig(**self.net)
         if self.shift_patches and self.net is None:
             raise NarError("maskgit: shift_patches needs the hourglass network ([model.net])")
+        if self.sample_precision not in PRECISIONS:
+            raise NarError(f"maskgit: sample_precision must be one of {', '.join(PRECISIONS)}, "
+                           f"got {self.sample_precision!r}")
 
 
 # options ``sample`` accepts beyond the shared arguments
@@ -120,9 +123,6 @@ class MaskGITPrior(Prior):
         if dim_head % 4:
             raise NarError(f"maskgit: dim // heads = {dim_head} must be divisible by 4 for 2D rotary")
         get_schedule(cfg.schedule)  # unknown names fail at build time, not at sampling time
-        if cfg.sample_precision not in PRECISIONS:
-            raise NarError(f"maskgit: sample_precision must be one of {', '.join(PRECISIONS)}, "
-                           f"got {cfg.sample_precision!r}")
         self.mask_id = self.codebook_size
         dim = cfg.dim if cfg.net is None else cfg.net.dim
         self.tok_emb = nn.Embedding(self.codebook_size + 1, dim)
