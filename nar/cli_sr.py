@@ -34,6 +34,8 @@ def sr_eval(ckpt: Optional[Path] = typer.Option(None, "--ckpt", help="SR checkpo
             seed: int = typer.Option(17, "--seed", help="Held-out evaluation set."),
             tile: Optional[int] = typer.Option(None, "--tile", help="Low-res tile side (0 = untiled; default 1024)."),
             threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads."),
+            low_res: str = typer.Option("supersampled", "--low-res",
+                                        help="Input: supersampled (the true 2x render box-averaged) | render (a plain 1x render)."),
             out_json: Optional[Path] = typer.Option(None, "--json")):
     """PSNR and sharpness of SR vs bicubic against the true 2x renders of held-out scenes."""
     import torch
@@ -43,7 +45,7 @@ def sr_eval(ckpt: Optional[Path] = typer.Option(None, "--ckpt", help="SR checkpo
         if threads < 1:
             raise NarError(f"--threads must be >= 1 (got {threads})")
         torch.set_num_threads(threads)
-    evaluate_sr(ckpt, n=n, size=size, seed=seed, tile=tile, out_json=out_json, log=console.print)
+    evaluate_sr(ckpt, n=n, size=size, seed=seed, tile=tile, out_json=out_json, low_res=low_res, log=console.print)
 
 
 def upscale(image: Path = typer.Argument(..., help="Any RGB image (PNG/JPG/WebP)."),

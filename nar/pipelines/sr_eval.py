@@ -1,7 +1,8 @@
 """`nar sr eval`: 2x super-resolution of held-out procedural renders against the true 2x renders.
 
-For each held-out seed the generator paints the scene at L² and (2L)²; the L² render is
-upscaled by the SR net (tiled, as `nar upscale` runs it) and by bicubic interpolation, and both
+For each held-out seed the generator paints the scene at (2L)² and at L² (by default with 2x
+supersampling, i.e. the (2L)² render box-averaged; ``low_res="render"`` paints a plain L²
+render, which disagrees with the 2x render at 1x by 31-40 dB); the L² image is upscaled by the SR net (tiled, as `nar upscale` runs it) and by bicubic interpolation, and both
 are compared with the true (2L)² render: PSNR (whole image, [0, 1] scale) and sharpness
 (`nar.eval.sharpness`: gradient energy and high-frequency share, also as a ratio to the true
 renders'). Seeds are the tokenizer's held-out range, disjoint from every training seed.
@@ -27,11 +28,12 @@ def psnr_whole(x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def evaluate_sr(ckpt=None, n: int = 8, size: int = 1024, seed: int = HELD_OUT_SET, tile: int | None = None,
-                out_json: str | Path | None = None, log=print) -> dict:
+                out_json: str | Path | None = None, low_res: str = "supersampled", log=print) -> dict:
     from nar.eval.sharpness import gradient_energy, high_freq_share
     from nar.pipelines.upscale import TILE, load_sr, upscale_tensor
     from nar.train.tokenizer_task import held_out_seed
-    from nar.train.sr_task import render_pair
+    from nar.train.sr_task import check_low_res, render_pair
+    check_low_res(low_res)
     if n < 1:
         raise NarError(f"--n must be >= 1 (got {n})")
     model = load_sr(ckpt)
@@ -42,7 +44,7 @@ def evaluate_sr(ckpt=None, n: int = 8, size: int = 1024, seed: int = HELD_OUT_SE
     per_image, seconds = [], 0.0
     for i in range(n):
         s = held_out_seed(seed, i)
-        lo, hi = render_pair(s, size, model.scale)
+        lo, hi = render_pair(s, size, model.scale, low_res)
         t0 = time.perf_counter()
         sr = upscale_tensor(lo[None], model, tile)
         seconds += time.perf_counter() - t0
@@ -55,7 +57,7 @@ def evaluate_sr(ckpt=None, n: int = 8, size: int = 1024, seed: int = HELD_OUT_SE
         rows["sr"].append(sr)
         rows["bicubic"].append(bic)
         rows["true"].append(hi[None])
-    result = {"ckpt": str(model.source_path), "n": n, "size": size, "out_size": size * model.scale, "seed_set": seed,
+    result = {"ckpt": str(model.source_path), "low_res": low_res, "n": n, "size": size, "out_size": size * model.scale, "seed_set": seed,
               "tile": tile, "seconds_per_image_sr": seconds / n, "threads": torch.get_num_threads(), "per_image": per_image}
     for name, images in rows.items():
         batch = torch.cat(images)
@@ -68,7 +70,7 @@ def evaluate_sr(ckpt=None, n: int = 8, size: int = 1024, seed: int = HELD_OUT_SE
     for name in ("sr", "bicubic"):
         result[f"gradient_energy_ratio_{name}"] = result[f"gradient_energy_{name}"] / result["gradient_energy_true"]
         result[f"high_freq_ratio_{name}"] = result[f"high_freq_share_{name}"] / result["high_freq_share_true"]
-    log(f"{n} held-out scenes {size}² -> {size * model.scale}² vs the true renders: "
+    log(f"{n} held-out scenes {size}² ({low_res}) -> {size * model.scale}² vs the true renders: "
         f"PSNR SR {result['psnr_sr']:.2f} dB, bicubic {result['psnr_bicubic']:.2f} dB "
         f"(+{result['psnr_sr'] - result['psnr_bicubic']:.2f} dB; per-image mean +"
         f"{result['psnr_sr_mean_per_image'] - result['psnr_bicubic_mean_per_image']:.2f}); gradient energy "

@@ -2,8 +2,8 @@
 `nar.train.loop.TrainTask`.
 
 Data: free, exact pairs. The procedural generator paints the same scene at any size, so a
-scene rendered at L² and at (2L)² is a low-resolution input and its true 2x target, aligned
-pixel for pixel (pixel centres at half-pixel offsets: bicubic with align_corners=False is the
+scene rendered at (2L)² is the true 2x target of its L² render with 2x supersampling (the
+default input, ``data.low_res``), aligned pixel for pixel (pixel centres at half-pixel offsets: bicubic with align_corners=False is the
 aligned upsampling; measured in `nar sr eval` and the model card). Every step renders
 ``scenes_per_step`` fresh training scenes (seeds drawn from the step's generator, low
 resolution drawn from ``lr_sizes``) and takes aligned random crops (``crop`` low-res pixels,
@@ -33,9 +33,21 @@ from nar.core.train_config import TrainConfig
 SEED_SPACE = 2 ** 30
 
 
+LOW_RES_SOURCES = ("supersampled", "render")
+
+
 @dataclass
 class SRDataConfig:
     lr_sizes: tuple[int, ...] = (512, 1024)   # low-res render sizes (the target is rendered at 2x)
+    # "supersampled": the input is the scene rendered with scale x supersampling, i.e. the true
+    # high-res render box-averaged (what it shows at low resolution is what the target shows);
+    # "render": a plain low-res render, which lacks the target's finest noise octave and samples
+    # edges elsewhere (v1; that disagreement is noise no upscaler can predict)
+    low_res: str = "supersampled"
+    # each crop is the busiest (largest mean |gradient| of the target) of this many random
+    # placements: most of a landscape is smooth sky and ground that bicubic already gets right,
+    # while most of bicubic's error (57% at 1024² -> 2048²) sits on the 5% of pixels at edges
+    crop_candidates: int = 1
     crop: int = 48                           # low-res crop side (the high-res crop is scale x this)
     scenes_per_step: int = 2                 # fresh renders per step; the batch's crops share them
     data_seed: int = 0                       # training seed space (evaluation uses held-out seeds)
@@ -59,15 +71,32 @@ class SRConfig:
             raise NarError("sr data: lr_size x scale must stay <= 4096 (the generator's limit)")
         if d.scenes_per_step < 1:
             raise NarError("sr data: scenes_per_step must be >= 1")
+        check_low_res(d.low_res)
+        if d.crop_candidates < 1:
+            raise NarError("sr data: crop_candidates must be >= 1")
         return self
 
 
-def render_pair(seed: int, lr_size: int, scale: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
-    """(3, L, L) and (3, sL, sL) renders of one scene, in [-1, 1]."""
+def check_low_res(low_res: str) -> str:
+    if low_res not in LOW_RES_SOURCES:
+        raise NarError(f"low-res source must be one of {', '.join(LOW_RES_SOURCES)}, not {low_res!r}")
+    return low_res
+
+
+def render_pair(seed: int, lr_size: int, scale: int = 2, low_res: str = "supersampled") -> tuple[torch.Tensor, torch.Tensor]:
+    """(3, L, L) and (3, sL, sL) renders of one scene, in [-1, 1].
+
+    ``low_res="supersampled"`` paints the scene once: the input is the target box-averaged,
+    which is exactly ``generate_landscape(seed, L, L, supersample=scale)``.
+    """
     from nar.data.landscapes import generate_landscape
-    lo = array_to_tensor(generate_landscape(seed, lr_size, lr_size)[0])
-    hi = array_to_tensor(generate_landscape(seed, lr_size * scale, lr_size * scale)[0])
-    return lo, hi
+    from nar.data.landscapes.dataset import box_average
+    hi = generate_landscape(seed, lr_size * scale, lr_size * scale)[0]
+    if check_low_res(low_res) == "supersampled":
+        lo = box_average(hi, scale)
+    else:
+        lo = generate_landscape(seed, lr_size, lr_size)[0]
+    return array_to_tensor(lo), array_to_tensor(hi)
 
 
 def aligned_crop(lo: torch.Tensor, hi: torch.Tensor, top: int, left: int, crop: int, scale: int,
@@ -75,6 +104,11 @@ def aligned_crop(lo: torch.Tensor, hi: torch.Tensor, top: int, left: int, crop: 
     a = lo[..., top:top + crop, left:left + crop]
     b = hi[..., scale * top:scale * (top + crop), scale * left:scale * (left + crop)]
     return (a.flip(-1), b.flip(-1)) if flip else (a, b)
+
+
+def gradient_activity(image: torch.Tensor) -> float:
+    """Mean |finite difference| of a (C, H, W) image: how much edge it holds."""
+    return float((image.diff(dim=-1).abs().mean() + image.diff(dim=-2).abs().mean()))
 
 
 class PairSampler:
@@ -88,15 +122,19 @@ class PairSampler:
         n_scenes = min(d.scenes_per_step, batch_size)
         seeds = [train_seed(d.data_seed, i) for i in torch.randint(SEED_SPACE, (n_scenes,), generator=generator).tolist()]
         sizes = [d.lr_sizes[i] for i in torch.randint(len(d.lr_sizes), (n_scenes,), generator=generator).tolist()]
-        placements = torch.randint(2 ** 30, (batch_size, 3), generator=generator).tolist()
-        pairs = [render_pair(s, L, scale) for s, L in zip(seeds, sizes)]
+        shape = (batch_size, 3) if d.crop_candidates == 1 else (batch_size, d.crop_candidates, 3)
+        placements = torch.randint(2 ** 30, shape, generator=generator).tolist()
+        pairs = [render_pair(s, L, scale, d.low_res) for s, L in zip(seeds, sizes)]
         los, his = [], []
         per_scene = math.ceil(batch_size / n_scenes)
-        for i, (top, left, flip) in enumerate(placements):
+        for i, candidates in enumerate(placements):
             lo, hi = pairs[i // per_scene]
-            top %= lo.shape[1] - d.crop + 1
-            left %= lo.shape[2] - d.crop + 1
-            a, b = aligned_crop(lo, hi, top, left, d.crop, scale, bool(flip % 2))
+            crops = []
+            for top, left, flip in ([candidates] if d.crop_candidates == 1 else candidates):
+                top %= lo.shape[1] - d.crop + 1
+                left %= lo.shape[2] - d.crop + 1
+                crops.append(aligned_crop(lo, hi, top, left, d.crop, scale, bool(flip % 2)))
+            a, b = max(crops, key=lambda pair: gradient_activity(pair[1]))
             los.append(a)
             his.append(b)
         return torch.stack(los), torch.stack(his)
@@ -105,7 +143,7 @@ class PairSampler:
         """Centre crops of held-out pairs (for snapshots)."""
         scale, los, his = self.cfg.model.scale, [], []
         for i in range(n):
-            lo, hi = render_pair(held_out_seed(0, i), lr_size, scale)
+            lo, hi = render_pair(held_out_seed(0, i), lr_size, scale, self.cfg.data.low_res)
             top = (lr_size - crop) // 2
             a, b = aligned_crop(lo, hi, top, top, crop, scale, False)
             los.append(a)

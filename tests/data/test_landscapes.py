@@ -67,6 +67,22 @@ def test_resolution_independent(scene):
     assert np.abs(other.astype(np.float32) - small).mean() > diff
 
 
+def test_supersampled_render_is_the_larger_render_box_averaged():
+    fine, label = generate_landscape(21, 96, 64, scene="city")
+    coarse, coarse_label = generate_landscape(21, 48, 32, scene="city", supersample=2)
+    assert coarse.shape == (32, 48, 3) and coarse.dtype == np.uint8 and coarse_label == label
+    expected = np.floor(fine.astype(np.float32).reshape(32, 2, 48, 2, 3).mean(axis=(1, 3)) + 0.5)
+    assert np.array_equal(coarse, expected.astype(np.uint8))
+    # anti-aliased, so not the plain render of the same size
+    assert not np.array_equal(coarse, generate_landscape(21, 48, 32, scene="city")[0])
+    assert np.array_equal(generate_landscape(21, 48, 32, supersample=1)[0], generate_landscape(21, 48, 32)[0])
+    for bad in (0, -2):
+        with pytest.raises(NarError, match="supersample"):
+            generate_landscape(0, 64, 64, supersample=bad)
+    with pytest.raises(NarError, match="supersample"):
+        generate_landscape(0, 2048, 2048, supersample=4)
+
+
 def test_images_have_a_horizon_and_are_not_flat():
     for seed in range(12):
         img, label = generate_landscape(seed, 96, 96)

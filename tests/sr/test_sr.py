@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from nar.core.checkpoint import load_checkpoint
+from nar.core.errors import NarError
 from nar.sr.model import SRModelConfig, SRNet
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,9 +55,30 @@ def test_pairs_are_aligned_crops_of_one_scene():
     task = SRTask(cfg, build_perceptual=False)
     lo, hi = task.pairs.batch(4, torch.Generator().manual_seed(1))
     assert lo.shape == (4, 3, 16, 16) and hi.shape == (4, 3, 32, 32)
-    # the 2x render box-averaged back is close to the 1x render (same scene, aligned)
+    # the default input is the 2x render box-averaged: exactly the 2x-supersampled 1x render
     a, b = render_pair(12345, 64)
-    assert float((F.avg_pool2d(b[None], 2) - a[None]).abs().mean()) < 0.05
+    assert a.shape == (3, 64, 64) and b.shape == (3, 128, 128)
+    assert float((F.avg_pool2d(b[None], 2) - a[None]).abs().max()) <= 1 / 255 + 1e-6
+    # a plain 1x render of the same scene is close to it, but is not it
+    plain, b2 = render_pair(12345, 64, low_res="render")
+    assert torch.equal(b, b2)
+    assert 0 < float((plain - a).abs().mean()) < 0.05
+    with pytest.raises(NarError, match="low-res"):
+        render_pair(12345, 64, low_res="bicubic")
+
+
+def test_crop_candidates_pick_the_busiest_of_the_same_placements():
+    from nar.train.sr_task import SRTask, gradient_activity, load_sr_config
+    plain = SRTask(load_sr_config(TINY), build_perceptual=False)
+    picky = SRTask(load_sr_config(TINY, {"data.crop_candidates": 6}), build_perceptual=False)
+    _, hi_plain = plain.pairs.batch(8, torch.Generator().manual_seed(3))
+    lo, hi = picky.pairs.batch(8, torch.Generator().manual_seed(3))
+    assert lo.shape == (8, 3, 16, 16) and hi.shape == (8, 3, 32, 32)
+    activity = lambda batch: sum(gradient_activity(x) for x in batch) / len(batch)
+    assert activity(hi) > activity(hi_plain)
+    assert gradient_activity(torch.zeros(3, 8, 8)) == 0.0
+    with pytest.raises(NarError, match="crop_candidates"):
+        load_sr_config(TINY, {"data.crop_candidates": 0})
 
 
 def test_loss_goes_down_on_a_fixed_batch():
