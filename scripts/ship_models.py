@@ -97,9 +97,13 @@ def ship_sr(run: Path, cpu_hours: float | None = None) -> None:
         record["cpu_hours"] = cpu_hours
     else:   # one torch thread: CPU time <= wall time (less on a shared machine)
         record["cpu_hours_at_most"] = record["wall_hours"]
+    low_res = ("the (2L)² render box-averaged (2x supersampled)" if data.get("low_res", "render") == "supersampled"
+               else "a plain L² render")
+    crops = (f"each the busiest of {data['crop_candidates']} placements" if data.get("crop_candidates", 1) > 1
+             else "uniform placements")
     record["data"] = (f"fresh procedural scene pairs per step ({data.get('scenes_per_step')} per step), rendered at "
-                      f"L² and (2L)² for L in {data.get('lr_sizes')}; aligned {data.get('crop')}² -> "
-                      f"{2 * data.get('crop', 0)}² crops, batch {meta.get('train', {}).get('batch_size')}")
+                      f"(2L)² for L in {data.get('lr_sizes')}, input {low_res}; aligned {data.get('crop')}² -> "
+                      f"{2 * data.get('crop', 0)}² crops ({crops}), batch {meta.get('train', {}).get('batch_size')}")
     meta = {**meta, "weights_dtype": "float16", "source_run": str(run), "params": n_params(tensors),
             "training": record}
     save_checkpoint(MODELS_DIR / SR_FILE, half(tensors), meta)

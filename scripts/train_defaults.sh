@@ -9,6 +9,7 @@
 #      on a second 1024² cache (480 renders, seed 1), shipped over the v1 file with its parent's record
 #   6. maskgit on the 1024² grid: SUNDAE's hourglass, started from the v2 sundae's weights, trained on
 #      the 480 + 1200 renders of two 1024² caches (seeds 1 and 2), shipped over the 256² maskgit
+#   7. the 2x super-resolution net (configs/sr/v2.toml: supersampled inputs, busiest-of-8 crops), one thread
 # Usage: bash scripts/train_defaults.sh [RUN_DIR]    (every step resumes if interrupted)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,3 +59,6 @@ PY
 $NAR train --prior maskgit --tokens "$RUN/tokens_1024_s12" --config configs/defaults/maskgit_1024.toml \
   --init-from nar/assets/models/sundae.safetensors --stop-after 2400 --out "$RUN/maskgit_1024" > "$RUN/maskgit_1024.log" 2>&1
 .venv/bin/python scripts/ship_models.py --finetune maskgit "$RUN/maskgit_1024" sundae
+# 7. 2x super-resolution (no tokens needed: fresh render pairs every step), one thread
+$NAR sr train --config configs/sr/v2.toml --out "$RUN/sr_v2" > "$RUN/sr_v2.log" 2>&1
+.venv/bin/python scripts/ship_models.py --sr "$RUN/sr_v2"

@@ -134,3 +134,16 @@ def save_grid(images: torch.Tensor | np.ndarray, path: str | Path, nrow: int | N
                                            Image.Resampling.LANCZOS)
         grid = np.asarray(img)
     return save_png(grid, path, metadata)
+
+
+def gradient_activity(image: torch.Tensor) -> float:
+    """Mean |finite difference| of a (C, H, W) image: how much edge it holds."""
+    return float(image.diff(dim=-1).abs().mean() + image.diff(dim=-2).abs().mean())
+
+
+def busiest(crops: list, key=lambda crop: crop) -> object:
+    """The candidate crop with the most edge (``key`` picks the image to judge from a candidate).
+
+    Training crops drawn uniformly are mostly smooth sky and ground, which a decoder or an
+    upscaler already gets right; the busiest of k random placements puts edges in front of it."""
+    return max(crops, key=lambda crop: gradient_activity(key(crop)))

@@ -59,6 +59,7 @@ class TokenizerConfig:
     image_size: int = 256              # size images are rendered at (procedural) / resized to (folder)
     crop: int = 256                    # random training crop, <= image_size
     crops_per_image: int = 1           # crops taken from each render / image in a batch
+    crop_candidates: int = 1           # each crop is the busiest (most edge) of this many random placements
     render_workers: int = 0            # procedural: processes rendering in parallel (0 = in-process)
     n_train: int = 0                   # procedural: number of distinct training renders (0 = a fresh one per sample)
     data_seed: int = 0                 # procedural training seed space (evaluation uses a disjoint one)
@@ -94,6 +95,8 @@ class TokenizerConfig:
             raise NarError(f"tokenizer config: crop {self.crop} is not a multiple of the factor {self.factor}")
         if self.crops_per_image < 1 or self.render_workers < 0:
             raise NarError("tokenizer config: crops_per_image must be >= 1 and render_workers >= 0")
+        if self.crop_candidates < 1:
+            raise NarError("tokenizer config: crop_candidates must be >= 1")
         if self.codebook_size < 2:
             raise NarError("tokenizer config: codebook_size must be at least 2")
         return self

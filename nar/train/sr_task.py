@@ -23,7 +23,7 @@ import torch
 
 from nar.core.config import to_dict
 from nar.core.errors import NarError
-from nar.core.images import array_to_tensor, row_grid, save_png
+from nar.core.images import array_to_tensor, busiest, row_grid, save_png
 from nar.sr.losses import SRLoss, SRLossConfig
 from nar.sr.model import SRModelConfig, SRNet
 from nar.tokenizer.losses import psnr
@@ -106,11 +106,6 @@ def aligned_crop(lo: torch.Tensor, hi: torch.Tensor, top: int, left: int, crop: 
     return (a.flip(-1), b.flip(-1)) if flip else (a, b)
 
 
-def gradient_activity(image: torch.Tensor) -> float:
-    """Mean |finite difference| of a (C, H, W) image: how much edge it holds."""
-    return float((image.diff(dim=-1).abs().mean() + image.diff(dim=-2).abs().mean()))
-
-
 class PairSampler:
     """Batches of aligned (low, high) crops drawn deterministically from a torch.Generator."""
 
@@ -134,7 +129,7 @@ class PairSampler:
                 top %= lo.shape[1] - d.crop + 1
                 left %= lo.shape[2] - d.crop + 1
                 crops.append(aligned_crop(lo, hi, top, left, d.crop, scale, bool(flip % 2)))
-            a, b = max(crops, key=lambda pair: gradient_activity(pair[1]))
+            a, b = busiest(crops, key=lambda pair: pair[1])
             los.append(a)
             his.append(b)
         return torch.stack(los), torch.stack(his)

@@ -25,7 +25,7 @@ import torch
 
 from nar.core.checkpoint import load_weights_into
 from nar.core.errors import NarError
-from nar.core.images import array_to_tensor, row_grid, save_png
+from nar.core.images import array_to_tensor, busiest, row_grid, save_png
 from nar.tokenizer.config import TokenizerConfig
 from nar.tokenizer.losses import VQLoss, psnr, warn_once
 from nar.tokenizer.model import VQGAN
@@ -129,18 +129,22 @@ class TrainImages:
         total = batch_size * distributed.world_size()
         keep = distributed.part(total)
         sources = None if self.stream is not None else self._sources(math.ceil(total / per_image), generator)
-        placements = torch.randint(2 ** 30, (total, 3), generator=generator).tolist()[keep]
+        k = self.cfg.crop_candidates
+        placements = torch.randint(2 ** 30, (total, 3) if k == 1 else (total, k, 3), generator=generator).tolist()[keep]
         needed = sorted({i // per_image for i in range(keep.start, keep.stop)})
         loaded = ([img for img, _ in self.stream.take(len(needed))] if self.stream is not None
                   else self._load([sources[j] for j in needed]))
         images = dict(zip(needed, loaded))
         crop, crops = self.cfg.crop, []
-        for i, (top, left, flip) in enumerate(placements, start=keep.start):
+        for i, candidates in enumerate(placements, start=keep.start):
             image = images[i // per_image]                          # (3, S, S)
-            top %= image.shape[1] - crop + 1
-            left %= image.shape[2] - crop + 1
-            patch = image[:, top:top + crop, left:left + crop]
-            crops.append(patch.flip(-1) if flip % 2 else patch)
+            patches = []
+            for top, left, flip in ([candidates] if k == 1 else candidates):
+                top %= image.shape[1] - crop + 1
+                left %= image.shape[2] - crop + 1
+                patch = image[:, top:top + crop, left:left + crop]
+                patches.append(patch.flip(-1) if flip % 2 else patch)
+            crops.append(busiest(patches))
         return torch.stack(crops)
 
     def close(self) -> None:

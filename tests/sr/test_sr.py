@@ -68,7 +68,8 @@ def test_pairs_are_aligned_crops_of_one_scene():
 
 
 def test_crop_candidates_pick_the_busiest_of_the_same_placements():
-    from nar.train.sr_task import SRTask, gradient_activity, load_sr_config
+    from nar.core.images import gradient_activity
+    from nar.train.sr_task import SRTask, load_sr_config
     plain = SRTask(load_sr_config(TINY), build_perceptual=False)
     picky = SRTask(load_sr_config(TINY, {"data.crop_candidates": 6}), build_perceptual=False)
     _, hi_plain = plain.pairs.batch(8, torch.Generator().manual_seed(3))

@@ -18,6 +18,15 @@ def test_batches_are_deterministic_per_generator():
     assert -1 <= a.min() and a.max() <= 1
 
 
+def test_crop_candidates_pick_busier_crops():
+    from nar.core.images import gradient_activity
+    plain = TrainImages(tiny_config()).batch(6, torch.Generator().manual_seed(7))
+    picky = TrainImages(tiny_config(crop_candidates=6)).batch(6, torch.Generator().manual_seed(7))
+    assert picky.shape == plain.shape
+    activity = lambda batch: sum(gradient_activity(x) for x in batch)
+    assert activity(picky) > activity(plain)
+
+
 def test_training_and_held_out_seeds_are_disjoint():
     assert train_seed(1023, 2 ** 30 - 1) < held_out_seed(0, 0)
 
