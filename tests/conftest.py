@@ -16,6 +16,19 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
+def benchmark_script():
+    """Import a script of benchmarks/ by name (they are scripts, not a package)."""
+    import importlib.util
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    return load
+
+
+@pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory):
     from nar.pipelines.train_prior import train_prior
     from nar.priors import prior_names

@@ -1,20 +1,9 @@
 """The CPU twin of benchmarks/gpu.sh: the same preset code path at 32² with a tiny tokenizer."""
-import importlib.util
 import json
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location("bench_gpu", ROOT / "benchmarks" / "bench_gpu.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_gpu_headline_cpu_twin(tiny_models, tmp_path):
-    bench_gpu = _script()
+def test_gpu_headline_cpu_twin(tiny_models, tmp_path, benchmark_script):
+    bench_gpu = benchmark_script("bench_gpu")
     assert bench_gpu.PRESETS["gpu"]["sizes"] == (256, 512, 1024) and bench_gpu.PRESETS["gpu"]["device"] == "cuda"
     result = bench_gpu.main(["--preset", "cpu-twin", "--tokenizer", str(tiny_models["tokenizer"]),
                              "--out", str(tmp_path), "--threads", "1"])

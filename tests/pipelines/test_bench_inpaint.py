@@ -1,21 +1,9 @@
 """The border-band windows of benchmarks/bench_inpaint.py straddle the inpainted box's border."""
-import importlib.util
-from pathlib import Path
-
 import torch
 
-ROOT = Path(__file__).resolve().parents[2]
 
-
-def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_inpaint", ROOT / "benchmarks" / "bench_inpaint.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_border_windows_are_half_kept_half_regenerated():
-    bench = load_bench()
+def test_border_windows_are_half_kept_half_regenerated(benchmark_script):
+    bench = benchmark_script("bench_inpaint")
     size = 64
     box = torch.zeros(2, 3, size, size)
     box[..., size // 4: 3 * size // 4, size // 4: 3 * size // 4] = 1.0   # 1 = regenerated pixels
