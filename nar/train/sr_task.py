@@ -1,14 +1,16 @@
 """Training the 2x super-resolution net with the shared loop: `SRTask` implements
 `nar.train.loop.TrainTask`.
 
-Data: free, exact pairs. The procedural generator paints the same scene at any size, so a
-scene rendered at (2L)² is the true 2x target of its L² render with 2x supersampling (the
-default input, ``data.low_res``), aligned pixel for pixel (pixel centres at half-pixel offsets: bicubic with align_corners=False is the
-aligned upsampling; measured in `nar sr eval` and the model card). Every step renders
+Data: free, exact pairs. The procedural generator paints the same scene at any size; the
+target is the (2L)² render and the input, by default (``data.low_res``), the same scene
+rendered at L² with 2x supersampling, i.e. the target box-averaged. Both are aligned pixel for
+pixel with half-pixel centres (bicubic with align_corners=False is the aligned upsampling).
+A plain L² render ("render") is not the target averaged down: it lacks the finest noise octave
+and samples edges elsewhere, noise no upscaler can predict. Every step renders
 ``scenes_per_step`` fresh training scenes (seeds drawn from the step's generator, low
-resolution drawn from ``lr_sizes``) and takes aligned random crops (``crop`` low-res pixels,
-2·crop high-res) with matching flips. Held-out evaluation scenes use the tokenizer's disjoint
-held-out seed range.
+resolution drawn from ``lr_sizes``) and takes aligned crops (``crop`` low-res pixels, 2·crop
+high-res, each the busiest of ``crop_candidates`` random placements) with matching flips.
+Held-out evaluation scenes use the tokenizer's disjoint held-out seed range.
 
 Two optimizers: "gen" (the SR net) and "disc" (the PatchGAN, from ``loss.disc_start``).
 """
