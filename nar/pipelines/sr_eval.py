@@ -1,8 +1,9 @@
 """`nar sr eval`: 2x super-resolution of held-out procedural renders against the true 2x renders.
 
-For each held-out seed the generator paints the scene at (2L)² and at L² (by default with 2x
-supersampling, i.e. the (2L)² render box-averaged; ``low_res="render"`` paints a plain L²
-render, which disagrees with the 2x render at 1x by 31-40 dB); the L² image is upscaled by the SR net (tiled, as `nar upscale` runs it) and by bicubic interpolation, and both
+For each held-out seed the generator paints the scene at (2L)² and at L²: by default with 2x
+supersampling, i.e. the (2L)² render box-averaged (``low_res="render"`` paints a plain L²
+render, which disagrees with the 2x render at 1x by 31-40 dB). The L² image is upscaled by the
+SR net (tiled, as `nar upscale` runs it) and by bicubic interpolation, and both
 are compared with the true (2L)² render: PSNR (whole image, [0, 1] scale) and sharpness
 (`nar.eval.sharpness`: gradient energy and high-frequency share, also as a ratio to the true
 renders'). Seeds are the tokenizer's held-out range, disjoint from every training seed.
