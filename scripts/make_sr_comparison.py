@@ -2,7 +2,7 @@
 
     python scripts/make_sr_comparison.py --ckpt nar/assets/models/sr.safetensors --out docs/sr_comparison.png
 
-Each row is one held-out scene rendered at 1024² (upscaled to 2048² by bicubic and by the SR net)
+Each row is one held-out scene rendered at 1024² with 2x supersampling (upscaled to 2048² by bicubic and by the SR net)
 and at 2048² (the truth); the crop is the scene's busiest 192² window of the 2048² render, shown
 at 2x (nearest) so single pixels are visible.
 """
