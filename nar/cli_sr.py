@@ -16,7 +16,7 @@ console = Console()
 
 
 @sr_app.command("train")
-def sr_train(config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML config: a path, or a packaged recipe's name (v1, tiny; see `nar configs`)."),
+def sr_train(config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML config: a path, or a packaged recipe's name (v2 = the shipped model, v1, tiny; see `nar configs`)."),
              set_: Optional[List[str]] = typer.Option(None, "--set", help="Override a field, e.g. --set train.lr=5e-4."),
              out: Path = typer.Option(Path("runs/sr"), "--out", help="Run folder (resumed if it exists)."),
              resume: bool = typer.Option(True, "--resume/--no-resume"),

@@ -1,7 +1,7 @@
 """Copy trained checkpoints into the package as the default models (fp16 weights + metadata).
 
     python scripts/ship_models.py runs/defaults
-    python scripts/ship_models.py --sr runs/sr_v1      # the 2x super-resolution model alone
+    python scripts/ship_models.py --sr runs/sr_v2      # the 2x super-resolution model alone
 
 expects RUN/tokenizer/model.safetensors and RUN/{ar,maskgit,sundae}/model.safetensors.
 The shipped tokenizer keeps the content hash of the weights it was trained as, so priors
@@ -133,7 +133,7 @@ def ship_finetune(name: str, run: Path, parent_name: str | None = None) -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 3 and sys.argv[1] == "--finetune":   # python scripts/ship_models.py --finetune sundae runs/sundae_local [PARENT]
         ship_finetune(sys.argv[2], Path(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 else None)
-    elif len(sys.argv) > 2 and sys.argv[1] == "--sr":     # python scripts/ship_models.py --sr runs/sr_v1 [CPU_HOURS]
+    elif len(sys.argv) > 2 and sys.argv[1] == "--sr":     # python scripts/ship_models.py --sr runs/sr_v2 [CPU_HOURS]
         ship_sr(Path(sys.argv[2]), float(sys.argv[3]) if len(sys.argv) > 3 else None)
     else:
         main(Path(sys.argv[1] if len(sys.argv) > 1 else "runs/defaults"))

@@ -51,7 +51,7 @@ def test_nar_configs_lists_every_recipe_with_its_first_comment(monkeypatch, caps
     code, out, _ = run_cli(monkeypatch, capsys, "configs")
     assert code == 0
     recipes = list_recipes()
-    assert {"tokenizer/f16_small", "priors/sundae_tiny", "defaults/ar", "sr/v1"} <= set(recipes)
+    assert {"tokenizer/f16_small", "priors/sundae_tiny", "defaults/ar", "sr/v1", "sr/v2"} <= set(recipes)
     lines = out.splitlines()
     for key in recipes:
         line = next(ln for ln in lines if ln.split()[:1] == [key])
