@@ -119,6 +119,7 @@ class PairSampler:
         n_scenes = min(d.scenes_per_step, batch_size)
         seeds = [train_seed(d.data_seed, i) for i in torch.randint(SEED_SPACE, (n_scenes,), generator=generator).tolist()]
         sizes = [d.lr_sizes[i] for i in torch.randint(len(d.lr_sizes), (n_scenes,), generator=generator).tolist()]
+        # one candidate draws exactly what earlier versions drew, so older runs resume unchanged
         shape = (batch_size, 3) if d.crop_candidates == 1 else (batch_size, d.crop_candidates, 3)
         placements = torch.randint(2 ** 30, shape, generator=generator).tolist()
         pairs = [render_pair(s, L, scale, d.low_res) for s, L in zip(seeds, sizes)]

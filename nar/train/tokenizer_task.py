@@ -129,7 +129,7 @@ class TrainImages:
         total = batch_size * distributed.world_size()
         keep = distributed.part(total)
         sources = None if self.stream is not None else self._sources(math.ceil(total / per_image), generator)
-        k = self.cfg.crop_candidates
+        k = self.cfg.crop_candidates   # k = 1 draws what earlier versions drew: older runs resume unchanged
         placements = torch.randint(2 ** 30, (total, 3) if k == 1 else (total, k, 3), generator=generator).tolist()[keep]
         needed = sorted({i // per_image for i in range(keep.start, keep.stop)})
         loaded = ([img for img, _ in self.stream.take(len(needed))] if self.stream is not None
