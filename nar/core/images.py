@@ -141,6 +141,15 @@ def gradient_activity(image: torch.Tensor) -> float:
     return float(image.diff(dim=-1).abs().mean() + image.diff(dim=-2).abs().mean())
 
 
+def crop_placements(n: int, candidates: int, generator: torch.Generator) -> list[list[list[int]]]:
+    """Random placements for ``n`` crops, ``candidates`` each: ``[top, left, flip]`` draws in
+    [0, 2**30), to be reduced modulo the image. One candidate per crop draws exactly what an
+    (n, 3) draw did before candidates existed, so runs started then resume unchanged."""
+    if candidates == 1:
+        return [[draw] for draw in torch.randint(2 ** 30, (n, 3), generator=generator).tolist()]
+    return torch.randint(2 ** 30, (n, candidates, 3), generator=generator).tolist()
+
+
 def busiest(crops: list, key=lambda crop: crop) -> object:
     """The candidate crop with the most edge (``key`` picks the image to judge from a candidate).
 

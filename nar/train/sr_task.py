@@ -25,7 +25,7 @@ import torch
 
 from nar.core.config import to_dict
 from nar.core.errors import NarError
-from nar.core.images import array_to_tensor, busiest, row_grid, save_png
+from nar.core.images import array_to_tensor, busiest, crop_placements, row_grid, save_png
 from nar.sr.losses import SRLoss, SRLossConfig
 from nar.sr.model import SRModelConfig, SRNet
 from nar.tokenizer.losses import psnr
@@ -119,16 +119,14 @@ class PairSampler:
         n_scenes = min(d.scenes_per_step, batch_size)
         seeds = [train_seed(d.data_seed, i) for i in torch.randint(SEED_SPACE, (n_scenes,), generator=generator).tolist()]
         sizes = [d.lr_sizes[i] for i in torch.randint(len(d.lr_sizes), (n_scenes,), generator=generator).tolist()]
-        # one candidate draws exactly what earlier versions drew, so older runs resume unchanged
-        shape = (batch_size, 3) if d.crop_candidates == 1 else (batch_size, d.crop_candidates, 3)
-        placements = torch.randint(2 ** 30, shape, generator=generator).tolist()
+        placements = crop_placements(batch_size, d.crop_candidates, generator)
         pairs = [render_pair(s, L, scale, d.low_res) for s, L in zip(seeds, sizes)]
         los, his = [], []
         per_scene = math.ceil(batch_size / n_scenes)
         for i, candidates in enumerate(placements):
             lo, hi = pairs[i // per_scene]
             crops = []
-            for top, left, flip in ([candidates] if d.crop_candidates == 1 else candidates):
+            for top, left, flip in candidates:
                 top %= lo.shape[1] - d.crop + 1
                 left %= lo.shape[2] - d.crop + 1
                 crops.append(aligned_crop(lo, hi, top, left, d.crop, scale, bool(flip % 2)))

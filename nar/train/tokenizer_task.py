@@ -25,7 +25,7 @@ import torch
 
 from nar.core.checkpoint import load_weights_into
 from nar.core.errors import NarError
-from nar.core.images import array_to_tensor, busiest, row_grid, save_png
+from nar.core.images import array_to_tensor, busiest, crop_placements, row_grid, save_png
 from nar.tokenizer.config import TokenizerConfig
 from nar.tokenizer.losses import VQLoss, psnr, warn_once
 from nar.tokenizer.model import VQGAN
@@ -129,8 +129,7 @@ class TrainImages:
         total = batch_size * distributed.world_size()
         keep = distributed.part(total)
         sources = None if self.stream is not None else self._sources(math.ceil(total / per_image), generator)
-        k = self.cfg.crop_candidates   # k = 1 draws what earlier versions drew: older runs resume unchanged
-        placements = torch.randint(2 ** 30, (total, 3) if k == 1 else (total, k, 3), generator=generator).tolist()[keep]
+        placements = crop_placements(total, self.cfg.crop_candidates, generator)[keep]
         needed = sorted({i // per_image for i in range(keep.start, keep.stop)})
         loaded = ([img for img, _ in self.stream.take(len(needed))] if self.stream is not None
                   else self._load([sources[j] for j in needed]))
@@ -139,7 +138,7 @@ class TrainImages:
         for i, candidates in enumerate(placements, start=keep.start):
             image = images[i // per_image]                          # (3, S, S)
             patches = []
-            for top, left, flip in ([candidates] if k == 1 else candidates):
+            for top, left, flip in candidates:
                 top %= image.shape[1] - crop + 1
                 left %= image.shape[2] - crop + 1
                 patch = image[:, top:top + crop, left:left + crop]
