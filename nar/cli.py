@@ -138,23 +138,30 @@ def tokenizer_encode(out: Path = typer.Option(..., "--out", help="Token cache fo
 # ---- priors ---------------------------------------------------------------------------------
 @app.command()
 def train(prior: str = typer.Option(..., "--prior", help="ar | maskgit | sundae"),
-          tokens: Path = typer.Option(..., "--tokens", help="Token cache from `nar tokenizer encode`."),
+          tokens: Optional[Path] = typer.Option(None, "--tokens", help="Token cache from `nar tokenizer encode` (or --fresh)."),
+          fresh: Optional[int] = typer.Option(None, "--fresh", help="Train on fresh SIZE² procedural renders, encoded by worker processes while training runs (kept in OUT/fresh_tokens), instead of a token cache."),
+          fresh_workers: int = typer.Option(1, "--fresh-workers", help="Processes rendering + encoding for --fresh (one torch thread each)."),
+          fresh_per_step: float = typer.Option(1.0, "--fresh-per-step", help="New grids per training step (--fresh); training waits when the workers fall behind."),
+          fresh_window: int = typer.Option(0, "--fresh-window", help="Batches draw from the newest this many grids (--fresh; 0: all made so far)."),
+          fresh_initial: int = typer.Option(64, "--fresh-initial", help="Grids made before the first step (--fresh)."),
           config: Optional[Path] = ConfigOpt, set_: Optional[List[str]] = SetOpt,
           out: Path = typer.Option(..., "--out", help="Run folder (resumed if it exists)."),
-          tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help="For decoded sample grids (default: the cache's)."),
+          tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help="For decoded sample grids (default: the cache's); with --fresh, the tokenizer that encodes the renders (default: shipped)."),
           conditional: bool = typer.Option(True, "--conditional/--unconditional",
                                            help="Class-conditional (with CFG dropout) when the cache has labels."),
           resume: bool = typer.Option(True, "--resume/--no-resume"),
           init_from: Optional[Path] = typer.Option(None, "--init-from", help="Start a new run from this checkpoint of the same prior (fine-tuning)."),
           stop_after: Optional[int] = typer.Option(None, "--stop-after", help="Stop after this step, checkpointed, with the schedule still planned over train.steps (resume to go on)."),
           tensorboard: bool = TensorBoardOpt):
-    """Train a prior on a token cache with the shared loop (AdamW, warm-up + cosine, EMA, resume)."""
+    """Train a prior on a token cache, or on fresh renders (--fresh), with the shared loop (AdamW, warm-up + cosine, EMA, resume)."""
     from nar.pipelines.train_prior import train_prior
     if stop_after is not None and stop_after < 1:
         raise ArgumentError("stop_after", f"--stop-after must be >= 1 (got {stop_after})")
+    fresh_spec = None if fresh is None else {"size": fresh, "workers": fresh_workers, "per_step": fresh_per_step,
+                                             "window": fresh_window, "initial": fresh_initial}
     run = train_prior(prior, tokens, config, parse_overrides(set_), out, tokenizer=tokenizer,
                       conditional=conditional, resume=resume, init_from=init_from, tensorboard=tensorboard,
-                      stop_after=stop_after)
+                      stop_after=stop_after, fresh=fresh_spec)
     console.print(f"prior checkpoint: {run / 'model.safetensors'}")
 
 

@@ -126,19 +126,22 @@ def expect_kind(meta: dict[str, Any], kind: str, path: str | Path, name: str | N
 
 
 def load_weights_into(module: torch.nn.Module, path: str | Path, kind: str, name: str | None = None,
-                      allow_new: bool = False) -> None:
+                      allow_new: bool = False, skip_prefix: str | None = None) -> None:
     """Copy a trained checkpoint's weights into ``module`` (a run that starts from a trained
     model). Every tensor of the checkpoint must be in ``module`` with the same shape; with
     ``allow_new``, tensors ``module`` has and the checkpoint lacks (blocks a config adds) keep
-    their initialisation, otherwise they are an error too."""
+    their initialisation, otherwise they are an error too. Tensors under ``skip_prefix`` are
+    neither copied nor checked: they keep the module's own initialisation."""
     tensors, meta = load_checkpoint(path)
     expect_kind(meta, kind, path, name)
+    skipped = (lambda k: skip_prefix is not None and k.startswith(skip_prefix))
+    tensors = {k: v for k, v in tensors.items() if not skipped(k)}
     own = module.state_dict()
     unknown = sorted(k for k in tensors if k not in own)
-    missing = [] if allow_new else sorted(k for k in own if k not in tensors)
+    missing = [] if allow_new else sorted(k for k in own if k not in tensors and not skipped(k))
     wrong = sorted(k for k in tensors if k in own and tensors[k].shape != own[k].shape)
     if unknown or missing or wrong:
         raise NarError(f"{path} does not fit this {name or kind} config ({len(unknown)} tensors it does not "
                        f"have, {len(missing)} missing, {len(wrong)} of another shape, "
                        f"e.g. {(unknown + missing + wrong)[0]})")
-    module.load_state_dict({k: v.to(own[k].dtype) for k, v in tensors.items()}, strict=not allow_new)
+    module.load_state_dict({k: v.to(own[k].dtype) for k, v in tensors.items()}, strict=not (allow_new or skip_prefix))

@@ -211,6 +211,16 @@ class TokenCache:
     def class_names(self) -> list[str]:
         return list(self.header.get("class_names") or [])
 
+    @property
+    def labelled(self) -> bool:
+        return bool((self.labels >= 0).any())
+
+    def advance_to(self, step: int) -> None:
+        """A cache is fixed; a pool of fresh renders (`nar.data.fresh_tokens`) grows here."""
+
+    def close(self) -> None:
+        """Nothing to stop (the pool of fresh renders stops its workers here)."""
+
     def batch(self, batch_size: int, generator: torch.Generator,
               keep: slice | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """A random batch (with replacement) drawn from ``generator``: (B, h, w) long, (B,) long.

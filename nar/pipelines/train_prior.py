@@ -1,10 +1,11 @@
-"""`nar train --prior NAME`: a token cache + a prior config -> the shared training loop.
+"""`nar train --prior NAME`: a token cache (or fresh renders) + a prior config -> the shared training loop.
 
 Prior config files have a ``[model]`` table (the prior's own dataclass) and a ``[train]``
 table (`TrainConfig`); ``--set model.dim=256`` / ``--set train.lr=1e-4`` override fields.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -44,11 +45,15 @@ def _apply(defaults: dict, file_data: dict, overrides: dict) -> dict:
     return apply_overrides(_deep_update(defaults, file_data), overrides)
 
 
-def train_prior(name: str, tokens: str | Path, config_path=None, overrides: dict | None = None,
+def train_prior(name: str, tokens: str | Path | None, config_path=None, overrides: dict | None = None,
                 out: str | Path = "runs/prior", tokenizer=None, conditional: bool = True,
                 resume: bool = True, progress: bool = True, init_from: str | Path | None = None,
-                tensorboard: bool = False, stop_after: int | None = None) -> Path:
-    """Train (or resume) a prior. ``init_from``: a trained checkpoint of the same prior whose
+                tensorboard: bool = False, stop_after: int | None = None,
+                fresh: dict | None = None) -> Path:
+    """Train (or resume) a prior on the token cache ``tokens``, or, with ``fresh`` (the keyword
+    arguments of `FreshTokens`, e.g. ``{"size": 1024, "workers": 1, "per_step": 2}``), on fresh
+    renders that worker processes encode with ``tokenizer`` (default: the shipped one) while it
+    trains; they are kept in ``out/fresh_tokens``. ``init_from``: a trained checkpoint of the same prior whose
     weights a new run starts from; parameters the config adds (e.g. new local-mixing blocks)
     keep their fresh initialisation. A resumed run's own checkpoint replaces them all.
     ``config_path``: a TOML file or a packaged recipe's name (e.g. "sundae_tiny");
@@ -56,10 +61,31 @@ def train_prior(name: str, tokens: str | Path, config_path=None, overrides: dict
     ``stop_after``: stop (checkpointed) after this step, the learning-rate schedule still planned
     over ``train.steps``, as an interruption would."""
     cls, model_cfg, train_cfg = load_prior_run_config(name, config_path, overrides)
-    cache = TokenCache.open(tokens)
+    cache = _token_source(tokens, fresh, tokenizer, Path(out))
+    try:
+        return _train(name, cls, model_cfg, train_cfg, cache, out, tokenizer, conditional, resume, progress,
+                      init_from, tensorboard, stop_after)
+    finally:
+        cache.close()
+
+
+def _token_source(tokens, fresh: dict | None, tokenizer, out: Path):
+    if (tokens is None) == (fresh is None):
+        raise NarError("train a prior on a token cache (--tokens) or on fresh renders (--fresh), one of the two")
+    if fresh is None:
+        return TokenCache.open(tokens)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise NarError("fresh renders feed a single training process; under torchrun train on a token cache "
+                       "(`nar tokenizer encode`)")
+    from nar.data.fresh_tokens import FreshTokens
+    from nar.pipelines.models import resolve_tokenizer_ckpt
+    return FreshTokens(resolve_tokenizer_ckpt(tokenizer), out / "fresh_tokens", **fresh)
+
+
+def _train(name, cls, model_cfg, train_cfg, cache, out, tokenizer, conditional, resume, progress,
+           init_from, tensorboard, stop_after) -> Path:
     torch.manual_seed(train_cfg.seed)  # weight init is part of the run's seed
-    labelled = bool((cache.labels >= 0).any())
-    num_classes = len(cache.class_names) if (conditional and labelled and cache.class_names) else 0
+    num_classes = len(cache.class_names) if (conditional and cache.labelled and cache.class_names) else 0
     pipe = _cache_pipeline(cache, tokenizer, train_cfg.device)
     init_codes = _resolve_codebook_init(name, model_cfg, pipe, cache, Path(out), resume, init_from)
     prior = cls(model_cfg, cache.codebook_size, num_classes, cache.grid)

@@ -12,6 +12,7 @@ from nar.core.train_config import TrainConfig
 REC_LOSSES = ("l1", "mse")
 CODEBOOK_UPDATES = ("ema", "learned")
 TRAIN_PARTS = ("all", "decoder")
+INIT_CODEBOOKS = ("copy", "kmeans")
 
 
 @dataclass
@@ -53,6 +54,10 @@ class TokenizerConfig:
     # tokens, and every prior trained on them, stay valid while the decoder learns to draw edges)
     train_parts: str = "all"
     init_from: str | None = None       # tokenizer checkpoint whose weights a new run starts from
+    # "copy": the codebook comes with init_from (same codebook_size); "kmeans": every other
+    # weight comes from init_from and a fresh codebook of codebook_size is k-means initialised
+    # on its encoder's latents (a larger codebook without relearning the encoder and decoder)
+    init_codebook: str = "copy"
 
     # --- data
     data_dir: str | None = None        # None: procedural landscapes
@@ -89,6 +94,14 @@ class TokenizerConfig:
         if self.train_parts == "decoder" and not self.init_from:
             raise NarError("tokenizer config: train_parts = 'decoder' needs init_from = a trained tokenizer "
                            "(its encoder and codebook are kept)")
+        if self.init_codebook not in INIT_CODEBOOKS:
+            raise NarError(f"tokenizer config: init_codebook must be one of {INIT_CODEBOOKS}, "
+                           f"not {self.init_codebook!r}")
+        if self.init_codebook == "kmeans" and not self.init_from:
+            raise NarError("tokenizer config: init_codebook = 'kmeans' needs init_from = a trained tokenizer")
+        if self.init_codebook == "kmeans" and self.train_parts == "decoder":
+            raise NarError("tokenizer config: train_parts = 'decoder' keeps the tokens of init_from, so its "
+                           "codebook must be copied (init_codebook = 'copy')")
         if self.crop > self.image_size:
             raise NarError(f"tokenizer config: crop {self.crop} is larger than image_size {self.image_size}")
         if self.crop % self.factor:

@@ -1,4 +1,5 @@
-"""Training a prior on a token cache: the prior's loss plugged into the shared loop."""
+"""Training a prior on a token cache (or a pool of fresh renders' tokens): the prior's loss
+plugged into the shared loop."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -36,6 +37,7 @@ class PriorTask:
         return meta
 
     def train_step(self, step: int, generator: torch.Generator, optimize) -> dict[str, float]:
+        self.cache.advance_to(step)        # fresh renders: the grids this step may draw are made
         world = distributed.world_size()   # the global batch is drawn; this rank reads its part
         tokens, labels = self.cache.batch(self.batch_size * world, generator,
                                           keep=distributed.part(self.batch_size * world))

@@ -174,7 +174,9 @@ class TokenizerTask:
             self.model = model if model is not None else VQGAN(cfg)
             self.losses = VQLoss(cfg, lpips_model=lpips_model, build_perceptual=build_perceptual)
         if cfg.init_from and model is None:   # a resumed run's own checkpoint replaces these
-            load_weights_into(self.model, cfg.init_from, "tokenizer", "vqgan")
+            # a k-means codebook keeps the model's fresh (uninitialised) one; train_step fills it
+            load_weights_into(self.model, cfg.init_from, "tokenizer", "vqgan",
+                              skip_prefix="quantizer." if cfg.init_codebook == "kmeans" else None)
         if cfg.train_parts == "decoder":
             for module in (self.model.encoder, self.model.quant_conv, self.model.quantizer):
                 module.requires_grad_(False)

@@ -124,3 +124,36 @@ def test_decoder_finetune_keeps_the_parent_tokens_hash(trained_tiny, tmp_path):
     stamp_hash(out)
     assert tokenizer_hash(out) == tokenizer_hash(trained_tiny)
     assert load_tokenizer(out, decode_only=True).hash == tokenizer_hash(trained_tiny)
+
+
+def test_larger_codebook_warm_start_keeps_the_net_and_kmeans_inits_new_codes(trained_tiny, tmp_path):
+    """init_codebook = 'kmeans': encoder and decoder start as init_from's, the codebook has the
+    new size and is k-means initialised on those encoder latents before the first step."""
+    from nar.tokenizer.load import load_tokenizer
+    parent = load_tokenizer(trained_tiny)
+    size = 2 * parent.cfg.codebook_size
+    cfg = tiny_config(init_from=str(trained_tiny), init_codebook="kmeans", codebook_size=size)
+    task = TokenizerTask(cfg)
+    before = load_file(trained_tiny)
+    own = task.model.state_dict()
+    for key in before:
+        if not key.startswith("quantizer."):
+            assert torch.equal(before[key].to(own[key].dtype), own[key]), key
+    assert not task.model.quantizer.initialised
+    cfg.train.steps, cfg.train.ckpt_every, cfg.train.batch_size = 2, 2, 2
+    out = train(task, cfg.train, tmp_path / "big", progress=False) / MODEL_FILE
+    grown = load_tokenizer(out)
+    assert grown.cfg.codebook_size == size and grown.quantizer.codebook().shape[0] == size
+    images = TrainImages(cfg).fixed_examples(2)
+    assert int(grown.encode(images).max()) < size
+
+
+def test_kmeans_codebook_init_needs_a_parent_and_all_parts():
+    import pytest
+    from nar.core.errors import NarError
+    with pytest.raises(NarError, match="init_from"):
+        tiny_config(init_codebook="kmeans").validate()
+    with pytest.raises(NarError, match="init_codebook"):
+        tiny_config(init_codebook="kmeans", init_from="x.safetensors", train_parts="decoder").validate()
+    with pytest.raises(NarError, match="init_codebook"):
+        tiny_config(init_codebook="random").validate()

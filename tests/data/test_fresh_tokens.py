@@ -1,0 +1,100 @@
+"""Fresh renders for prior training (`nar train --fresh`): a fixed stream of grids, a pool that
+grows on a schedule, worker processes that make the same tokens, exact resume."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from nar.core.errors import NarError
+from nar.data.fresh_tokens import FreshTokens, encode_landscapes
+from nar.data.tokens import TokenCache
+from nar.pipelines.train_prior import train_prior
+from nar.tokenizer.load import load_tokenizer
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+TRAIN = {"train.steps": 4, "train.batch_size": 2, "train.snapshot_every": 0, "train.warmup_steps": 1,
+         "train.device": "cpu", "train.lr": 1e-3, "train.ckpt_every": 100}
+
+
+def pool(tiny_models, folder, **kw):
+    settings = {"size": 32, "seed": 0, "initial": 8, "per_step": 2, "chunk": 4, "workers": 0, **kw}
+    return FreshTokens(tiny_models["tokenizer"], folder, **settings)
+
+
+def test_the_stream_is_the_landscape_dataset_encoded(tiny_models, tmp_path):
+    """Grid i is item i of LandscapeDataset(size, seed), as `nar tokenizer encode` makes it."""
+    fresh = pool(tiny_models, tmp_path / "f")
+    fresh.advance_to(0)
+    cache = TokenCache.open(tiny_models["tokens"])          # LandscapeDataset(24, 32, seed=0)
+    tokens, labels = fresh.batch(64, torch.Generator().manual_seed(0))
+    assert tokens.shape == (64, *cache.grid) and fresh.grid == cache.grid
+    made = np.concatenate(fresh._tokens)
+    assert len(fresh) == 8 and np.array_equal(made, np.asarray(cache.tokens[:8]))
+    assert np.array_equal(fresh.labels, cache.labels[:8])
+    assert fresh.header["tokenizer_hash"] == cache.header["tokenizer_hash"] and fresh.labelled
+
+
+def test_the_pool_grows_on_its_schedule_and_batches_draw_from_the_window(tiny_models, tmp_path):
+    fresh = pool(tiny_models, tmp_path / "f", window=4)
+    assert [fresh.available(s) for s in (0, 1, 5)] == [8, 10, 18]
+    fresh.advance_to(5)
+    assert len(fresh) == 20                                   # whole chunks of 4
+    newest = {np.asarray(g).tobytes() for g in np.concatenate(fresh._tokens)[14:18]}
+    tokens, _ = fresh.batch(32, torch.Generator().manual_seed(1))
+    assert {g.numpy().astype(np.concatenate(fresh._tokens).dtype).tobytes() for g in tokens} <= newest
+    with pytest.raises(RuntimeError, match="advance_to"):
+        pool(tiny_models, tmp_path / "g").batch(2, torch.Generator())
+
+
+def test_worker_processes_make_the_same_tokens(tiny_models, tmp_path):
+    with pool(tiny_models, tmp_path / "w", workers=1) as fresh:
+        fresh.advance_to(2)                                   # 12 grids: 3 chunks from the worker
+        made = np.concatenate(fresh._tokens[:3])
+    expected, _ = encode_landscapes(load_tokenizer(tiny_models["tokenizer"]), 32, 0, 0, 12)
+    assert np.array_equal(made, expected)
+
+
+def test_a_resumed_pool_reads_its_chunks_and_refuses_another_stream(tiny_models, tmp_path):
+    first = pool(tiny_models, tmp_path / "f")
+    first.advance_to(1)
+    again = pool(tiny_models, tmp_path / "f")
+    assert len(again) == len(first) == 12
+    assert np.array_equal(np.concatenate(again._tokens), np.concatenate(first._tokens))
+    with pytest.raises(NarError, match="another stream"):
+        pool(tiny_models, tmp_path / "f", per_step=3)
+    with pytest.raises(NarError, match="another stream"):
+        pool(tiny_models, tmp_path / "f", seed=1)
+
+
+def test_bad_pool_settings_are_refused(tiny_models, tmp_path):
+    for bad in ({"initial": 0}, {"chunk": 0}, {"per_step": -1}, {"workers": -1}):
+        with pytest.raises(NarError):
+            pool(tiny_models, tmp_path / "bad", **bad)
+
+
+def test_training_on_fresh_renders_resumes_exactly(tiny_models, tmp_path):
+    fresh = {"size": 32, "initial": 4, "per_step": 1, "chunk": 2, "workers": 0}
+    config = CONFIGS / "priors" / "maskgit_tiny.toml"
+    run = train_prior("maskgit", None, config, TRAIN, out=tmp_path / "stop", tokenizer=tiny_models["tokenizer"],
+                      progress=False, stop_after=2, fresh=fresh)
+    assert len(list((run / "fresh_tokens").glob("chunk-*.npz"))) == 3      # 4 + 1 grids before step 1
+    train_prior("maskgit", None, config, TRAIN, out=tmp_path / "stop", tokenizer=tiny_models["tokenizer"],
+                progress=False, fresh=fresh)
+    whole = train_prior("maskgit", None, config, TRAIN, out=tmp_path / "whole",
+                        tokenizer=tiny_models["tokenizer"], progress=False, fresh=fresh)
+    a, b = load_file(run / "model.safetensors"), load_file(whole / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)           # stop + resume == one uninterrupted run
+    from nar.core.checkpoint import read_meta
+    meta = read_meta(whole / "model.safetensors")
+    assert meta["num_classes"] == 6 and meta["token_cache"].endswith("fresh_tokens")   # scene-conditional
+
+
+def test_a_prior_trains_on_a_cache_or_fresh_renders_not_both(tiny_models, tmp_path):
+    config = CONFIGS / "priors" / "maskgit_tiny.toml"
+    with pytest.raises(NarError, match="one of the two"):
+        train_prior("maskgit", tiny_models["tokens"], config, TRAIN, out=tmp_path / "a", progress=False,
+                    fresh={"size": 32})
+    with pytest.raises(NarError, match="one of the two"):
+        train_prior("maskgit", None, config, TRAIN, out=tmp_path / "b", progress=False)
