@@ -12,7 +12,7 @@ import os
 import struct
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from safetensors import safe_open
@@ -126,15 +126,15 @@ def expect_kind(meta: dict[str, Any], kind: str, path: str | Path, name: str | N
 
 
 def load_weights_into(module: torch.nn.Module, path: str | Path, kind: str, name: str | None = None,
-                      allow_new: bool = False, skip_prefix: str | None = None) -> None:
+                      allow_new: bool = False, keep_own: Callable[[str], bool] | None = None) -> None:
     """Copy a trained checkpoint's weights into ``module`` (a run that starts from a trained
     model). Every tensor of the checkpoint must be in ``module`` with the same shape; with
     ``allow_new``, tensors ``module`` has and the checkpoint lacks (blocks a config adds) keep
-    their initialisation, otherwise they are an error too. Tensors under ``skip_prefix`` are
-    neither copied nor checked: they keep the module's own initialisation."""
+    their initialisation, otherwise they are an error too. Tensors whose name ``keep_own``
+    accepts are neither copied nor required: they keep the module's own initialisation."""
     tensors, meta = load_checkpoint(path)
     expect_kind(meta, kind, path, name)
-    skipped = (lambda k: skip_prefix is not None and k.startswith(skip_prefix))
+    skipped = keep_own or (lambda k: False)
     tensors = {k: v for k, v in tensors.items() if not skipped(k)}
     own = module.state_dict()
     unknown = sorted(k for k in tensors if k not in own)
@@ -144,4 +144,4 @@ def load_weights_into(module: torch.nn.Module, path: str | Path, kind: str, name
         raise NarError(f"{path} does not fit this {name or kind} config ({len(unknown)} tensors it does not "
                        f"have, {len(missing)} missing, {len(wrong)} of another shape, "
                        f"e.g. {(unknown + missing + wrong)[0]})")
-    module.load_state_dict({k: v.to(own[k].dtype) for k, v in tensors.items()}, strict=not (allow_new or skip_prefix))
+    module.load_state_dict({k: v.to(own[k].dtype) for k, v in tensors.items()}, strict=not (allow_new or keep_own))

@@ -24,6 +24,10 @@ class TokenizerConfig:
     attn_at_lowest: bool = True        # self-attention in the lowest-resolution blocks + mid block
     z_channels: int = 256
     dropout: float = 0.0
+    # more res blocks in the decoder only, per level from the lowest resolution up (e.g. [2, 2]:
+    # two more at f and at f/2 of the output). They start as the identity, so a run with
+    # init_from grows a trained decoder without changing what it draws at step 0.
+    decoder_extra_blocks: tuple[int, ...] = ()
 
     # --- quantizer (vector-quantize-pytorch); low-dim codes as in ViT-VQGAN / LlamaGen
     codebook_size: int = 1024
@@ -94,6 +98,9 @@ class TokenizerConfig:
         if self.train_parts == "decoder" and not self.init_from:
             raise NarError("tokenizer config: train_parts = 'decoder' needs init_from = a trained tokenizer "
                            "(its encoder and codebook are kept)")
+        if len(self.decoder_extra_blocks) > len(self.ch_mult) or any(n < 0 for n in self.decoder_extra_blocks):
+            raise NarError(f"tokenizer config: decoder_extra_blocks needs at most {len(self.ch_mult)} counts "
+                           f"(one per level), each >= 0, not {list(self.decoder_extra_blocks)}")
         if self.init_codebook not in INIT_CODEBOOKS:
             raise NarError(f"tokenizer config: init_codebook must be one of {INIT_CODEBOOKS}, "
                            f"not {self.init_codebook!r}")

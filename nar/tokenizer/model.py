@@ -132,11 +132,17 @@ class Level(nn.Module):
     """One resolution of the encoder or decoder: res blocks (+ attention) then a resample."""
 
     def __init__(self, in_ch: int, out_ch: int, n_blocks: int, attn: bool, dropout: float,
-                 resample: nn.Module | None):
+                 resample: nn.Module | None, extra_blocks: int = 0):
         super().__init__()
         self.blocks = nn.ModuleList(ResnetBlock(in_ch if i == 0 else out_ch, out_ch, dropout)
                                     for i in range(n_blocks))
         self.attns = nn.ModuleList(AttnBlock(out_ch) for _ in range(n_blocks)) if attn else None
+        # blocks a grown decoder adds (decoder_extra_blocks); they start as the identity, so a
+        # decoder grown from a trained one first draws exactly what its parent drew
+        self.extra = nn.ModuleList(ResnetBlock(out_ch, out_ch, dropout) for _ in range(extra_blocks))
+        for block in self.extra:
+            nn.init.zeros_(block.conv2.weight)
+            nn.init.zeros_(block.conv2.bias)
         self.resample = resample
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -144,6 +150,8 @@ class Level(nn.Module):
             x = block(x)
             if self.attns is not None:
                 x = self.attns[i](x)
+        for block in self.extra:
+            x = block(x)
         return self.resample(x) if self.resample is not None else x
 
 
@@ -189,17 +197,18 @@ class Decoder(nn.Module):
     """(B, z_channels, h, w) -> (B, 3, h*f, w*f)."""
 
     def __init__(self, ch: int, ch_mult: tuple[int, ...], num_res_blocks: int, z_channels: int,
-                 attn_at_lowest: bool = True, dropout: float = 0.0):
+                 attn_at_lowest: bool = True, dropout: float = 0.0, extra_blocks: tuple[int, ...] = ()):
         super().__init__()
         widths = [ch * m for m in ch_mult]
+        extra = list(extra_blocks) + [0] * (len(widths) - len(extra_blocks))   # lowest resolution first
         in_ch = widths[-1]
         self.conv_in = nn.Conv2d(z_channels, in_ch, 3, padding=1)
         self.mid = MidBlock(in_ch, attn_at_lowest, dropout)
         levels = []
-        for i in reversed(range(len(widths))):   # lowest resolution first
+        for n, i in enumerate(reversed(range(len(widths)))):   # lowest resolution first
             lowest = i == len(widths) - 1
             levels.append(Level(in_ch, widths[i], num_res_blocks + 1, attn_at_lowest and lowest, dropout,
-                                Upsample(widths[i]) if i > 0 else None))
+                                Upsample(widths[i]) if i > 0 else None, extra_blocks=extra[n]))
             in_ch = widths[i]
         self.up = nn.ModuleList(levels)
         self.norm_out = group_norm(in_ch)
@@ -234,7 +243,7 @@ class VQGAN(nn.Module):
                                    threshold_ema_dead_code=cfg.threshold_ema_dead_code,
                                    commitment_weight=cfg.commitment_weight)
         self.post_quant_conv = nn.Conv2d(cfg.codebook_dim, cfg.z_channels, 1)
-        self.decoder = Decoder(**arch)
+        self.decoder = Decoder(**arch, extra_blocks=tuple(cfg.decoder_extra_blocks))
         self.hash: str | None = None   # content hash of the checkpoint it was loaded from
 
     # ---- facts priors and pipelines ask for --------------------------------------------

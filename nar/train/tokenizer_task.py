@@ -174,9 +174,7 @@ class TokenizerTask:
             self.model = model if model is not None else VQGAN(cfg)
             self.losses = VQLoss(cfg, lpips_model=lpips_model, build_perceptual=build_perceptual)
         if cfg.init_from and model is None:   # a resumed run's own checkpoint replaces these
-            # a k-means codebook keeps the model's fresh (uninitialised) one; train_step fills it
-            load_weights_into(self.model, cfg.init_from, "tokenizer", "vqgan",
-                              skip_prefix="quantizer." if cfg.init_codebook == "kmeans" else None)
+            load_weights_into(self.model, cfg.init_from, "tokenizer", "vqgan", keep_own=self._grown)
         if cfg.train_parts == "decoder":
             for module in (self.model.encoder, self.model.quant_conv, self.model.quantizer):
                 module.requires_grad_(False)
@@ -184,6 +182,12 @@ class TokenizerTask:
         self._snapshot_images: torch.Tensor | None = None
         self._perplexity_avg: float | None = None   # running batch perplexity (collapse watch)
         self._collapse_reported = False
+
+    def _grown(self, name: str) -> bool:
+        """Tensors this run adds to its init_from model and initialises itself: a fresh codebook
+        (k-means filled before the first step) and the decoder's extra blocks (the identity)."""
+        return ((self.cfg.init_codebook == "kmeans" and name.startswith("quantizer."))
+                or (name.startswith("decoder.up.") and ".extra." in name))
 
     def data_state(self) -> dict[str, Any] | None:
         """Where the shard stream stands (images this rank has taken), for exact resume."""

@@ -157,3 +157,28 @@ def test_kmeans_codebook_init_needs_a_parent_and_all_parts():
         tiny_config(init_codebook="kmeans", init_from="x.safetensors", train_parts="decoder").validate()
     with pytest.raises(NarError, match="init_codebook"):
         tiny_config(init_codebook="random").validate()
+
+
+def test_a_grown_decoder_starts_as_its_parent_and_then_learns(trained_tiny, tmp_path):
+    """decoder_extra_blocks: new res blocks start as the identity, so a run with init_from decodes
+    exactly what its parent decoded at step 0; the new blocks then train."""
+    from nar.tokenizer.load import load_tokenizer
+    cfg = tiny_config(init_from=str(trained_tiny), decoder_extra_blocks=[1, 1])
+    task = TokenizerTask(cfg)
+    parent = load_tokenizer(trained_tiny)
+    images = TrainImages(cfg).fixed_examples(2)
+    task.model.eval()
+    with torch.no_grad():
+        tokens = parent.encode(images)
+        assert torch.equal(task.model.encode(images), tokens)
+        assert torch.allclose(task.model.decode_tokens(tokens), parent.decode_tokens(tokens), atol=1e-6)
+    extra = [k for k in task.model.state_dict() if ".extra." in k]
+    assert extra and all(k.startswith(("decoder.up.0.extra.", "decoder.up.1.extra.")) for k in extra)
+    cfg.train.steps, cfg.train.ckpt_every, cfg.train.batch_size = 2, 2, 2
+    out = train(task, cfg.train, tmp_path / "grown", progress=False) / MODEL_FILE
+    after = load_file(out)
+    assert any(after[k].abs().sum() > 0 for k in extra if k.endswith("conv2.weight"))
+    import pytest
+    from nar.core.errors import NarError
+    with pytest.raises(NarError, match="decoder_extra_blocks"):
+        tiny_config(decoder_extra_blocks=[1] * 9).validate()
