@@ -216,7 +216,7 @@ class TokenCache:
         return bool((self.labels >= 0).any())
 
     def advance_to(self, step: int) -> None:
-        """A cache is fixed; a pool of fresh renders (`nar.data.fresh_tokens`) grows here."""
+        """A cache is fixed; a pool of fresh renders (`nar.train.fresh_tokens`) grows here."""
 
     def close(self) -> None:
         """Nothing to stop (the pool of fresh renders stops its workers here)."""

@@ -223,7 +223,9 @@ class Pipeline:
             if size < f or size % f:
                 raise ArgumentError("size", f"image size {size} is not a multiple of the tokenizer's factor {f}")
             grid = (size // f, size // f)
-        grid = tuple(grid) if grid is not None else tuple(p.train_grid)
+        if grid is None:   # the grid of the data it learnt (a window-trained prior slides its window over it)
+            grid = getattr(p, "meta_info", {}).get("data_grid") or p.train_grid
+        grid = tuple(grid)
         return p.check_grid(grid)
 
     def resolve_class(self, prior: str, class_name: str | None) -> int | None:

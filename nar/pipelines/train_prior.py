@@ -21,10 +21,13 @@ from nar.train.loop import STATE_FILE, TrainConfig, Trainer
 from nar.train.prior_task import PriorTask
 
 
+DATA_FIELDS = ("window",)
+
+
 def load_prior_run_config(name: str, config_path=None, overrides: dict | None = None):
     cls = PRIORS.get(name)
     data = load_toml(config_path, KINDS_PRIOR) if config_path else {}
-    model_data = data.get("model", {k: v for k, v in data.items() if k != "train"})
+    model_data = data.get("model", {k: v for k, v in data.items() if k not in ("train", "data")})
     train_data = data.get("train", {})
     model_over, train_over = {}, {}
     for key, value in (overrides or {}).items():
@@ -33,11 +36,30 @@ def load_prior_run_config(name: str, config_path=None, overrides: dict | None = 
             model_over[field] = value
         elif section == "train" and field:
             train_over[field] = value
-        else:
-            raise NarError(f"override {key!r} must start with model. or train.")
+        elif section != "data" or not field:      # data.* is `prior_data_config`'s
+            raise NarError(f"override {key!r} must start with model., train. or data.")
     model_cfg = from_dict(cls.config_cls, _apply(to_dict(cls.config_cls()), model_data, model_over), "model")
     train_cfg = from_dict(TrainConfig, _apply(to_dict(TrainConfig()), train_data, train_over), "train")
     return cls, model_cfg, train_cfg
+
+
+def prior_data_config(config_path=None, overrides: dict | None = None) -> dict:
+    """The ``[data]`` table of a prior run config (with ``data.*`` overrides): ``window = [h, w]``
+    trains on random h x w windows of each grid (Taming's crops; sampling a larger grid then
+    slides a window of that size), None on whole grids."""
+    data = (load_toml(config_path, KINDS_PRIOR) if config_path else {}).get("data", {})
+    data = {**data, **{k.partition(".")[2]: v for k, v in (overrides or {}).items() if k.startswith("data.")}}
+    unknown = sorted(set(data) - set(DATA_FIELDS))
+    if unknown:
+        raise NarError(f"prior config [data]: unknown field {unknown[0]!r} (known: {', '.join(DATA_FIELDS)})")
+    window = data.get("window")
+    if window is not None:
+        if isinstance(window, int):
+            window = [window, window]
+        if len(window) != 2 or any(not isinstance(x, int) or x < 1 for x in window):
+            raise NarError(f"prior config [data]: window must be [rows, columns] of positive ints, not {window!r}")
+        window = (int(window[0]), int(window[1]))
+    return {"window": window}
 
 
 def _apply(defaults: dict, file_data: dict, overrides: dict) -> dict:
@@ -61,10 +83,14 @@ def train_prior(name: str, tokens: str | Path | None, config_path=None, override
     ``stop_after``: stop (checkpointed) after this step, the learning-rate schedule still planned
     over ``train.steps``, as an interruption would."""
     cls, model_cfg, train_cfg = load_prior_run_config(name, config_path, overrides)
+    window = prior_data_config(config_path, overrides)["window"]
     cache = _token_source(tokens, fresh, tokenizer, Path(out))
     try:
+        if window is not None and (window[0] > cache.grid[0] or window[1] > cache.grid[1]):
+            raise NarError(f"training window {window[0]}x{window[1]} is larger than the "
+                           f"{cache.grid[0]}x{cache.grid[1]} token grids it is cut from")
         return _train(name, cls, model_cfg, train_cfg, cache, out, tokenizer, conditional, resume, progress,
-                      init_from, tensorboard, stop_after)
+                      init_from, tensorboard, stop_after, window)
     finally:
         cache.close()
 
@@ -77,18 +103,18 @@ def _token_source(tokens, fresh: dict | None, tokenizer, out: Path):
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise NarError("fresh renders feed a single training process; under torchrun train on a token cache "
                        "(`nar tokenizer encode`)")
-    from nar.data.fresh_tokens import FreshTokens
+    from nar.train.fresh_tokens import FreshTokens
     from nar.pipelines.models import resolve_tokenizer_ckpt
     return FreshTokens(resolve_tokenizer_ckpt(tokenizer), out / "fresh_tokens", **fresh)
 
 
 def _train(name, cls, model_cfg, train_cfg, cache, out, tokenizer, conditional, resume, progress,
-           init_from, tensorboard, stop_after) -> Path:
+           init_from, tensorboard, stop_after, window) -> Path:
     torch.manual_seed(train_cfg.seed)  # weight init is part of the run's seed
     num_classes = len(cache.class_names) if (conditional and cache.labelled and cache.class_names) else 0
     pipe = _cache_pipeline(cache, tokenizer, train_cfg.device)
     init_codes = _resolve_codebook_init(name, model_cfg, pipe, cache, Path(out), resume, init_from)
-    prior = cls(model_cfg, cache.codebook_size, num_classes, cache.grid)
+    prior = cls(model_cfg, cache.codebook_size, num_classes, window or cache.grid)
     if init_from is not None:
         _init_weights(prior, name, init_from)
     if init_codes:
@@ -96,7 +122,7 @@ def _train(name, cls, model_cfg, train_cfg, cache, out, tokenizer, conditional, 
     # snapshots are decoded to PNG only when the cache's tokenizer is at hand
     decode = None if pipe is None else pipe.decode_tensor
 
-    task = PriorTask(prior, cache, train_cfg.batch_size, decode=decode)
+    task = PriorTask(prior, cache, train_cfg.batch_size, decode=decode, window=window)
     trainer = Trainer(task, train_cfg, out, progress=progress, tensorboard=tensorboard)
     return trainer.run(resume=resume, until=stop_after)
 

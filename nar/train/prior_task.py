@@ -16,8 +16,10 @@ from nar.train import distributed
 class PriorTask:
     def __init__(self, prior: Prior, cache: TokenCache, batch_size: int,
                  decode: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                 snapshot_n: int = 8, snapshot_steps: int | None = None):
+                 snapshot_n: int = 8, snapshot_steps: int | None = None,
+                 window: tuple[int, int] | None = None):
         self.model = prior
+        self.window = window            # train on random windows of this size (None: whole grids)
         self.cache = cache
         self.batch_size = batch_size
         self.decode = decode            # tokens (B,h,w) -> images (B,3,H,W) in [-1,1], if a tokenizer is at hand
@@ -33,14 +35,17 @@ class PriorTask:
         meta.update(tokenizer_hash=self.cache.header.get("tokenizer_hash"),
                     tokenizer_path=self.cache.header.get("tokenizer_path"),
                     class_names=self.cache.class_names,
-                    token_cache=str(self.cache.path))
+                    token_cache=str(self.cache.path),
+                    data_grid=list(self.cache.grid))   # the grid a sample should have by default
         return meta
 
     def train_step(self, step: int, generator: torch.Generator, optimize) -> dict[str, float]:
         self.cache.advance_to(step)        # fresh renders: the grids this step may draw are made
         world = distributed.world_size()   # the global batch is drawn; this rank reads its part
-        tokens, labels = self.cache.batch(self.batch_size * world, generator,
-                                          keep=distributed.part(self.batch_size * world))
+        part = distributed.part(self.batch_size * world)
+        tokens, labels = self.cache.batch(self.batch_size * world, generator, keep=part)
+        if self.window is not None:
+            tokens = self._windows(tokens, generator, self.batch_size * world, part)
         device = self.model.device
         tokens = tokens.to(device)
         cond = labels.to(device) if self.conditional else None
@@ -51,12 +56,22 @@ class PriorTask:
         optimize("prior", parts["loss"])
         return {k: float(v.detach()) for k, v in parts.items()}
 
+    def _windows(self, tokens: torch.Tensor, generator: torch.Generator, global_batch: int,
+                 part: slice) -> torch.Tensor:
+        """A random window of each grid (Taming's crops); the offsets are drawn for the global
+        batch, so every rank cuts its part of the same batch."""
+        (h, w), (wh, ww) = tokens.shape[1:], self.window
+        top = torch.randint(h - wh + 1, (global_batch,), generator=generator)[part]
+        left = torch.randint(w - ww + 1, (global_batch,), generator=generator)[part]
+        return torch.stack([grid[t:t + wh, s:s + ww] for grid, t, s in zip(tokens, top.tolist(), left.tolist())])
+
     @torch.no_grad()
     def snapshot(self, model: Prior, step: int, out_dir: Path) -> None:
         g = torch.Generator(device=model.device).manual_seed(0)
         cond = None
         if self.conditional:
             cond = torch.arange(self.snapshot_n, device=model.device) % model.num_classes
-        out = model.sample(self.snapshot_n, self.cache.grid, steps=self.snapshot_steps, cond=cond, generator=g)
+        out = model.sample(self.snapshot_n, self.window or self.cache.grid, steps=self.snapshot_steps,
+                           cond=cond, generator=g)
         if self.decode is not None:
             save_grid(self.decode(out.tokens), out_dir / f"step_{step:07d}.png")

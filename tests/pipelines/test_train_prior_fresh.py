@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import load_file
 
 from nar.core.errors import NarError
-from nar.data.fresh_tokens import FreshTokens, encode_landscapes
+from nar.train.fresh_tokens import FreshTokens, encode_landscapes
 from nar.data.tokens import TokenCache
 from nar.pipelines.train_prior import train_prior
 from nar.tokenizer.load import load_tokenizer
