@@ -137,7 +137,26 @@ def _init_weights(prior, name: str, init_from) -> None:
         tensors, meta = load_checkpoint(init_from)
         prior.adopt_weights(tensors, meta)
     else:
-        load_weights_into(prior, init_from, "prior", name, allow_new=True)
+        load_weights_into(prior, init_from, "prior", name, allow_new=True,
+                          keep_own=_token_tables(prior, init_from, meta))
+
+
+def _token_tables(prior, init_from, meta: dict):
+    """A parent trained on another tokenizer's codebook (e.g. 512 codes, and this run 4096): its
+    token tables (embedding and output rows, one per code, + [MASK] where there is one) mean
+    nothing for the new codes, so they keep this run's initialisation; the network between them
+    is what carries over. None when the codebooks have the same size."""
+    old_size = int(meta.get("codebook_size", prior.codebook_size))
+    if old_size == prior.codebook_size:
+        return None
+    tensors, _ = load_checkpoint(init_from)
+    own = prior.state_dict()
+    tables = {k for k, v in tensors.items() if k in own and v.shape != own[k].shape
+              and v.shape[0] in (old_size, old_size + 1) and own[k].shape[0] in (prior.codebook_size,
+                                                                                  prior.codebook_size + 1)}
+    print(f"{init_from}: {old_size} codes, this run {prior.codebook_size}; its network is kept, "
+          f"{len(tables)} token tables ({', '.join(sorted(tables))}) start fresh", flush=True)
+    return tables.__contains__
 
 
 def _resolve_codebook_init(name: str, model_cfg, pipe: Pipeline | None, cache: TokenCache, out: Path,

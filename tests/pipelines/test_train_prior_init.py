@@ -48,3 +48,23 @@ def test_stop_after_checkpoints_mid_schedule_and_resumes_to_the_same_end(tiny_mo
     assert read_meta(run / "model.safetensors")["step"] == 4
     a, b = load_file(run / "model.safetensors"), load_file(whole / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)          # stop + resume == one uninterrupted run
+
+
+def test_init_from_a_prior_of_a_smaller_codebook_keeps_the_network_and_renews_token_tables(tiny_models, tmp_path):
+    """A new tokenizer with more codes: the parent's network carries over, its per-code tables
+    (embedding, head) start fresh with the new size."""
+    import numpy as np
+    from nar.data.tokens import TokenCache, write_token_cache
+    old = TokenCache.open(tiny_models["tokens"])
+    size = 2 * old.codebook_size
+    tokens = np.random.default_rng(0).integers(0, size, (16, *old.grid))
+    cache = write_token_cache(tmp_path / "big_codes", tokens, np.asarray(old.labels[:16]),
+                              {**{k: v for k, v in old.header.items() if k not in ("n", "grid", "dtype", "format", "version")},
+                               "codebook_size": size, "tokenizer_hash": "another", "tokenizer_path": None})
+    parent = tiny_models["priors"]["sundae"]
+    run = train_prior("sundae", cache, CONFIGS / "priors" / "sundae_tiny.toml", QUICK, out=tmp_path / "grown",
+                      progress=False, init_from=parent)
+    before, after = load_file(parent), load_file(run / "model.safetensors")
+    assert after["tok_emb.weight"].shape[0] == size and after["head.weight"].shape[0] == size
+    body = [k for k in before if k.startswith("net.")]
+    assert body and all(torch.allclose(before[k].float(), after[k].float(), atol=1e-6) for k in body)   # lr 1e-12
