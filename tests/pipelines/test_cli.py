@@ -73,6 +73,10 @@ def test_bad_checkpoints_fail_cleanly(tiny_models, tmp_path):
 def test_train_refuses_bad_token_caches(tmp_path):
     r = nar("train", "--prior", "ar", "--tokens", tmp_path / "none", "--out", tmp_path / "run")
     assert r.returncode == 2 and "token cache not found" in r.stderr
+    r = nar("train", "--prior", "ar", "--out", tmp_path / "run")
+    assert r.returncode == 2 and "--tokens" in r.stderr and "--fresh" in r.stderr
+    r = nar("train", "--prior", "ar", "--fresh", 100, "--tokenizer", tmp_path / "none.safetensors", "--out", tmp_path / "run")
+    assert r.returncode == 2 and "none.safetensors" in r.stderr
 
 
 @pytest.mark.parametrize("name", PRIORS)
