@@ -193,6 +193,28 @@ class Prior(nn.Module):
             raise ArgumentError("cond", f"class id out of range [0, {self.num_classes})")
         return cond
 
+    def training_regions(self, batch: int, grid: tuple[int, int]) -> torch.Tensor | None:
+        """Training: where each sample may be corrupted / masked, (B, h, w) bool, or None for
+        everywhere. With ``box_corruption`` = p, a share p of the samples is corrupted only
+        inside a random box (sides uniform in [1/4, 3/4] of the grid), clean outside: the
+        inpainting setting, in which the tokens along the box's border must continue their clean
+        neighbours. Draws from the global RNG (seeded per step by the loop); none when p = 0."""
+        p = getattr(self.cfg, "box_corruption", 0.0)
+        if p <= 0:
+            return None
+        h, w = grid
+        device = self.device
+        boxed = torch.rand(batch, device=device) < p
+        bh = (h * (0.25 + 0.5 * torch.rand(batch, device=device))).long().clamp(1, h)
+        bw = (w * (0.25 + 0.5 * torch.rand(batch, device=device))).long().clamp(1, w)
+        top = (torch.rand(batch, device=device) * (h - bh + 1)).long()
+        left = (torch.rand(batch, device=device) * (w - bw + 1)).long()
+        rows = torch.arange(h, device=device)[None, :, None]
+        cols = torch.arange(w, device=device)[None, None, :]
+        inside = ((rows >= top[:, None, None]) & (rows < (top + bh)[:, None, None])
+                  & (cols >= left[:, None, None]) & (cols < (left + bw)[:, None, None]))
+        return inside | ~boxed[:, None, None]
+
     def drop_condition(self, cond: torch.Tensor | None, batch: int) -> torch.Tensor:
         """Training: replace each class id by the null id with probability cond_drop_prob
         (draws from the global RNG, which the training loop seeds per step)."""

@@ -92,6 +92,8 @@ class MaskGITConfig:
     net: HourglassConfig | None = None
     shift_patches: bool = False     # hourglass only: move its patch grid (random per training batch,
                                     # every offset in turn while sampling), as SUNDAE's shift_patches
+    box_corruption: float = 0.0     # training: share of samples masked only inside a random box (the
+                                    # inpainting setting; Prior.training_regions)
 
     def __post_init__(self):
         if isinstance(self.net, dict):  # from TOML / a checkpoint's config
@@ -101,6 +103,8 @@ class MaskGITConfig:
         if self.sample_precision not in PRECISIONS:
             raise NarError(f"maskgit: sample_precision must be one of {', '.join(PRECISIONS)}, "
                            f"got {self.sample_precision!r}")
+        if not 0.0 <= self.box_corruption <= 1.0:
+            raise NarError(f"maskgit: box_corruption must be in [0, 1], got {self.box_corruption}")
 
 
 # options ``sample`` accepts beyond the shared arguments
@@ -219,9 +223,15 @@ class MaskGITPrior(Prior):
         target = tokens.reshape(b, n).to(self.device, torch.long)
         gamma = get_schedule(self.cfg.schedule)
         u = torch.rand(b).tolist()
-        n_masked = torch.tensor([min(n, max(1, math.ceil(gamma(x) * n))) for x in u], device=target.device)
-        # a uniformly random subset of n_masked[i] positions: rank positions by random scores
-        ranks = torch.rand(b, n, device=target.device).argsort(dim=-1).argsort(dim=-1)
+        region = self.training_regions(b, (h, w))
+        size = [n] * b if region is None else region.reshape(b, n).sum(dim=1).tolist()
+        n_masked = torch.tensor([min(k, max(1, math.ceil(gamma(x) * k))) for x, k in zip(u, size)],
+                                device=target.device)
+        # a uniformly random subset of n_masked[i] positions (of the region): rank them by random scores
+        scores = torch.rand(b, n, device=target.device)
+        if region is not None:
+            scores = scores.masked_fill(~region.reshape(b, n), 2.0)   # outside the box: ranked last
+        ranks = scores.argsort(dim=-1).argsort(dim=-1)
         masked = ranks < n_masked[:, None]
         inputs = target.masked_fill(masked, self.mask_id)
         class_ids = self.drop_condition(cond, b)

@@ -78,6 +78,8 @@ class SundaeConfig:
     inpaint_init: str = "nearest"     # inpainting z_0 of unknown tokens: nearest known token | uniform (paper)
     shift_patches: bool = False       # move the hourglass's patch grid: random offset per training batch,
                                       # a new offset every sampling step (no fixed patch borders to see)
+    box_corruption: float = 0.0       # training: share of samples corrupted only inside a random box
+                                      # (clean around it: the inpainting setting; Prior.training_regions)
 
     def __post_init__(self):
         if isinstance(self.net, dict):  # built by hand from a plain dict
@@ -101,6 +103,8 @@ class SundaeConfig:
                            "the grid's edge must know where its tokens are)")
         if self.sample_precision not in ("auto", "fp32", "bf16"):
             raise NarError(f"sundae: sample_precision must be auto, fp32 or bf16, got {self.sample_precision!r}")
+        if not 0.0 <= self.box_corruption <= 1.0:
+            raise NarError(f"sundae: box_corruption must be in [0, 1], got {self.box_corruption}")
 
 
 @dataclass
@@ -200,15 +204,19 @@ class SundaePrior(Prior):
 
     # ---- training -----------------------------------------------------------------------
     def corrupt(self, tokens: torch.Tensor, rate: torch.Tensor | None = None,
-                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                generator: torch.Generator | None = None,
+                region: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """SUNDAE's corruption q(z'|z): per sample a rate r ~ U(0, 1) (or the given (B,) rates);
-        each position is picked with probability r and gets a uniform random code (which may
-        equal the original). Returns (corrupted tokens, picked-positions mask)."""
+        each position (inside ``region``, when given) is picked with probability r and gets a
+        uniform random code (which may equal the original). Returns (corrupted tokens,
+        picked-positions mask)."""
         b = tokens.shape[0]
         if rate is None:
             rate = torch.rand(b, generator=generator, device=tokens.device)
         rate = torch.as_tensor(rate, dtype=torch.float32, device=tokens.device).reshape(b, 1, 1)
         picked = torch.rand(tokens.shape, generator=generator, device=tokens.device) < rate
+        if region is not None:
+            picked &= region
         noise = torch.randint(self.codebook_size, tokens.shape, generator=generator, device=tokens.device)
         return torch.where(picked, noise, tokens), picked
 
@@ -221,7 +229,7 @@ class SundaePrior(Prior):
         if int(tokens.min()) < 0 or int(tokens.max()) >= self.codebook_size:
             raise NarError(f"sundae: token ids must lie in [0, {self.codebook_size})")
         class_ids = self.drop_condition(cond, b)
-        z, _ = self.corrupt(tokens)
+        z, _ = self.corrupt(tokens, region=self.training_regions(b, (h, w)))
         parts: dict[str, torch.Tensor] = {}
         losses = []
         for t in range(self.cfg.unroll_steps):

@@ -219,3 +219,26 @@ def test_save_and_load_round_trip(tmp_path):
     assert torch.equal(a, b)
     with pytest.raises(NarError):
         load_prior(path, name="sundae")
+
+
+def test_box_corruption_masks_only_inside_the_box():
+    prior = make(box_corruption=1.0, train_grid=(8, 8))
+    tokens = torch.randint(0, V, (64, 8, 8))
+    seen = {}
+
+    def fake_forward(ids, class_ids, grid, select=None, shift=(0, 0)):
+        seen["ids"] = ids
+        logits = torch.zeros((*ids.shape, V + 1))
+        return (logits if select is None else logits[select]).requires_grad_()
+
+    prior.forward = fake_forward
+    torch.manual_seed(0)
+    prior.loss(tokens)
+    torch.manual_seed(0)
+    torch.rand(64)                                      # the schedule draw comes first
+    region = prior.training_regions(64, (8, 8)).reshape(64, -1)
+    masked = seen["ids"] == prior.mask_id
+    assert masked.any(1).all() and not (masked & ~region).any()
+    assert torch.equal(seen["ids"][~masked], tokens.reshape(64, -1)[~masked])
+    with pytest.raises(NarError, match="box_corruption"):
+        make(box_corruption=-0.1)

@@ -344,3 +344,31 @@ def test_shifted_patch_grid_trains():
 def test_shifted_patch_grid_needs_absolute_positions():
     with pytest.raises(NarError, match="abs_positions"):
         tiny(shift_patches=True, abs_positions=False)
+
+
+def test_box_corruption_leaves_a_clean_frame_around_a_box():
+    """box_corruption = 1: every sample is corrupted only inside one box (sides in [1/4, 3/4] of
+    the grid); = 0: the paper's corruption, the same draws as before the option existed."""
+    prior = tiny(box_corruption=1.0)
+    prior.train()
+    torch.manual_seed(0)
+    region = prior.training_regions(200, (8, 8))
+    for mask in region:
+        rows, cols = mask.any(1).nonzero().squeeze(1), mask.any(0).nonzero().squeeze(1)
+        assert 2 <= len(rows) <= 6 and 2 <= len(cols) <= 6
+        assert mask[rows.min():rows.max() + 1, cols.min():cols.max() + 1].all()   # one solid box
+        assert mask.sum() == len(rows) * len(cols)
+    tokens = torch.randint(0, V, (200, 8, 8))
+    z, picked = prior.corrupt(tokens, rate=torch.ones(200), region=region)
+    assert torch.equal(picked, region) and torch.equal(z[~region], tokens[~region])
+    assert tiny().training_regions(4, (8, 8)) is None
+    with pytest.raises(NarError, match="box_corruption"):
+        tiny(box_corruption=1.5)
+
+
+def test_box_corruption_trains():
+    prior = tiny(box_corruption=0.5)
+    prior.train()
+    torch.manual_seed(0)
+    parts = prior.loss(torch.randint(0, V, (4, 4, 4)))
+    assert torch.isfinite(parts["loss"]) and parts["loss"].requires_grad
