@@ -165,7 +165,9 @@ def _resolve_codebook_init(name: str, model_cfg, pipe: Pipeline | None, cache: T
     with the width of those codes (``code_dim``, for priors that have one) fixed in the config
     *before* the model is built, so that the config a run records is the one it was built with.
 
-    Where the codes come from: the tokenizer that made the cache; else, when resuming, the run's
+    With ``init_from`` the parent's token table is kept, unless the parent was trained on
+    another codebook size (its tables start fresh, from the codes). Where the codes come from:
+    the tokenizer that made the cache; else, when resuming, the run's
     own saved config (its weights replace any initialisation); else, with ``init_from``, that
     checkpoint's config. A new run that asks for codebook_init without any of them is an error,
     not a silent no-op."""
@@ -175,7 +177,8 @@ def _resolve_codebook_init(name: str, model_cfg, pipe: Pipeline | None, cache: T
     if pipe is not None:
         if has_width and model_cfg.code_dim == 0:
             model_cfg.code_dim = int(pipe.tokenizer.codebook().shape[1])
-        return init_from is None
+        # a parent of another codebook size hands over no token table: this run's starts from the codes
+        return init_from is None or int(read_meta(init_from).get("codebook_size", -1)) != cache.codebook_size
     state = out / STATE_FILE
     saved = None
     if resume and state.is_file():
