@@ -5,12 +5,13 @@ table (`TrainConfig`); ``--set model.dim=256`` / ``--set train.lr=1e-4`` overrid
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import torch
 
-from nar.core.checkpoint import load_checkpoint, load_weights_into, read_meta
+from nar.core.checkpoint import atomic_write_text, load_checkpoint, load_weights_into, read_meta
 from nar.core.config import from_dict, load_toml, to_dict, _deep_update
 from nar.core.recipes import KINDS_PRIOR
 from nar.core.errors import NarError
@@ -105,7 +106,19 @@ def _token_source(tokens, fresh: dict | None, tokenizer, out: Path):
                        "(`nar tokenizer encode`)")
     from nar.train.fresh_tokens import FreshTokens
     from nar.pipelines.models import resolve_tokenizer_ckpt
-    return FreshTokens(resolve_tokenizer_ckpt(tokenizer), out / "fresh_tokens", **fresh)
+    settings = dict(fresh)
+    folder = Path(settings.pop("folder", None) or out / "fresh_tokens")
+    pool = FreshTokens(resolve_tokenizer_ckpt(tokenizer), folder, **settings)
+    # the schedule is this run's (a shared pool folder serves runs of other schedules): kept beside it
+    record = {"folder": str(folder.resolve()), "size": pool.size, "seed": pool.seed, **pool.schedule}
+    file = out / "fresh_schedule.json"
+    if file.is_file() and json.loads(file.read_text()) != record:
+        pool.close()
+        raise NarError(f"{out} trained on fresh renders with other settings ({file.read_text().strip()}); "
+                       "resume with the same --fresh options, or use a new run folder")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(file, json.dumps(record))
+    return pool
 
 
 def _train(name, cls, model_cfg, train_cfg, cache, out, tokenizer, conditional, resume, progress,

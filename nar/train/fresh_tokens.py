@@ -12,9 +12,12 @@ with the step's generator from the newest ``window`` of them (all when ``window`
 the workers fall behind, training waits for them, so a run (or a resumed run) sees exactly the
 same batches however fast its workers are.
 
-Grids are kept in ``RUN/fresh_tokens/`` in chunks (``chunk-000000.npz`` ...), written
-atomically; a resumed run reads them back and its workers go on from the next chunk. The
-folder's ``header.json`` records the stream, and a resumed run with another stream is refused.
+Grids are kept in a folder (``RUN/fresh_tokens/`` by default) in chunks (``chunk-000000.npz``
+...), written atomically; a resumed run reads them back and its workers go on from the next
+chunk. The folder's ``header.json`` records the stream (tokenizer, size, seed, chunk size), and
+a pool of another stream is refused. Runs may share one folder, at the same time too: a chunk
+another run has written is read, not made again (the same grids, whoever makes them). The
+schedule is the run's own (`schedule`), recorded by the caller beside the run.
 """
 from __future__ import annotations
 
@@ -92,8 +95,8 @@ class FreshTokens:
             "codebook_size": self.tokenizer.codebook_size, "tokenizer_hash": self.tokenizer.hash,
             "tokenizer_path": str(self.tokenizer_path), "tokenizer_factor": self.tokenizer.factor,
             "class_names": list(SCENES), "image_size": [size, size],
-            "source": f"fresh procedural landscapes, LandscapeDataset seed {seed}",
-            "schedule": {"initial": initial, "per_step": per_step, "window": window, "chunk": chunk}}
+            "source": f"fresh procedural landscapes, LandscapeDataset seed {seed}", "chunk": chunk}
+        self.schedule = {"initial": initial, "per_step": per_step, "window": window}
         self._check_or_write_header()
         self._tokens: list[np.ndarray] = []      # chunks, in stream order
         self._labels: list[np.ndarray] = []
@@ -129,24 +132,29 @@ class FreshTokens:
     def advance_to(self, step: int) -> None:
         """Make (or wait for) every grid that step ``step`` may draw, and queue the next ones."""
         needed = self.available(step)
-        made = len(self._tokens)
         last_chunk = (needed - 1) // self.chunk
+        self._load_chunks()                      # what other runs sharing the folder have made
         if self.workers:
             self._start_workers()
             # keep the workers busy ahead of the schedule, two chunks per worker
             ahead = last_chunk + 2 * self.workers
-            for index in range(made, ahead + 1):
-                if index not in self._pending:
+            for index in range(len(self._tokens), ahead + 1):
+                if index not in self._pending and not self._chunk_file(index).is_file():
                     self._pending[index] = self._pool.submit(_worker_chunk, self.size, self.seed,
                                                              index * self.chunk, self.chunk)
         while len(self._tokens) <= last_chunk:
             index = len(self._tokens)
+            if self._chunk_file(index).is_file():
+                self._load_chunks()
+                continue
             if index in self._pending:
                 tokens, labels = self._pending.pop(index).result()
             else:
                 tokens, labels = encode_landscapes(self.tokenizer, self.size, self.seed,
                                                    index * self.chunk, self.chunk)
             self._save_chunk(index, tokens, labels)
+        for index in [i for i in self._pending if i < len(self._tokens)]:
+            self._pending.pop(index).cancel()    # made by another run meanwhile
         self._step = step
 
     def batch(self, batch_size: int, generator: torch.Generator,
@@ -188,7 +196,7 @@ class FreshTokens:
             except json.JSONDecodeError:
                 raise NarError(f"{file} is corrupt") from None
             mismatch = [k for k in ("format", "grid", "codebook_size", "tokenizer_hash", "image_size",
-                                    "source", "schedule") if old.get(k) != self.header[k]]
+                                    "source", "chunk") if old.get(k) != self.header[k]]
             if mismatch:
                 raise NarError(f"{self.folder} holds fresh tokens of another stream ({', '.join(mismatch)} "
                                "differ); resume with the same tokenizer and settings, or use a new run folder")
@@ -196,9 +204,13 @@ class FreshTokens:
         self.folder.mkdir(parents=True, exist_ok=True)
         atomic_write_text(file, json.dumps(self.header, indent=2))
 
+    def _chunk_file(self, index: int) -> Path:
+        return self.folder / CHUNK_FILE.format(index)
+
     def _load_chunks(self) -> None:
-        index = 0
-        while (file := self.folder / CHUNK_FILE.format(index)).is_file():
+        """Read the chunks on disk that this pool does not hold yet, in stream order."""
+        index = len(self._tokens)
+        while (file := self._chunk_file(index)).is_file():
             with np.load(file) as data:
                 tokens, labels = data["tokens"], data["labels"]
             if tokens.shape != (self.chunk, *self.grid) or labels.shape != (self.chunk,):
@@ -208,8 +220,8 @@ class FreshTokens:
             index += 1
 
     def _save_chunk(self, index: int, tokens: np.ndarray, labels: np.ndarray) -> None:
-        file = self.folder / CHUNK_FILE.format(index)
-        tmp = file.with_name(file.name + ".tmp.npz")
+        file = self._chunk_file(index)
+        tmp = file.with_name(f"{file.stem}.{os.getpid()}.tmp.npz")   # runs sharing the folder never collide
         np.savez(tmp, tokens=tokens, labels=labels)
         os.replace(tmp, file)
         self._tokens.append(tokens)

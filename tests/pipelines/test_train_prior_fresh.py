@@ -63,9 +63,24 @@ def test_a_resumed_pool_reads_its_chunks_and_refuses_another_stream(tiny_models,
     assert len(again) == len(first) == 12
     assert np.array_equal(np.concatenate(again._tokens), np.concatenate(first._tokens))
     with pytest.raises(NarError, match="another stream"):
-        pool(tiny_models, tmp_path / "f", per_step=3)
+        pool(tiny_models, tmp_path / "f", chunk=2)
     with pytest.raises(NarError, match="another stream"):
         pool(tiny_models, tmp_path / "f", seed=1)
+
+
+def test_runs_share_a_pool_folder_and_read_each_others_chunks(tiny_models, tmp_path, monkeypatch):
+    import nar.train.fresh_tokens as fresh_tokens
+    first = pool(tiny_models, tmp_path / "shared")
+    first.advance_to(2)                                       # 12 grids made
+    made = []
+    real = fresh_tokens.encode_landscapes
+    monkeypatch.setattr(fresh_tokens, "encode_landscapes", lambda *a: made.append(a[3]) or real(*a))
+    other = pool(tiny_models, tmp_path / "shared", per_step=1, initial=4)   # another schedule
+    other.advance_to(11)                                      # 15 grids: 12 read, 3 chunks' worth made
+    assert made == [12] and len(other) == 16
+    assert np.array_equal(np.concatenate(other._tokens[:3]), np.concatenate(first._tokens))
+    first.advance_to(3)                                       # 14 grids: chunk 3 is on disk now
+    assert made == [12] and np.array_equal(first._tokens[3], other._tokens[3])
 
 
 def test_bad_pool_settings_are_refused(tiny_models, tmp_path):
@@ -80,6 +95,9 @@ def test_training_on_fresh_renders_resumes_exactly(tiny_models, tmp_path):
     run = train_prior("maskgit", None, config, TRAIN, out=tmp_path / "stop", tokenizer=tiny_models["tokenizer"],
                       progress=False, stop_after=2, fresh=fresh)
     assert len(list((run / "fresh_tokens").glob("chunk-*.npz"))) == 3      # 4 + 1 grids before step 1
+    with pytest.raises(NarError, match="other settings"):
+        train_prior("maskgit", None, config, TRAIN, out=tmp_path / "stop", tokenizer=tiny_models["tokenizer"],
+                    progress=False, fresh={**fresh, "per_step": 2})
     train_prior("maskgit", None, config, TRAIN, out=tmp_path / "stop", tokenizer=tiny_models["tokenizer"],
                 progress=False, fresh=fresh)
     whole = train_prior("maskgit", None, config, TRAIN, out=tmp_path / "whole",
