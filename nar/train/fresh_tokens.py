@@ -104,6 +104,7 @@ class FreshTokens:
         self.workers, self.worker_threads = workers, worker_threads
         self._pool: ProcessPoolExecutor | None = None
         self._pending: dict[int, Future] = {}    # chunk index -> its worker's result
+        self._step: int | None = None            # the step batches are drawn for (advance_to)
 
     # ---- TokenCache interface -------------------------------------------------------
     @property
@@ -161,7 +162,7 @@ class FreshTokens:
               keep: slice | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """A random batch (with replacement) of the newest ``window`` grids available at the
         step given to `advance_to`: (B, h, w) long, (B,) long."""
-        if not hasattr(self, "_step"):
+        if self._step is None:
             raise RuntimeError("FreshTokens.advance_to(step) must come before batch()")
         stop = self.available(self._step)
         start = max(0, stop - self.window) if self.window else 0
