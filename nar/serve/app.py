@@ -311,9 +311,11 @@ def create_app(config: ServeConfig | None = None, engine: Engine | None = None) 
         for name in engine.priors:
             meta = engine.prior_meta(name)
             grid = list(meta.get("train_grid") or [])
+            data_grid = list(meta.get("data_grid") or grid)   # a window-trained prior samples its data's grid
             prior_cfg = meta.get("config") or {}
             priors.append({"name": name, "checkpoint": engine.priors[name], "train_grid": grid,
-                           "train_size": grid[0] * factor if grid and factor else None,
+                           "data_grid": data_grid,
+                           "train_size": data_grid[0] * factor if data_grid and factor else None,
                            "class_names": meta.get("class_names") or [],
                            "default_steps": prior_cfg.get("steps"), "step": meta.get("step"),
                            "uses_steps": name != "ar"})
