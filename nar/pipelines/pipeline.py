@@ -70,6 +70,7 @@ from nar.pipelines.seams import extend_from_kept, fill_from_kept, harmonize_seam
 from nar.pipelines.masks import latent_keep_mask, pad_to_multiple, seam_alpha
 from nar.pipelines.models import default_tokenizer_path, resolve_prior_ckpt
 from nar.priors import PRIORS, Prior, load_prior
+from nar.priors.base import default_grid
 from nar.tokenizer.load import load_tokenizer, tokenizer_hash
 from nar.tokenizer.model import VQGAN
 
@@ -223,8 +224,8 @@ class Pipeline:
             if size < f or size % f:
                 raise ArgumentError("size", f"image size {size} is not a multiple of the tokenizer's factor {f}")
             grid = (size // f, size // f)
-        if grid is None:   # the grid of the data it learnt (a window-trained prior slides its window over it)
-            grid = getattr(p, "meta_info", {}).get("data_grid") or p.train_grid
+        if grid is None:   # a window-trained prior samples the grid of its data, not its window
+            grid = default_grid(getattr(p, "meta_info", {})) or p.train_grid
         grid = tuple(grid)
         return p.check_grid(grid)
 

@@ -293,6 +293,14 @@ class Prior(nn.Module):
         return cls(cfg, meta["codebook_size"], meta.get("num_classes", 0), tuple(meta["train_grid"]))
 
 
+def default_grid(meta: dict[str, Any]) -> tuple[int, int] | None:
+    """The token grid a prior samples when none is asked for, from its checkpoint metadata: the
+    grid of the data it learnt (``data_grid``; a window-trained prior slides its window over it),
+    else its training grid; None when the metadata records neither."""
+    grid = meta.get("data_grid") or meta.get("train_grid")
+    return tuple(int(v) for v in grid) if grid else None
+
+
 def _same_device(a: torch.device, b: torch.device) -> bool:
     """'cuda' and 'cuda:0' are the same device when 0 is the current one."""
     def index(d: torch.device):

@@ -35,6 +35,7 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 from nar.core.errors import NarError
+from nar.priors.base import default_grid
 from nar.serve.batching import BatchQueue, QueueFull
 from nar.serve.engine import (Engine, GenerateJob, GenerateKey, InpaintJob, Limits, NotAvailable, NotFound,
                               Result, memory_error_types)
@@ -311,7 +312,7 @@ def create_app(config: ServeConfig | None = None, engine: Engine | None = None) 
         for name in engine.priors:
             meta = engine.prior_meta(name)
             grid = list(meta.get("train_grid") or [])
-            data_grid = list(meta.get("data_grid") or grid)   # a window-trained prior samples its data's grid
+            data_grid = list(default_grid(meta) or [])   # a window-trained prior samples its data's grid
             prior_cfg = meta.get("config") or {}
             priors.append({"name": name, "checkpoint": engine.priors[name], "train_grid": grid,
                            "data_grid": data_grid,

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from nar.core.errors import NarError
+from nar.priors.base import default_grid
 from nar.serve.batching import BatchInfo
 
 
@@ -246,7 +247,7 @@ class Engine:
                 raise NarError(f"size {size} is not a multiple of the tokenizer's factor {f}")
             grid = (size // f, size // f)
         if grid is None:
-            grid = tuple(meta.get("data_grid") or meta.get("train_grid") or (16, 16))
+            grid = default_grid(meta) or (16, 16)
         h, w = (int(v) for v in grid)
         if max(h, w) * f > self.limits.max_size:
             raise NarError(f"a {h}x{w} token grid is {h * f}x{w * f} pixels, over this server's limit of "
