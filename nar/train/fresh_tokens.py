@@ -89,7 +89,6 @@ class FreshTokens:
         self.folder = Path(folder)
         self.size, self.seed, self.chunk = size, seed, chunk
         self.initial, self.per_step, self.window = initial, per_step, window
-        self.path = self.folder                  # what a prior checkpoint records as its data
         self.header: dict[str, Any] = {
             "format": FORMAT, "version": 1, "grid": list(self.grid),
             "codebook_size": self.tokenizer.codebook_size, "tokenizer_hash": self.tokenizer.hash,
@@ -107,6 +106,11 @@ class FreshTokens:
         self._step: int | None = None            # the step batches are drawn for (advance_to)
 
     # ---- TokenCache interface -------------------------------------------------------
+    @property
+    def path(self) -> Path:
+        """What a prior checkpoint records as its data (``token_cache``)."""
+        return self.folder
+
     @property
     def codebook_size(self) -> int:
         return self.tokenizer.codebook_size
