@@ -33,9 +33,11 @@ class SRLossConfig:
     disc_ch: int = 32
     adaptive_weight: bool = True
     adaptive_weight_max: float = 1.0   # clamp on lambda (Taming's is 1e4; an SR net needs far less)
+    lecam_weight: float = 0.0          # LeCam regulariser on the discriminator (0: off)
 
     def validate(self) -> "SRLossConfig":
-        for name in ("l1_weight", "gradient_weight", "spectral_weight", "perceptual_weight", "disc_weight"):
+        for name in ("l1_weight", "gradient_weight", "spectral_weight", "perceptual_weight", "disc_weight",
+                     "lecam_weight"):
             if getattr(self, name) < 0:
                 raise NarError(f"sr loss: {name} must be >= 0")
         if self.disc_layers < 1 or self.disc_ch < 1:

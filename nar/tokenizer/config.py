@@ -50,6 +50,7 @@ class TokenizerConfig:
     disc_ch: int = 64
     adaptive_weight: bool = True       # Taming's lambda = |grad L_rec| / (|grad L_gan| + 1e-4)
     disc_loss: str = "hinge"
+    lecam_weight: float = 0.0          # LeCam regulariser on the discriminator (0: off), e.g. 0.1
     gradient_weight: float = 0.0       # L1 between image gradients (finite differences): weight-free edge term
     spectral_weight: float = 0.0       # L1 between local amplitude spectra: detail without exact placement
     spectral_patch: int = 16           # tile side of that term (half-overlapping Hann windows)
@@ -93,6 +94,8 @@ class TokenizerConfig:
                            "(vector-quantize-pytorch supports cosine codes with EMA updates only)")
         if self.disc_loss != "hinge":
             raise NarError("tokenizer config: only disc_loss = 'hinge' is implemented")
+        if self.lecam_weight < 0:
+            raise NarError("tokenizer config: lecam_weight must be >= 0")
         if self.train_parts not in TRAIN_PARTS:
             raise NarError(f"tokenizer config: train_parts must be one of {TRAIN_PARTS}, not {self.train_parts!r}")
         if self.train_parts == "decoder" and not self.init_from:

@@ -123,6 +123,40 @@ class NLayerDiscriminator(nn.Module):
         return self.main(x)
 
 
+class LeCamEMA(nn.Module):
+    """Running means of the discriminator's logits on real and on fake images, the anchors of
+    the LeCam regulariser (Tseng et al. 2021, "Regularizing GANs under limited data"). Buffers,
+    so the loop saves and restores them with the discriminator and a resumed run is exact."""
+
+    def __init__(self, decay: float = 0.99):
+        super().__init__()
+        self.decay = decay
+        self.register_buffer("real", torch.zeros(()))
+        self.register_buffer("fake", torch.zeros(()))
+        self.register_buffer("updates", torch.zeros((), dtype=torch.long))
+
+    @torch.no_grad()
+    def update(self, logits_real: torch.Tensor, logits_fake: torch.Tensor) -> None:
+        self.real.lerp_(logits_real.float().mean(), 1 - self.decay)
+        self.fake.lerp_(logits_fake.float().mean(), 1 - self.decay)
+        self.updates += 1
+
+    def anchors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(real, fake), bias-corrected for the zero start (as TF's zero_debias)."""
+        correction = 1 - self.decay ** max(int(self.updates), 1)
+        return self.real / correction, self.fake / correction
+
+
+def lecam_loss(logits_real: torch.Tensor, logits_fake: torch.Tensor, ema: LeCamEMA) -> torch.Tensor:
+    """LeCam regulariser: real logits may not rise above the running mean of fake logits, nor
+    fake logits fall below the running mean of real ones, without paying a square. It keeps a
+    discriminator that easily wins (a decoder cannot draw what its tokens do not carry) from
+    driving its logits apart, so the generator's gradient stays informative."""
+    anchor_real, anchor_fake = ema.anchors()
+    return (F.relu(logits_real.float() - anchor_fake).pow(2).mean()
+            + F.relu(anchor_real - logits_fake.float()).pow(2).mean())
+
+
 def hinge_d_loss(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> torch.Tensor:
     return 0.5 * (F.relu(1.0 - logits_real.float()).mean() + F.relu(1.0 + logits_fake.float()).mean())
 
@@ -143,16 +177,24 @@ class ImageLoss:
     image-gradient L1, LPIPS (when VGG weights exist) and a PatchGAN hinge with Taming's adaptive
     weight. Holds the discriminator (trained, saved by the loop as an extra module) and a frozen
     LPIPS (not saved). ``cfg`` needs gradient_weight, spectral_weight, perceptual_weight, lpips_weights,
-    disc_weight, disc_start, disc_layers, disc_ch, adaptive_weight (adaptive_weight_max optional)."""
+    disc_weight, disc_start, disc_layers, disc_ch, adaptive_weight (adaptive_weight_max and
+    lecam_weight optional)."""
 
     def __init__(self, cfg, lpips_model: nn.Module | None = None, build_perceptual: bool = True):
         self.cfg = cfg
         self.discriminator = NLayerDiscriminator(cfg.disc_layers, cfg.disc_ch)
+        self.lecam_weight = float(getattr(cfg, "lecam_weight", 0.0))
+        self.lecam = LeCamEMA() if self.lecam_weight > 0 else None
         self.lpips = lpips_model
         if self.lpips is None and build_perceptual and cfg.perceptual_weight > 0:
             self.lpips = build_lpips(cfg.lpips_weights)
         # the weight actually used: 0 when the VGG weights are absent
         self.perceptual_weight = cfg.perceptual_weight if self.lpips is not None else 0.0
+
+    def trained_modules(self) -> dict[str, nn.Module]:
+        """What the training loop saves beside the generator: the discriminator, and the LeCam
+        anchors when that regulariser is on (a run without it keeps its old checkpoint layout)."""
+        return {"discriminator": self.discriminator, **({"lecam": self.lecam} if self.lecam is not None else {})}
 
     def disc_active(self, step: int) -> bool:
         return self.cfg.disc_weight > 0 and step >= self.cfg.disc_start
@@ -192,9 +234,15 @@ class ImageLoss:
         logits_real = self.discriminator(real.detach())
         logits_fake = self.discriminator(fake.detach())
         loss = hinge_d_loss(logits_real, logits_fake)
-        return loss, {"d_loss": float(loss.detach()),
-                      "logits_real": float(logits_real.detach().float().mean()),
-                      "logits_fake": float(logits_fake.detach().float().mean())}
+        metrics = {"d_loss": float(loss.detach()),
+                   "logits_real": float(logits_real.detach().float().mean()),
+                   "logits_fake": float(logits_fake.detach().float().mean())}
+        if self.lecam is not None:
+            self.lecam.update(logits_real.detach(), logits_fake.detach())
+            regulariser = lecam_loss(logits_real, logits_fake, self.lecam)
+            loss = loss + self.lecam_weight * regulariser
+            metrics["lecam"] = float(regulariser.detach())
+        return loss, metrics
 
 
 class VQLoss(ImageLoss):

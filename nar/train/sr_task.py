@@ -162,7 +162,7 @@ class SRTask:
         return {"gen": list(self.model.parameters()), "disc": list(self.losses.discriminator.parameters())}
 
     def extra_modules(self) -> dict[str, torch.nn.Module]:
-        return {"discriminator": self.losses.discriminator}
+        return self.losses.trained_modules()
 
     def checkpoint_meta(self) -> dict[str, Any]:
         return {"kind": "sr", "name": "srnet", "config": to_dict(self.cfg.model), "scale": self.cfg.model.scale,

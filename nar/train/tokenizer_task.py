@@ -222,7 +222,7 @@ class TokenizerTask:
         return {"gen": gen, "disc": list(self.losses.discriminator.parameters())}
 
     def extra_modules(self) -> dict[str, torch.nn.Module]:
-        return {"discriminator": self.losses.discriminator}
+        return self.losses.trained_modules()
 
     def checkpoint_meta(self) -> dict[str, Any]:
         return {"kind": "tokenizer", "name": "vqgan", "config": self.cfg.model_dict(),

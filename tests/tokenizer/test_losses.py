@@ -3,8 +3,8 @@ import torch
 
 from nar.core.errors import NarError
 from nar.tokenizer import losses
-from nar.tokenizer.losses import (NLayerDiscriminator, VQLoss, adaptive_weight, build_lpips, hinge_d_loss,
-                                  psnr, ssim)
+from nar.tokenizer.losses import (LeCamEMA, NLayerDiscriminator, VQLoss, adaptive_weight, build_lpips,
+                                  hinge_d_loss, lecam_loss, psnr, ssim)
 
 from tok_helpers import tiny_config
 
@@ -55,6 +55,38 @@ def test_hinge_and_discriminator_shapes():
     assert float(hinge_d_loss(torch.full((4,), 2.0), torch.full((4,), -2.0))) == 0.0
     assert float(hinge_d_loss(torch.zeros(4), torch.zeros(4))) == 1.0
     assert NLayerDiscriminator(3, 8)(torch.zeros(2, 3, 64, 64)).shape == (2, 1, 6, 6)
+
+
+def test_lecam_anchors_are_debiased_running_means():
+    ema = LeCamEMA(decay=0.9)
+    ema.update(torch.full((4,), 2.0), torch.full((4,), -1.0))
+    real, fake = ema.anchors()
+    assert torch.allclose(real, torch.tensor(2.0)) and torch.allclose(fake, torch.tensor(-1.0))
+    ema.update(torch.full((4,), 4.0), torch.full((4,), -3.0))
+    real, fake = ema.anchors()   # (0.9 * 0.1 * 2 + 0.1 * 4) / (1 - 0.81)
+    assert torch.allclose(real, torch.tensor((0.18 + 0.4) / 0.19))
+
+
+def test_lecam_pays_only_for_logits_driven_apart():
+    ema = LeCamEMA()
+    ema.update(torch.tensor([0.5]), torch.tensor([-0.5]))           # anchors: real 0.5, fake -0.5
+    assert float(lecam_loss(torch.tensor([-1.0]), torch.tensor([1.0]), ema)) == 0.0
+    # real logit 1.5 is 2 above the fake anchor, fake logit -1.5 is 2 below the real anchor
+    assert float(lecam_loss(torch.tensor([1.5]), torch.tensor([-1.5]), ema)) == pytest.approx(8.0)
+
+
+def test_lecam_joins_the_discriminator_loss_only_when_on():
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    fake = x.flip(-1)
+    off, on = VQLoss(tiny_config()), VQLoss(tiny_config(lecam_weight=0.5))
+    assert set(off.trained_modules()) == {"discriminator"} and set(on.trained_modules()) == {"discriminator", "lecam"}
+    on.discriminator.load_state_dict(off.discriminator.state_dict())
+    d_off, m_off = off.discriminator_loss(x, fake)
+    d_on, m_on = on.discriminator_loss(x, fake)
+    assert "lecam" not in m_off and int(on.lecam.updates) == 1
+    assert float(d_on.detach()) == pytest.approx(float(d_off.detach()) + 0.5 * m_on["lecam"], rel=1e-5)
+    with pytest.raises(NarError, match="lecam_weight"):
+        tiny_config(lecam_weight=-1.0).validate()
 
 
 def test_psnr_and_ssim():

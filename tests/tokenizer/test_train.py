@@ -1,6 +1,7 @@
 import json
 import math
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -43,9 +44,10 @@ def test_loss_goes_down_on_procedural_images(trained_tiny):
     assert all(math.isfinite(r["adaptive_weight"]) for r in rows[30:])
 
 
-def test_resume_equals_uninterrupted_training(tmp_path):
+@pytest.mark.parametrize("lecam_weight", [0.0, 0.1])
+def test_resume_equals_uninterrupted_training(tmp_path, lecam_weight):
     def run(out, steps):
-        cfg = tiny_config(disc_start=2)   # both optimizers and k-means init inside the window
+        cfg = tiny_config(disc_start=2, lecam_weight=lecam_weight)   # both optimizers and k-means init inside the window
         cfg.train.steps, cfg.train.ckpt_every, cfg.train.batch_size = steps, 3, 2
         train(TokenizerTask(cfg), cfg.train, out, progress=False)
 
@@ -57,7 +59,12 @@ def test_resume_equals_uninterrupted_training(tmp_path):
         assert a.keys() == b.keys()
         for key in a:
             assert torch.equal(a[key], b[key]), f"{name}: {key} differs"
-    assert any(k.startswith("extra.discriminator.") for k in load_file(tmp_path / "straight" / STATE_FILE))
+    state = load_file(tmp_path / "straight" / STATE_FILE)
+    assert any(k.startswith("extra.discriminator.") for k in state)
+    # the LeCam anchors are saved (and restored) only when the regulariser is on
+    assert ("extra.lecam.updates" in state) == (lecam_weight > 0)
+    if lecam_weight:
+        assert int(state["extra.lecam.updates"]) == 4      # discriminator steps 2..5
 
 
 def test_checkpoint_meta_and_snapshot(tmp_path):
@@ -104,7 +111,6 @@ def test_decoder_finetune_keeps_tokens_and_learns_the_decoder(trained_tiny, tmp_
 
 
 def test_decoder_finetune_needs_a_tokenizer_to_start_from():
-    import pytest
     from nar.core.errors import NarError
     with pytest.raises(NarError, match="init_from"):
         tiny_config(train_parts="decoder").validate()
@@ -149,7 +155,6 @@ def test_larger_codebook_warm_start_keeps_the_net_and_kmeans_inits_new_codes(tra
 
 
 def test_kmeans_codebook_init_needs_a_parent_and_all_parts():
-    import pytest
     from nar.core.errors import NarError
     with pytest.raises(NarError, match="init_from"):
         tiny_config(init_codebook="kmeans").validate()
@@ -178,7 +183,6 @@ def test_a_grown_decoder_starts_as_its_parent_and_then_learns(trained_tiny, tmp_
     out = train(task, cfg.train, tmp_path / "grown", progress=False) / MODEL_FILE
     after = load_file(out)
     assert any(after[k].abs().sum() > 0 for k in extra if k.endswith("conv2.weight"))
-    import pytest
     from nar.core.errors import NarError
     with pytest.raises(NarError, match="decoder_extra_blocks"):
         tiny_config(decoder_extra_blocks=[1] * 9).validate()
