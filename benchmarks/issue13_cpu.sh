@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Issue 13 (quality) measurements of the shipped defaults on this CPU: every row >= 48 images at
-# 1024², seeds not used in training. Writes benchmarks/results/issue13/ (about 20 min, 2 threads).
-#   bash benchmarks/issue13_cpu.sh [THREADS]        (PRIORS=maskgit,sundae by default: the 1024² priors;
-#                                                    SKIP_TOKENIZER=1 skips the tokenizer rows)
+# 1024², seeds not used in training. Writes benchmarks/results/issue13/ (about 1 h on 2 threads,
+# most of it ar's 4096 sequential steps per image).
+#   bash benchmarks/issue13_cpu.sh [THREADS]   PRIORS=ar,maskgit,sundae by default (the three priors on the
+#                                              1024² grid); INPAINT_PRIORS=maskgit,sundae (the parallel
+#                                              samplers); SKIP_TOKENIZER=1 skips the tokenizer rows
 set -euo pipefail
 cd "$(dirname "$0")/.."
 T=${1:-2}
 OUT=benchmarks/results/issue13
 PY=${PY:-.venv/bin/python}
 NAR=${NAR:-.venv/bin/nar}
-PRIORS=${PRIORS:-maskgit,sundae}
+PRIORS=${PRIORS:-ar,maskgit,sundae}
+INPAINT_PRIORS=${INPAINT_PRIORS:-maskgit,sundae}
 mkdir -p "$OUT"
 # tokenizer targets: PSNR, sharpness, block ratio at its factor, usage (48 held-out 1024² renders)
 if [ -z "${SKIP_TOKENIZER:-}" ]; then
@@ -22,7 +25,7 @@ $NAR bench --priors "$PRIORS" --sizes 1024 --quality-size 1024 --n-quality 48 --
 PYTHONPATH=. $PY benchmarks/bench_class_fidelity.py --priors "$PRIORS" --size 1024 --per-class 8 --cfg 2 \
   --threads "$T" --out "$OUT/class_fidelity" | tee "$OUT/class_fidelity.txt"
 # inpainting: a quarter-image box on 48 held-out scenes, FD vs reconstruction FD, border ratio
-for PRIOR in ${PRIORS//,/ }; do
+for PRIOR in ${INPAINT_PRIORS//,/ }; do
   PYTHONPATH=. $PY benchmarks/bench_inpaint.py --prior "$PRIOR" --n 48 --size 1024 --fd --settings default \
     --threads "$T" --out "$OUT/inpaint_$PRIOR" | tail -n 4 | tee "$OUT/inpaint_$PRIOR.txt"
 done

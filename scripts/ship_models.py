@@ -2,6 +2,8 @@
 
     python scripts/ship_models.py runs/defaults
     python scripts/ship_models.py --sr runs/sr_v2      # the 2x super-resolution model alone
+    python scripts/ship_models.py --prior ar runs/ar_1024         # one prior on the shipped tokenizer's tokens
+    python scripts/ship_models.py --decoder runs/tok_gan512       # a decoder-only tokenizer fine-tune
 
 expects RUN/tokenizer/model.safetensors and RUN/{ar,maskgit,sundae}/model.safetensors.
 The shipped tokenizer keeps the content hash of the weights it was trained as, so priors
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from nar.core.checkpoint import load_checkpoint, read_meta, save_checkpoint
+from nar.core.checkpoint import load_checkpoint, read_meta, save_checkpoint, tensors_hash
 from nar.pipelines.models import MODELS_DIR, TOKENIZER_FILE
 from nar.tokenizer import tokenizer_hash
 
@@ -46,6 +48,14 @@ def training_record(run_dir: Path, step: int | None, token_cache: str | None = N
     record = {"steps": step, "wall_hours": round((wall + prev) / 3600, 2),
               "hardware": HARDWARE}
     header = None
+    schedule = run_dir / "fresh_schedule.json"     # `nar train --fresh`: grids made while it trained
+    if schedule.exists():
+        fresh = json.loads(schedule.read_text())
+        made = int(fresh["initial"] + fresh["per_step"] * (step or 0))
+        window = f", batches from the newest {fresh['window']}" if fresh.get("window") else ""
+        record["data"] = (f"fresh procedural {fresh['size']}² renders encoded while it trained "
+                          f"(LandscapeDataset seed {fresh['seed']}: {made} grids by step {step}{window})")
+        return record
     for name in ("header.json", "index.json"):   # a single cache, or a sharded one (index.json)
         if token_cache and (Path(token_cache) / name).exists():
             header = Path(token_cache) / name
@@ -110,6 +120,47 @@ def ship_sr(run: Path, cpu_hours: float | None = None) -> None:
     print(f"sr (step {meta.get('step')}) -> {MODELS_DIR / SR_FILE}")
 
 
+def ship_prior(name: str, run: Path) -> None:
+    """A prior trained from scratch on the shipped tokenizer's tokens: RUN/model.safetensors
+    replaces nar/assets/models/NAME.safetensors (the set's other models stay)."""
+    tok_hash = tokenizer_hash(MODELS_DIR / TOKENIZER_FILE)
+    src = run / "model.safetensors"
+    tensors, meta = load_checkpoint(src)
+    if meta.get("kind") != "prior" or meta.get("name") != name:
+        raise SystemExit(f"{src} is not a {name} prior")
+    if meta.get("tokenizer_hash") != tok_hash:
+        raise SystemExit(f"{src} was not trained on the shipped tokenizer's tokens")
+    meta = {**meta, "tokenizer_path": None, "token_cache": None, "weights_dtype": "float16",
+            "source_run": str(run), "params": n_params(tensors),
+            "tokenizer_factor": read_meta(MODELS_DIR / TOKENIZER_FILE).get("factor"),
+            "training": training_record(run, meta.get("step"), meta.get("token_cache"))}
+    save_checkpoint(MODELS_DIR / f"{name}.safetensors", half(tensors), meta)
+    print(f"{name} (step {meta.get('step')}) -> {MODELS_DIR / (name + '.safetensors')}")
+
+
+def ship_decoder(run: Path) -> None:
+    """A decoder-only fine-tune of the shipped tokenizer (train_parts = "decoder"): its encoder
+    and codebook are the shipped ones, so it keeps the shipped tokens' hash and every shipped
+    prior stays valid. The record keeps the parent's training."""
+    dst = MODELS_DIR / TOKENIZER_FILE
+    parent = read_meta(dst)
+    src = run / "model.safetensors"
+    tensors, meta = load_checkpoint(src)
+    if meta.get("kind") != "tokenizer" or meta.get("config", {}).get("train_parts") != "decoder":
+        raise SystemExit(f"{src} is not a decoder-only tokenizer fine-tune")
+    if meta.get("tokens_hash") != tokenizer_hash(dst):
+        raise SystemExit(f"{src} was not fine-tuned from the shipped tokenizer (its tokens differ)")
+    record = training_record(run, meta.get("step"))
+    record["data"] = (f"fresh procedural landscapes per step, {meta['config']['crops_per_image']} x "
+                      f"{meta['config']['crop']}² crops of {meta['config']['image_size']}² renders; decoder only")
+    record["fine_tuned_from"] = {"tokenizer": parent.get("hash"), "training": parent.get("training")}
+    # "hash": the weights it was trained as; tokens_hash (kept): the shipped tokens it makes
+    meta = {**meta, "hash": tensors_hash(tensors), "weights_dtype": "float16", "source_run": str(run),
+            "params": n_params(tensors), "training": record}
+    save_checkpoint(dst, half(tensors), meta)
+    print(f"tokenizer (decoder fine-tune, step {meta.get('step')}) -> {dst}")
+
+
 def ship_finetune(name: str, run: Path, parent_name: str | None = None) -> None:
     """A prior fine-tuned from a shipped one (`nar train --init-from`): RUN/model.safetensors
     replaces nar/assets/models/NAME.safetensors; its record keeps the parent's training. The
@@ -133,6 +184,10 @@ def ship_finetune(name: str, run: Path, parent_name: str | None = None) -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 3 and sys.argv[1] == "--finetune":   # python scripts/ship_models.py --finetune sundae runs/sundae_local [PARENT]
         ship_finetune(sys.argv[2], Path(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 else None)
+    elif len(sys.argv) > 3 and sys.argv[1] == "--prior":  # python scripts/ship_models.py --prior ar runs/ar_1024
+        ship_prior(sys.argv[2], Path(sys.argv[3]))
+    elif len(sys.argv) > 2 and sys.argv[1] == "--decoder":  # python scripts/ship_models.py --decoder runs/tok_gan512
+        ship_decoder(Path(sys.argv[2]))
     elif len(sys.argv) > 2 and sys.argv[1] == "--sr":     # python scripts/ship_models.py --sr runs/sr_v2 [CPU_HOURS]
         ship_sr(Path(sys.argv[2]), float(sys.argv[3]) if len(sys.argv) > 3 else None)
     else:
