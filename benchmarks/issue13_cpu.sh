@@ -4,11 +4,11 @@
 # most of it ar's 4096 sequential steps per image).
 #   bash benchmarks/issue13_cpu.sh [THREADS]   PRIORS=ar,maskgit,sundae by default (the three priors on the
 #                                              1024² grid); INPAINT_PRIORS=maskgit,sundae (the parallel
-#                                              samplers); SKIP_TOKENIZER=1 skips the tokenizer rows
+#                                              samplers); SKIP_TOKENIZER=1 skips the tokenizer rows; OUT=DIR
 set -euo pipefail
 cd "$(dirname "$0")/.."
 T=${1:-2}
-OUT=benchmarks/results/issue13
+OUT=${OUT:-benchmarks/results/issue13}
 PY=${PY:-.venv/bin/python}
 NAR=${NAR:-.venv/bin/nar}
 PRIORS=${PRIORS:-ar,maskgit,sundae}

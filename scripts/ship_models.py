@@ -153,7 +153,8 @@ def ship_decoder(run: Path) -> None:
     record = training_record(run, meta.get("step"))
     record["data"] = (f"fresh procedural landscapes per step, {meta['config']['crops_per_image']} x "
                       f"{meta['config']['crop']}² crops of {meta['config']['image_size']}² renders; decoder only")
-    record["fine_tuned_from"] = {"tokenizer": parent.get("hash"), "training": parent.get("training")}
+    record["fine_tuned_from"] = {"tokenizer": parent.get("hash"), "step": parent.get("step"),
+                                 "training": parent.get("training")}
     # "hash": the weights it was trained as; tokens_hash (kept): the shipped tokens it makes
     meta = {**meta, "hash": tensors_hash(tensors), "weights_dtype": "float16", "source_run": str(run),
             "params": n_params(tensors), "training": record}
