@@ -273,11 +273,14 @@ def models():
         elif r["kind"] == "sr":
             images = f"{m.get('scale')}x super-resolution, any size (1024² -> 2048²)"
         else:
-            grid = m.get("train_grid") or [0, 0]
+            from nar.priors.base import default_grid
+            grid = default_grid(m) or (0, 0)
+            window = m.get("train_grid")
             factor = int(m.get("tokenizer_factor") or 16)
             classes = m.get("class_names") or []
-            images = (f"{grid[0] * factor}² ({grid[0]}x{grid[1]} tokens)"
-                      + (f", {len(classes)} classes" if classes else ", unconditional"))
+            images = (f"{grid[0] * factor}² ({grid[0]}x{grid[1]} tokens"
+                      + (f"; trained on {window[0]}x{window[1]} windows" if window and tuple(window) != grid else "")
+                      + ")" + (f", {len(classes)} classes" if classes else ", unconditional"))
         t = m.get("training") or {}
         trained = f"{r['step']} steps" + (f", {t['wall_hours']:.1f} h on {t['hardware']}" if t else "")
         parent = t.get("fine_tuned_from") or {}

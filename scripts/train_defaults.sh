@@ -10,6 +10,10 @@
 #   6. maskgit on the 1024² grid: SUNDAE's hourglass, started from the v2 sundae's weights, trained on
 #      the 480 + 1200 renders of two 1024² caches (seeds 1 and 2), shipped over the 256² maskgit
 #   7. the 2x super-resolution net (configs/sr/v2.toml: supersampled inputs, busiest-of-8 crops), one thread
+#   8. a sharper decoder: the tokenizer's decoder alone fine-tuned with a PatchGAN + LeCam on whole-scene
+#      512² crops (configs/tokenizer/f16_small_gan512.toml); the tokens, and so every prior, are unchanged
+#   9. ar on the 1024² grid (configs/defaults/ar_1024.toml): 16x64 windows of fresh 1024² renders encoded
+#      while it trains, shipped over the 256² ar
 # Usage: bash scripts/train_defaults.sh [RUN_DIR]    (every step resumes if interrupted)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,3 +66,11 @@ $NAR train --prior maskgit --tokens "$RUN/tokens_1024_s12" --config configs/defa
 # 7. 2x super-resolution (no tokens needed: fresh render pairs every step), one thread
 $NAR sr train --config configs/sr/v2.toml --out "$RUN/sr_v2" > "$RUN/sr_v2.log" 2>&1
 .venv/bin/python scripts/ship_models.py --sr "$RUN/sr_v2"
+# 8. decoder GAN (decoder only: tokens unchanged), one thread
+$NAR tokenizer train --config configs/tokenizer/f16_small_gan512.toml --set init_from="$RUN/tokenizer/model.safetensors" \
+  --out "$RUN/tok_gan512" > "$RUN/tok_gan512.log" 2>&1
+.venv/bin/python scripts/ship_models.py --decoder "$RUN/tok_gan512"
+# 9. ar on the 1024² grid, on fresh renders (one worker process encodes them while it trains)
+$NAR train --prior ar --fresh 1024 --fresh-per-step 1 --fresh-dir "$RUN/fresh_1024" --tokenizer "$RUN/tokenizer/model.safetensors" \
+  --config configs/defaults/ar_1024.toml --out "$RUN/ar_1024" > "$RUN/ar_1024.log" 2>&1
+.venv/bin/python scripts/ship_models.py --prior ar "$RUN/ar_1024"

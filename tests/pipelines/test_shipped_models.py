@@ -37,7 +37,19 @@ def test_shipped_models_describe_their_training():
         assert training["steps"] == m["step"] > 0 and training["wall_hours"] > 0 and training["hardware"]
         if m["kind"] == "prior":
             assert meta["tokenizer_path"] is None and meta["tokenizer_factor"] == 16
-            assert "token grids" in training["data"]
+            assert "token grids" in training["data"] or "fresh procedural" in training["data"]
+
+
+def test_all_three_priors_share_the_1024_grid_and_the_tokens():
+    """Issue 13 item 4: ar, maskgit and sundae sample the same 64x64 grid of the same tokens; the
+    shipped tokenizer's decoder was fine-tuned alone, so it makes the tokens the priors learnt."""
+    from nar.priors.base import default_grid
+    from nar.tokenizer.load import tokenizer_hash
+    metas = {m["name"]: m["meta"] for m in installed_models() if m["kind"] == "prior"}
+    assert {name: default_grid(meta) for name, meta in metas.items()} == {name: (64, 64) for name in metas}
+    tokens = tokenizer_hash(default_tokenizer_path())
+    assert all(meta["tokenizer_hash"] == tokens for meta in metas.values())
+    assert tuple(metas["ar"]["train_grid"]) == (16, 64)     # trained on whole-row windows, sampled sliding
 
 
 def test_nar_models_lists_every_file():
