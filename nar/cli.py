@@ -258,6 +258,7 @@ def bench(priors: Optional[str] = typer.Option(None, "--priors", help="Comma-sep
 def models():
     """List the models installed with the package (sizes and training details)."""
     from nar.pipelines.models import MODELS_DIR, installed_models
+    from nar.priors.base import default_grid
     rows = installed_models()
     if not rows:
         console.print(f"no models installed in {MODELS_DIR}")
@@ -273,7 +274,6 @@ def models():
         elif r["kind"] == "sr":
             images = f"{m.get('scale')}x super-resolution, any size (1024² -> 2048²)"
         else:
-            from nar.priors.base import default_grid
             grid = default_grid(m) or (0, 0)
             window = m.get("train_grid")
             factor = int(m.get("tokenizer_factor") or 16)

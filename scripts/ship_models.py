@@ -67,6 +67,17 @@ def training_record(run_dir: Path, step: int | None, token_cache: str | None = N
     return record
 
 
+def save_prior(name: str, run: Path, tensors: dict[str, torch.Tensor], meta: dict, factor: int | None,
+               record: dict, how: str = "") -> None:
+    """nar/assets/models/NAME.safetensors: fp16 weights, the prior's metadata without the paths of
+    the machine it trained on, and its training record."""
+    dst = MODELS_DIR / f"{name}.safetensors"
+    meta = {**meta, "tokenizer_path": None, "token_cache": None, "weights_dtype": "float16",
+            "source_run": str(run), "params": n_params(tensors), "tokenizer_factor": factor, "training": record}
+    save_checkpoint(dst, half(tensors), meta)
+    print(f"{name} ({how}step {meta.get('step')}) -> {dst}")
+
+
 def main(run: Path) -> None:
     MODELS_DIR.mkdir(parents=True, exist_ok=True)
     tok_src = run / "tokenizer" / "model.safetensors"
@@ -86,11 +97,8 @@ def main(run: Path) -> None:
         tensors, meta = load_checkpoint(src)
         if meta.get("tokenizer_hash") != tokenizer_hash(tok_src):
             raise SystemExit(f"{src} was not trained on {tok_src}'s tokens")
-        meta = {**meta, "tokenizer_path": None, "token_cache": None, "weights_dtype": "float16",
-                "source_run": str(run / name), "params": n_params(tensors), "tokenizer_factor": factor,
-                "training": training_record(src.parent, meta.get("step"), meta.get("token_cache"))}
-        save_checkpoint(MODELS_DIR / f"{name}.safetensors", half(tensors), meta)
-        print(f"{name} (step {meta.get('step')}) -> {MODELS_DIR / (name + '.safetensors')}")
+        save_prior(name, run / name, tensors, meta, factor,
+                   training_record(src.parent, meta.get("step"), meta.get("token_cache")))
 
 
 def ship_sr(run: Path, cpu_hours: float | None = None) -> None:
@@ -130,12 +138,8 @@ def ship_prior(name: str, run: Path) -> None:
         raise SystemExit(f"{src} is not a {name} prior")
     if meta.get("tokenizer_hash") != tok_hash:
         raise SystemExit(f"{src} was not trained on the shipped tokenizer's tokens")
-    meta = {**meta, "tokenizer_path": None, "token_cache": None, "weights_dtype": "float16",
-            "source_run": str(run), "params": n_params(tensors),
-            "tokenizer_factor": read_meta(MODELS_DIR / TOKENIZER_FILE).get("factor"),
-            "training": training_record(run, meta.get("step"), meta.get("token_cache"))}
-    save_checkpoint(MODELS_DIR / f"{name}.safetensors", half(tensors), meta)
-    print(f"{name} (step {meta.get('step')}) -> {MODELS_DIR / (name + '.safetensors')}")
+    save_prior(name, run, tensors, meta, read_meta(MODELS_DIR / TOKENIZER_FILE).get("factor"),
+               training_record(run, meta.get("step"), meta.get("token_cache")))
 
 
 def ship_decoder(run: Path) -> None:
@@ -166,7 +170,6 @@ def ship_finetune(name: str, run: Path, parent_name: str | None = None) -> None:
     """A prior fine-tuned from a shipped one (`nar train --init-from`): RUN/model.safetensors
     replaces nar/assets/models/NAME.safetensors; its record keeps the parent's training. The
     parent is the shipped NAME, or the shipped PARENT_NAME (e.g. a maskgit started from sundae)."""
-    dst = MODELS_DIR / f"{name}.safetensors"
     parent = read_meta(MODELS_DIR / f"{parent_name or name}.safetensors")
     src = run / "model.safetensors"
     tensors, meta = load_checkpoint(src)
@@ -175,11 +178,7 @@ def ship_finetune(name: str, run: Path, parent_name: str | None = None) -> None:
     record = training_record(run, meta.get("step"), meta.get("token_cache"))
     record["fine_tuned_from"] = ({"prior": parent.get("name")} | {k: parent.get(k) for k in ("step", "source_run")}
                                  | {"training": parent.get("training")})
-    meta = {**meta, "tokenizer_path": None, "token_cache": None, "weights_dtype": "float16",
-            "source_run": str(run), "params": n_params(tensors), "tokenizer_factor": parent.get("tokenizer_factor"),
-            "training": record}
-    save_checkpoint(dst, half(tensors), meta)
-    print(f"{name} (fine-tuned, step {meta.get('step')}) -> {dst}")
+    save_prior(name, run, tensors, meta, parent.get("tokenizer_factor"), record, how="fine-tuned, ")
 
 
 if __name__ == "__main__":
