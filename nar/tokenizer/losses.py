@@ -177,13 +177,13 @@ class ImageLoss:
     image-gradient L1, LPIPS (when VGG weights exist) and a PatchGAN hinge with Taming's adaptive
     weight. Holds the discriminator (trained, saved by the loop as an extra module) and a frozen
     LPIPS (not saved). ``cfg`` needs gradient_weight, spectral_weight, perceptual_weight, lpips_weights,
-    disc_weight, disc_start, disc_layers, disc_ch, adaptive_weight (adaptive_weight_max and
-    lecam_weight optional)."""
+    disc_weight, disc_start, disc_layers, disc_ch, adaptive_weight, lecam_weight (adaptive_weight_max
+    optional)."""
 
     def __init__(self, cfg, lpips_model: nn.Module | None = None, build_perceptual: bool = True):
         self.cfg = cfg
         self.discriminator = NLayerDiscriminator(cfg.disc_layers, cfg.disc_ch)
-        self.lecam_weight = float(getattr(cfg, "lecam_weight", 0.0))
+        self.lecam_weight = float(cfg.lecam_weight)
         self.lecam = LeCamEMA() if self.lecam_weight > 0 else None
         self.lpips = lpips_model
         if self.lpips is None and build_perceptual and cfg.perceptual_weight > 0:
