@@ -65,6 +65,8 @@ class TrainTask(Protocol):
     # part of the model (e.g. a discriminator); they are checkpointed in state.safetensors.
     # Optional: ``data_state() -> dict`` (JSON) and ``load_data_state(state, saved_world_size)``
     # for data read as a stream (shards): where the stream stands, saved with the checkpoint.
+    # Optional: ``saved_config(config) -> dict``, a saved run's config as this code reads it (fields
+    # added since it was saved take their defaults), so a resume compares like with like.
 
     def snapshot(self, model: nn.Module, step: int, out_dir: Path) -> None:
         """Write a PNG grid of samples / reconstructions (``model`` is the EMA copy if any)."""
@@ -193,8 +195,10 @@ class Trainer:
         meta = read_meta(path)
         if meta.get("kind") != "train_state":
             raise NarError(f"{path} is not a nar training state")
-        saved = meta["model_meta"]
+        saved = dict(meta["model_meta"])
         mine = self.task.checkpoint_meta()
+        if hasattr(self.task, "saved_config") and saved.get("kind") == mine.get("kind"):
+            saved["config"] = self.task.saved_config(saved.get("config") or {})
         for key in ("kind", "name", "config"):
             if saved.get(key) != mine.get(key):
                 raise NarError(f"{self.run_dir} holds a run with a different {key} "

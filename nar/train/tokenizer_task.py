@@ -231,6 +231,11 @@ class TokenizerTask:
                 "perceptual_weight_used": self.losses.perceptual_weight,
                 **({"tokens_hash": self._parent_tokens_hash()} if self.cfg.train_parts == "decoder" else {})}
 
+    def saved_config(self, config: dict[str, Any]) -> dict[str, Any]:
+        """A saved run's model config as this code reads it: a field added since (e.g. lecam_weight)
+        takes its default, so a run saved before it existed resumes when that default is in use."""
+        return TokenizerConfig.from_model_dict(config).model_dict()
+
     def _parent_tokens_hash(self) -> str:
         from nar.tokenizer.load import tokenizer_hash
         return tokenizer_hash(self.cfg.init_from)

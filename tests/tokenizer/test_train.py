@@ -67,6 +67,27 @@ def test_resume_equals_uninterrupted_training(tmp_path, lecam_weight):
         assert int(state["extra.lecam.updates"]) == 4      # discriminator steps 2..5
 
 
+def test_a_run_saved_before_a_config_field_existed_resumes(tmp_path):
+    """A field added to the config since a run was saved takes its default on resume; a run
+    asked to resume with another value of it is still refused."""
+    from nar.core.checkpoint import load_checkpoint, save_checkpoint
+    from nar.core.errors import NarError
+
+    def run(steps, **overrides):
+        cfg = tiny_config(**overrides)
+        cfg.train.steps, cfg.train.ckpt_every, cfg.train.batch_size = steps, 2, 2
+        return train(TokenizerTask(cfg), cfg.train, tmp_path / "run", progress=False)
+
+    run(2)
+    tensors, meta = load_checkpoint(tmp_path / "run" / STATE_FILE)
+    del meta["model_meta"]["config"]["lecam_weight"]          # as saved before the field existed
+    save_checkpoint(tmp_path / "run" / STATE_FILE, tensors, meta)
+    with pytest.raises(NarError, match="different config"):
+        run(3, lecam_weight=0.1)
+    run(3)
+    assert json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 3
+
+
 def test_checkpoint_meta_and_snapshot(tmp_path):
     cfg = tiny_config()
     task = TokenizerTask(cfg)
