@@ -1,0 +1,156 @@
+"""Which sampling settings should a prior ship with? FD, class fidelity and sharpness per setting.
+
+    PYTHONPATH=. python benchmarks/sweep_settings.py --prior sundae --size 1024 --per-class 8 \
+        --setting "cfg=1" --setting "cfg=2" --setting "cfg=3,temperature=0.9"
+
+Every setting samples ``--per-class`` images of every scene class (the same seeds for every
+setting; ``cfg=0`` means unconditional: the null class, still counted per asked class for the
+class-fidelity column, which then shows chance), decodes them, and reports against one procedural
+real set of the same size and count:
+
+- FD (nar features), precision / recall, and the reconstruction FD of a second real set (the
+  floor the issue-13 target is set against);
+- class fidelity: nar's scene classifier on the very same samples;
+- gradient energy, high-frequency share and block ratios (tokenizer cell and every merged patch)
+  relative to the real set.
+
+A setting is ``key=value`` pairs: ``cfg``, ``steps``, ``temperature``, ``top_k``, ``top_p``, and
+any option the prior's sampler takes (sundae: ``temperature_end``, ``update_proportion``; maskgit:
+``choice_temperature``). Writes ``sweep_<prior>_<size>.json`` / ``.md`` in ``--out``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.progress import track
+
+from nar.core.config import parse_value
+from nar.eval.machine import environment, setup_device
+from nar.eval.metrics import evaluate_images
+from nar.eval.scene_classifier import evaluate_accuracy, shipped_scene_classifier
+from nar.eval.sharpness import relative_to, sharpness_report
+from nar.pipelines.bench.quality import merged_patch_sizes, render_real
+from nar.pipelines.pipeline import Pipeline
+
+REPO = Path(__file__).resolve().parents[1]
+REAL_SEED = 30_000  # disjoint from the training caches, the fresh-render streams and nar bench's sets
+SAMPLE_KEYS = ("steps", "temperature", "top_k", "top_p")
+
+
+def parse_setting(text: str) -> dict:
+    setting = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        if "=" not in part:
+            raise SystemExit(f"bad setting {text!r}: expected key=value pairs separated by commas")
+        key, value = part.split("=", 1)
+        setting[key.strip()] = parse_value(value.strip())
+    return setting
+
+
+def sample_setting(pipe: Pipeline, prior: str, size: int, per_class: int, setting: dict, seed: int):
+    """(images, asked labels, seconds): ``per_class`` samples of every class, decoded."""
+    opts = dict(setting)
+    cfg = float(opts.pop("cfg", 1.0))
+    classes = pipe.class_names(prior)
+    images, labels, t0 = [], [], time.perf_counter()
+    for class_id in track(range(len(classes)), description=f"{prior} {setting}"):
+        cond = [class_id] * per_class if cfg > 0 else None
+        out = pipe.sample(prior=prior, n=per_class, size=size, cond=cond, cfg=max(cfg, 1.0),
+                          seed=seed + 1000 * class_id, **opts)
+        images.append(pipe.decode_tensor(out.tokens).float().clamp(-1, 1))
+        labels += [class_id] * per_class
+    return torch.cat(images), torch.tensor(labels), time.perf_counter() - t0
+
+
+def quality(real, fake, real_sharp, blocks, classifier, device) -> dict:
+    report = evaluate_images(real, fake, classifier=classifier, inception=False, device=device)
+    sharp = relative_to(sharpness_report(fake, blocks=blocks), real_sharp)
+    return {"fd": report.get("fd_nar"), "precision": report.get("precision"), "recall": report.get("recall"),
+            "grad": sharp.get("grad_energy_vs_real"), "hf": sharp.get("hf_share_vs_real"),
+            "blocks": {str(b): sharp[f"block_ratio_{b}"] for b in blocks}}
+
+
+def to_markdown(result: dict) -> str:
+    blocks = result["blocks"]
+    head = ["setting", "FD", "× recon", "precision", "recall", "class fidelity", "grad × real", "HF × real"]
+    head += [f"block {b}" for b in blocks] + ["s / image"]
+    lines = [f"# {result['prior']} settings at {result['size']}² ({result['n']} samples per row, "
+             f"{result['per_class']} per class)", "",
+             f"Command: `{result['command']}`  ", f"Device: {result['environment'].get('device_name', '')}", "",
+             "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    recon = result["reconstruction"]["fd"]
+    for row in [result["reconstruction"]] + result["rows"]:
+        cells = [row["setting"], f"{row['fd']:.2f}", f"{row['fd'] / recon:.1f}×",
+                 f"{row['precision']:.3f}", f"{row['recall']:.3f}",
+                 "-" if row.get("class_fidelity") is None else f"{row['class_fidelity']:.3f}",
+                 f"{row['grad']:.2f}", f"{row['hf']:.2f}"]
+        cells += [f"{row['blocks'][str(b)]:.2f}" for b in blocks]
+        cells.append("-" if row.get("seconds_per_image") is None else f"{row['seconds_per_image']:.2f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "FD: nar features against one procedural real set of the same size; `reconstruction`: "
+              "a second real set through the tokenizer. Class fidelity: nar's scene classifier on the same "
+              "samples (cfg 0: unconditional samples scored against the class their slot stands for: chance)."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--prior", required=True)
+    ap.add_argument("--setting", action="append", required=True, help="key=value,... (repeatable)")
+    ap.add_argument("--size", type=int, default=1024)
+    ap.add_argument("--per-class", type=int, default=8)
+    ap.add_argument("--ckpt", type=Path, default=None, help="prior checkpoint (default: the shipped one)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "sweeps")
+    args = ap.parse_args()
+    settings = [parse_setting(s) for s in args.setting]
+    dev = setup_device(args.device, args.threads)
+    console = Console()
+    pipe = Pipeline.load(priors={args.prior: args.ckpt} if args.ckpt else None, device=dev)
+    if pipe.prior(args.prior).num_classes == 0:
+        raise SystemExit(f"{args.prior}: unconditional model; class fidelity needs classes")
+    classifier = shipped_scene_classifier(dev)
+    n = args.per_class * len(pipe.class_names(args.prior))
+    blocks = merged_patch_sizes(pipe.prior(args.prior), int(pipe.tokenizer.factor))
+
+    console.print(f"rendering {2 * n} real images at {args.size}²")
+    real_a, real_b = render_real(n, args.size, REAL_SEED), render_real(n, args.size, REAL_SEED + n)
+    real_sharp = sharpness_report(real_a, blocks=blocks)
+    with torch.no_grad():  # not inference_mode: the tokenizer loads lazily, and its weights must stay normal tensors
+        recon = torch.cat([pipe.decode_tensor(pipe.encode(b)).float().clamp(-1, 1) for b in real_b.split(4)])
+    reconstruction = {"setting": "reconstruction", **quality(real_a, recon, real_sharp, blocks, classifier, dev)}
+
+    rows = []
+    for setting in settings:
+        images, labels, seconds = sample_setting(pipe, args.prior, args.size, args.per_class, setting, args.seed)
+        row = {"setting": ", ".join(f"{k}={v}" for k, v in setting.items()),
+               **quality(real_a, images, real_sharp, blocks, classifier, dev),
+               "class_fidelity": evaluate_accuracy(classifier, images, labels)["accuracy"],
+               "seconds_per_image": seconds / len(images)}
+        rows.append(row)
+        console.print(f"{row['setting']}: FD {row['fd']:.2f} (recon {reconstruction['fd']:.2f}), "
+                      f"class fidelity {row['class_fidelity']:.3f}, grad {row['grad']:.2f}, "
+                      f"blocks {', '.join(f'{v:.2f}' for v in row['blocks'].values())}")
+    result = {"prior": args.prior, "size": args.size, "per_class": args.per_class, "n": n, "blocks": blocks,
+              "reconstruction": reconstruction, "rows": rows,
+              "command": "python benchmarks/sweep_settings.py " + " ".join(
+                  f"--{k.replace('_', '-')} {v!r}" if k == "setting" else f"--{k.replace('_', '-')} {v}"
+                  for k, v in vars(args).items() if v is not None and k != "out"),
+              "environment": environment(dev)}
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = args.out / f"sweep_{args.prior}_{args.size}"
+    stem.with_suffix(".json").write_text(json.dumps(result, indent=2))
+    stem.with_suffix(".md").write_text(to_markdown(result))
+    console.print(to_markdown(result))
+    console.print(f"wrote {stem}.json / .md")
+
+
+if __name__ == "__main__":
+    main()
