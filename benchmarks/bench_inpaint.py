@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nar.core.config import parse_value
 from nar.core.images import array_to_tensor
 from nar.data.landscapes import generate_landscape
 from nar.eval.machine import environment
@@ -56,6 +57,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=4)
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--temperature", type=float, default=None, help="sampling temperature (default: the prior's)")
+    ap.add_argument("--option", action="append", default=[],
+                    help="a sampler option key=value, e.g. choice_temperature=2 (repeatable)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--fd", action="store_true", help="also FD (nar features) against the real images")
     ap.add_argument("--settings", default="all", choices=("all", "default"),
@@ -63,6 +67,12 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    extra_options = {}
+    for text in args.option:
+        if "=" not in text:
+            raise SystemExit(f"bad --option {text!r}: expected key=value")
+        key, value = text.split("=", 1)
+        extra_options[key.strip()] = parse_value(value.strip())
 
     pipe = Pipeline.load(priors={args.prior: args.ckpt} if args.ckpt else None)
     settings = SETTINGS if args.settings == "all" else {k: v for k, v in SETTINGS.items() if k.startswith("nar")}
@@ -77,8 +87,9 @@ def main() -> None:
         real_box = array_to_tensor(image)[None][..., s // 4: 3 * s // 4, s // 4: 3 * s // 4]
         for name, kw in settings.items():
             options = {k: v for k, v in kw.items() if k == "init"} if args.prior == "sundae" else {}
+            options.update(extra_options)
             start = time.perf_counter()
-            out = pipe.inpaint(image, box, prior=args.prior, seed=i, steps=args.steps,
+            out = pipe.inpaint(image, box, prior=args.prior, seed=i, steps=args.steps, temperature=args.temperature,
                                harmonize=kw.get("harmonize", True), blend=kw.get("blend"), **options)
             rows[name]["seconds"].append(time.perf_counter() - start)
             result = np.asarray(out.images[0])
@@ -113,7 +124,8 @@ def main() -> None:
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "inpaint.json").write_text(json.dumps(
-            {"prior": args.prior, "ckpt": str(args.ckpt or "shipped"), "n": args.n, "size": s, "rows": table,
+            {"prior": args.prior, "ckpt": str(args.ckpt or "shipped"), "n": args.n, "size": s, "steps": args.steps,
+             "temperature": args.temperature, "options": extra_options, "rows": table,
              "environment": environment(torch.device("cpu"))}, indent=2) + "\n")
         for name, images in outs.items():
             tag = "default" if name.startswith("nar") else "paper"
