@@ -60,6 +60,9 @@ def main() -> None:
     ap.add_argument("--temperature", type=float, default=None, help="sampling temperature (default: the prior's)")
     ap.add_argument("--option", action="append", default=[],
                     help="a sampler option key=value, e.g. choice_temperature=2 (repeatable)")
+    ap.add_argument("--cfg", type=float, default=1.0, help="guidance scale for a class-conditioned fill")
+    ap.add_argument("--class-from", default="none", choices=("none", "truth"),
+                    help="condition the fill on no class (the default pipeline call) or on the scene's true class")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--fd", action="store_true", help="also FD (nar features) against the real images")
     ap.add_argument("--settings", default="all", choices=("all", "default"),
@@ -82,7 +85,8 @@ def main() -> None:
     reals, outs = [], {name: [] for name in settings}
     rows = {name: {"border_ratio": [], "grad_energy_box_vs_real": [], "seconds": []} for name in settings}
     for i in range(args.n):
-        image = generate_landscape(HELD_OUT + i, s, s)[0]
+        image, label = generate_landscape(HELD_OUT + i, s, s)
+        class_name = label["scene"] if args.class_from == "truth" else None
         reals.append(image)
         real_box = array_to_tensor(image)[None][..., s // 4: 3 * s // 4, s // 4: 3 * s // 4]
         for name, kw in settings.items():
@@ -90,6 +94,7 @@ def main() -> None:
             options.update(extra_options)
             start = time.perf_counter()
             out = pipe.inpaint(image, box, prior=args.prior, seed=i, steps=args.steps, temperature=args.temperature,
+                               class_name=class_name, cfg=args.cfg,
                                harmonize=kw.get("harmonize", True), blend=kw.get("blend"), **options)
             rows[name]["seconds"].append(time.perf_counter() - start)
             result = np.asarray(out.images[0])
@@ -125,7 +130,7 @@ def main() -> None:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "inpaint.json").write_text(json.dumps(
             {"prior": args.prior, "ckpt": str(args.ckpt or "shipped"), "n": args.n, "size": s, "steps": args.steps,
-             "temperature": args.temperature, "options": extra_options, "rows": table,
+             "temperature": args.temperature, "cfg": args.cfg, "class_from": args.class_from, "options": extra_options, "rows": table,
              "environment": environment(torch.device("cpu"))}, indent=2) + "\n")
         for name, images in outs.items():
             tag = "default" if name.startswith("nar") else "paper"
