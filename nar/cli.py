@@ -243,6 +243,7 @@ def bench(priors: Optional[str] = typer.Option(None, "--priors", help="Comma-sep
           tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help="Tokenizer checkpoint (default: shipped, else untrained from configs/tokenizer/f32_1024.toml)."),
           ckpt_dir: Optional[Path] = typer.Option(None, "--ckpt-dir", help="Folder with <prior>.safetensors or <prior>/model.safetensors (default: shipped models)."),
           threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: torch's, one per core)."),
+          quality_cfg: Optional[float] = typer.Option(None, "--quality-cfg", help="Quality rows of class-conditional priors: class-balanced samples with this guidance scale, as the README samples (default: unconditional)."),
           precision: Optional[str] = PrecisionOpt, seed: int = SeedOpt):
     """Speed and quality of every prior side by side: same tokenizer, grid, seeds and machine."""
     from nar.pipelines.bench import bench_defaults, parse_int_list
@@ -251,7 +252,8 @@ def bench(priors: Optional[str] = typer.Option(None, "--priors", help="Comma-sep
                    batches=parse_int_list(batch, "--batch"), device=device, full=full, out=out,
                    n_quality=n_quality, inception=inception, tokenizer=tokenizer, ckpt_dir=ckpt_dir,
                    quality=not no_quality, quality_size=quality_size, repeats=repeats, seed=seed, threads=threads,
-                   precision=precision, command="nar " + " ".join(sys.argv[1:]), log=console.print, print_results=True)
+                   precision=precision, quality_cfg=quality_cfg, command="nar " + " ".join(sys.argv[1:]),
+                   log=console.print, print_results=True)
 
 
 @app.command()

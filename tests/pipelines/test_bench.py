@@ -24,7 +24,7 @@ TINY = {
 }
 
 
-def tiny_prior(name, codebook_size=64, train_grid=(4, 4), **extra):
+def tiny_prior(name, codebook_size=64, train_grid=(4, 4), num_classes=0, **extra):
     cls = PRIORS.get(name)
     data = to_dict(cls.config_cls())
     for key, value in {**TINY[name], **extra}.items():
@@ -33,7 +33,7 @@ def tiny_prior(name, codebook_size=64, train_grid=(4, 4), **extra):
         else:
             data[key] = value
     torch.manual_seed(0)
-    return cls(from_dict(cls.config_cls, data), codebook_size, 0, train_grid).eval()
+    return cls(from_dict(cls.config_cls, data), codebook_size, num_classes, train_grid).eval()
 
 
 @pytest.fixture(scope="module")
@@ -304,6 +304,34 @@ def test_parse_int_list():
     for bad in ("a,b", "0", "-4"):
         with pytest.raises(NarError):
             parse_int_list(bad, "--sizes")
+
+
+def test_quality_cfg_samples_class_balanced_with_guidance(tiny_tokenizer, tiny_classifier):
+    """--quality-cfg: a class-conditional prior's quality samples ask for class i mod C with that
+    guidance, and the row times itself (the speed rows are unguided); an unconditional prior
+    keeps unconditional samples."""
+    conditional, unconditional = tiny_prior("maskgit", num_classes=3), tiny_prior("sundae")
+    calls = {"maskgit": [], "sundae": []}
+    for name, prior in (("maskgit", conditional), ("sundae", unconditional)):
+        def recording(*args, _sample=prior.sample, _name=name, **kwargs):
+            cond = kwargs.get("cond")
+            calls[_name].append((None if cond is None else cond.tolist(), kwargs.get("cfg_scale")))
+            return _sample(*args, **kwargs)
+        prior.sample = recording
+    settings = BenchSettings(sizes=(32,), steps=(1,), batches=(1,), repeats=1, warmup=0, n_quality=5,
+                             quality_size=32, quality_batch=4, quality_steps=(1,), quality_cfg=2.0)
+    result = run_bench([BenchEntry("maskgit", conditional, True, "-"), BenchEntry("sundae", unconditional, True, "-")],
+                       tiny_tokenizer, "cpu", settings, classifier=tiny_classifier, log=lambda *_: None)
+    guided = [c for c in calls["maskgit"] if c[0] is not None]
+    assert guided == [([0, 1, 2, 0], 2.0), ([1], 2.0)]               # samples 0..4 -> classes 0 1 2 0 1
+    assert all(c == (None, 1.0) for c in calls["maskgit"] if c[0] is None)  # the speed rows stay unguided
+    assert all(c == (None, 1.0) for c in calls["sundae"])
+    rows = {r["row"]: r for r in result["quality"] if r["kind"] == "prior"}
+    assert rows["maskgit"]["cfg"] == 2.0 and "cfg 2" in rows["maskgit"]["note"]
+    assert rows["sundae"]["cfg"] is None and "unconditional model" in rows["sundae"]["note"]
+    assert result["quality_settings"]["cfg"] == 2.0
+    with pytest.raises(NarError):
+        BenchSettings(quality_cfg=0.5).validate()
 
 
 def test_settings_presets():

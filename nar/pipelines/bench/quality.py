@@ -29,7 +29,7 @@ def render_real(n: int, size: int, seed: int) -> torch.Tensor:
 
 
 def _quality_row(row: str, kind: str, weights: str, size: int, steps=None) -> dict[str, Any]:
-    return {"row": row, "kind": kind, "weights": weights, "steps": steps, "steps_run": None, "size": size,
+    return {"row": row, "kind": kind, "weights": weights, "steps": steps, "steps_run": None, "cfg": None, "size": size,
             "n_real": None, "n_fake": None, "fd_nar": None, "precision": None, "recall": None, "is_nar": None,
             "fid": None, "is_inception": None, "time_per_image_s": None, "grad_energy_vs_real": None,
             "hf_share_vs_real": None, "block_ratios": None, "block_ratio_max": None, "status": "ok", "note": ""}
@@ -135,11 +135,16 @@ def quality_rows(entries: list[BenchEntry], tokenizer: BenchTokenizer, device: t
                 continue
             grid = (size // f, size // f)
             runner = _Runner(entry, tokenizer.model, device, s, Timer(device))
+            classes = int(getattr(entry.prior, "num_classes", 0) or 0)
+            guided = s.quality_cfg is not None and classes > 0
+            row["cfg"] = s.quality_cfg if guided else None
             try:
                 fakes, runs, seconds = [], [], 0.0
                 for i in range(0, n, s.quality_batch):
                     b = min(s.quality_batch, n - i)
-                    out, images, ts, td = runner.timed(b, grid, steps, s.quality_seed + 500_000 + i)
+                    cond = (torch.arange(i, i + b, device=device) % classes) if guided else None
+                    out, images, ts, td = runner.timed(b, grid, steps, s.quality_seed + 500_000 + i, cond=cond,
+                                                       cfg=s.quality_cfg if guided else 1.0)
                     fakes.append(images.float().cpu().clamp(-1, 1))
                     runs.append(out.steps_run)
                     seconds += ts + td
@@ -149,11 +154,16 @@ def quality_rows(entries: list[BenchEntry], tokenizer: BenchTokenizer, device: t
                 row["steps_run"] = sum(runs) / len(runs)
                 match = [r for r in speed if r["prior"] == entry.name and r["size"] == size
                          and r["steps"] == steps and r["batch"] == 1 and r["status"] == "ok"]
-                if match:
+                if match and not guided:  # the speed rows are unguided: a guided row times itself
                     row["time_per_image_s"] = match[0]["total_p50_s"]
                 else:
                     row["time_per_image_s"] = seconds / n
                     row["note"] = f"time per image from the quality run (batch {s.quality_batch})"
+                if guided:
+                    row["note"] = (f"class-balanced samples, cfg {s.quality_cfg:g}; "
+                                   f"time per image from the quality run (batch {s.quality_batch})")
+                elif s.quality_cfg is not None:
+                    row["note"] = "unconditional model: unconditional samples"
             except NarError as e:
                 row.update(status="skipped", note=str(e))
             except Exception as e:  # noqa: BLE001

@@ -52,6 +52,7 @@ QUALITY_COLUMNS: dict[str, str] = {
     "weights": "trained / untrained",
     "steps": "sampling steps asked for (n/a for ar and reference rows)",
     "steps_run": "mean steps actually run while generating the quality samples",
+    "cfg": "guidance scale of class-balanced samples (--quality-cfg); empty: unconditional samples",
     "size": "image side in pixels of the compared images",
     "n_real": "real images in the reference set",
     "n_fake": "generated (or second-set / reconstructed) images",
@@ -121,7 +122,7 @@ SPEED_SHORT = [  # (column, header) shown in the printed / Markdown table
 ]
 
 QUALITY_SHORT = [
-    ("row", "row"), ("weights", "weights"), ("steps", "steps"), ("steps_run", "steps run"), ("size", "size"),
+    ("row", "row"), ("weights", "weights"), ("steps", "steps"), ("steps_run", "steps run"), ("cfg", "cfg"), ("size", "size"),
     ("n_real", "n real"), ("n_fake", "n fake"), ("fd_nar", "FD (nar features)"),
     ("precision", "precision (nar)"), ("recall", "recall (nar)"), ("is_nar", "IS (nar scene classifier)"),
     ("fid", "FID (Inception)"), ("is_inception", "IS (Inception)"), ("time_per_image_s", "s/img"),
@@ -177,7 +178,7 @@ CONSOLE_SPEED = [
     ("peak_mem_mb", "peak MiB"), ("status", "status"), ("ref", "note"),
 ]
 CONSOLE_QUALITY = [
-    ("row", "row"), ("weights", "weights"), ("steps", "steps"), ("n_fake", "n"), ("fd_nar", "FD (nar features)"),
+    ("row", "row"), ("weights", "weights"), ("steps", "steps"), ("cfg", "cfg"), ("n_fake", "n"), ("fd_nar", "FD (nar features)"),
     ("precision", "precision"), ("recall", "recall"), ("is_nar", "IS (nar)"), ("fid", "FID"),
     ("is_inception", "IS (Inception)"), ("time_per_image_s", "s/img"), ("grad_energy_vs_real", "grad × real"),
     ("hf_share_vs_real", "HF × real"), ("block_ratios", "blocks"), ("status", "status"), ("ref", "note"),

@@ -135,6 +135,7 @@ def run_bench(entries: list[BenchEntry], tokenizer: BenchTokenizer | Any, device
                     "train_grid": list(getattr(e.prior, "train_grid", [])),
                     "config": _config_dict(e.prior)} for e in entries],
         "quality_settings": {"n": s.n_quality, "size": s.quality_size, "seed": s.quality_seed,
+                             "cfg": s.quality_cfg if s.quality_cfg is not None else "none (unconditional samples)",
                              "steps": list(s.quality_steps or s.steps or []) or "each prior's default",
                              "enabled": s.quality,
                              "inception": inception_source if inception is not None else None,
@@ -259,7 +260,7 @@ def bench_defaults(priors: list[str] | None = None, sizes=None, steps=None, batc
                    tokenizer: str | Path | None = None, ckpt_dir: str | Path | None = None,
                    quality: bool = True, repeats: int | None = None, seed: int = 0,
                    command: str | None = None, threads: int | None = None, quality_size: int | None = None,
-                   precision: str | None = None,
+                   precision: str | None = None, quality_cfg: float | None = None,
                    log: Callable[[str], None] = print, print_results: bool = True) -> dict[str, Any]:
     """What `nar bench` runs: build (or load) everything, measure, write, print."""
     dev = setup_device(device, threads)
@@ -274,6 +275,8 @@ def bench_defaults(priors: list[str] | None = None, sizes=None, steps=None, batc
         over["quality_size"] = int(quality_size)
     if repeats is not None:
         over["repeats"] = int(repeats)
+    if quality_cfg is not None:
+        over["quality_cfg"] = float(quality_cfg)
     settings = (BenchSettings.full(**over) if full else BenchSettings.quick(**over)).validate()
 
     names = list(priors) if priors else prior_names()

@@ -39,6 +39,8 @@ class BenchSettings:
     quality_steps: tuple[int, ...] | None = None  # default: the speed steps
     quality_batch: int = 8
     quality_seed: int = 1_000_000               # procedural seeds of the real sets (disjoint from training)
+    quality_cfg: float | None = None            # None: unconditional samples; a scale: class-balanced samples
+                                                # (sample i asks for class i mod C) with that guidance
     command: str | None = None                  # the command line, recorded in the outputs
     threads: int | None = None                  # torch CPU threads (None: torch's default)
     precision: str | None = None                # prior sampling: auto | fp32 | bf16 (None: each prior's config)
@@ -69,6 +71,9 @@ class BenchSettings:
         if self.precision not in (None, *PRECISIONS):
             raise ArgumentError("precision", f"bench precision must be one of {', '.join(PRECISIONS)}, "
                                              f"got {self.precision!r}")
+        if self.quality_cfg is not None and self.quality_cfg < 1:
+            raise ArgumentError("quality_cfg", f"the quality rows' guidance scale must be >= 1 (1: conditional, "
+                                               f"unguided), got {self.quality_cfg}")
         if self.quality and self.n_quality < 4:
             raise ArgumentError("n_quality", "a quality row needs at least 4 images (precision/recall use k=3), "
                                              f"got {self.n_quality}")

@@ -24,11 +24,11 @@ class _Runner:
                  timer: Timer):
         self.entry, self.tok, self.device, self.s, self.timer = entry, tokenizer, device, settings, timer
 
-    def sample(self, n: int, grid, steps, seed: int):
+    def sample(self, n: int, grid, steps, seed: int, cond: torch.Tensor | None = None, cfg: float = 1.0):
         gen = _generator(self.device, seed)
         with torch.inference_mode():
             return self.entry.prior.sample(n, grid, steps=steps, temperature=self.s.temperature, generator=gen,
-                                           precision=self.s.precision)
+                                           precision=self.s.precision, cond=cond, cfg_scale=cfg)
 
     def decode(self, tokens: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
         chunk = chunk or tokens.shape[0]
@@ -36,10 +36,11 @@ class _Runner:
             parts = [self.tok.decode_tokens(t.to(self.device)).float() for t in tokens.split(chunk)]
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
-    def timed(self, n: int, grid, steps, seed: int, chunk: int | None = None, decode: bool = True):
+    def timed(self, n: int, grid, steps, seed: int, chunk: int | None = None, decode: bool = True,
+              cond: torch.Tensor | None = None, cfg: float = 1.0):
         """(SampleOutput, images or None, sampling seconds, decoding seconds or None)."""
         c0 = time.process_time()
-        out, t_sample = self.timer.time(self.sample, n, grid, steps, seed)
+        out, t_sample = self.timer.time(self.sample, n, grid, steps, seed, cond, cfg)
         self.last_sample_cpu_s = time.process_time() - c0
         images = t_decode = None
         if decode:
