@@ -21,6 +21,9 @@ fi
 # prior targets: FD vs reconstruction FD, sharpness, block ratios at 16 px and at the merge size; speed
 $NAR bench --priors "$PRIORS" --sizes 1024 --quality-size 1024 --n-quality 48 --repeats 3 --threads "$T" \
   --out "$OUT/bench" | tee "$OUT/bench.txt"
+# the same FD with class-balanced samples at the README's guidance (--class NAME --cfg 2)
+$NAR bench --priors "$PRIORS" --sizes 1024 --quality-size 1024 --n-quality 48 --repeats 1 --threads "$T" \
+  --quality-cfg 2 --out "$OUT/bench_cfg2" | tee "$OUT/bench_cfg2.txt"
 # class fidelity with the README's settings (--class NAME --cfg 2)
 PYTHONPATH=. $PY benchmarks/bench_class_fidelity.py --priors "$PRIORS" --size 1024 --per-class 8 --cfg 2 \
   --threads "$T" --out "$OUT/class_fidelity" | tee "$OUT/class_fidelity.txt"
