@@ -16,7 +16,8 @@ real set of the same size and count:
 
 A setting is ``key=value`` pairs: ``cfg``, ``steps``, ``temperature``, ``top_k``, ``top_p``, and
 any option the prior's sampler takes (sundae: ``temperature_end``, ``update_proportion``; maskgit:
-``choice_temperature``). Writes ``sweep_<prior>_<size>.json`` / ``.md`` in ``--out``.
+``choice_temperature``). Writes ``sweep_<prior>_<size>.json`` / ``.md`` in ``--out``, and
+``sweep_<prior>_<size>.jpg``: one row per setting, the first sample of every class (256² each).
 """
 from __future__ import annotations
 
@@ -25,7 +26,9 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 from rich.console import Console
 from rich.progress import track
 
@@ -65,6 +68,15 @@ def sample_setting(pipe: Pipeline, prior: str, size: int, per_class: int, settin
         images.append(pipe.decode_tensor(out.tokens).float().clamp(-1, 1))
         labels += [class_id] * per_class
     return torch.cat(images), torch.tensor(labels), time.perf_counter() - t0
+
+
+def contact_sheet(rows: list[torch.Tensor], per_class: int, thumb: int = 256) -> Image.Image:
+    """One row per setting: the first sample of every class, ``thumb`` px square each."""
+    def row(images: torch.Tensor) -> np.ndarray:
+        firsts = images[::per_class].clamp(-1, 1).add(1).mul(127.5).round().byte()
+        tiles = [Image.fromarray(x.permute(1, 2, 0).numpy()).resize((thumb, thumb), Image.LANCZOS) for x in firsts]
+        return np.concatenate([np.asarray(t) for t in tiles], axis=1)
+    return Image.fromarray(np.concatenate([row(r) for r in rows], axis=0))
 
 
 def quality(real, fake, real_sharp, blocks, classifier, device) -> dict:
@@ -127,9 +139,10 @@ def main() -> None:
         recon = torch.cat([pipe.decode_tensor(pipe.encode(b)).float().clamp(-1, 1) for b in real_b.split(4)])
     reconstruction = {"setting": "reconstruction", **quality(real_a, recon, real_sharp, blocks, classifier, dev)}
 
-    rows = []
+    rows, sheet_rows = [], []
     for setting in settings:
         images, labels, seconds = sample_setting(pipe, args.prior, args.size, args.per_class, setting, args.seed)
+        sheet_rows.append(images)
         row = {"setting": ", ".join(f"{k}={v}" for k, v in setting.items()),
                **quality(real_a, images, real_sharp, blocks, classifier, dev),
                "class_fidelity": evaluate_accuracy(classifier, images, labels)["accuracy"],
@@ -148,8 +161,9 @@ def main() -> None:
     stem = args.out / f"sweep_{args.prior}_{args.size}"
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2))
     stem.with_suffix(".md").write_text(to_markdown(result))
+    contact_sheet(sheet_rows, args.per_class).save(stem.with_suffix(".jpg"), quality=88)
     console.print(to_markdown(result))
-    console.print(f"wrote {stem}.json / .md")
+    console.print(f"wrote {stem}.json / .md / .jpg")
 
 
 if __name__ == "__main__":
