@@ -116,7 +116,8 @@ def main() -> None:
     ap.add_argument("--setting", action="append", required=True, help="key=value,... (repeatable)")
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--per-class", type=int, default=8)
-    ap.add_argument("--ckpt", type=Path, default=None, help="prior checkpoint (default: the shipped one)")
+    ap.add_argument("--ckpt", type=Path, action="append", default=None,
+                    help="prior checkpoint (default: the shipped one); repeat to compare checkpoints on the same real set")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
@@ -125,7 +126,8 @@ def main() -> None:
     settings = [parse_setting(s) for s in args.setting]
     dev = setup_device(args.device, args.threads)
     console = Console()
-    pipe = Pipeline.load(priors={args.prior: args.ckpt} if args.ckpt else None, device=dev)
+    ckpts = args.ckpt or [None]
+    pipe = Pipeline.load(priors={args.prior: ckpts[0]} if ckpts[0] else None, device=dev)
     if pipe.prior(args.prior).num_classes == 0:
         raise SystemExit(f"{args.prior}: unconditional model; class fidelity needs classes")
     classifier = shipped_scene_classifier(dev)
@@ -140,10 +142,13 @@ def main() -> None:
     reconstruction = {"setting": "reconstruction", **quality(real_a, recon, real_sharp, blocks, classifier, dev)}
 
     rows, sheet_rows = [], []
-    for setting in settings:
+    for ckpt, setting in [(c, s) for c in ckpts for s in settings]:
+        if ckpt is not None and ckpt != ckpts[0]:  # the same tokenizer, loaded once
+            pipe = Pipeline.load(tokenizer=pipe.full_tokenizer(), priors={args.prior: ckpt}, device=dev)
         images, labels, seconds = sample_setting(pipe, args.prior, args.size, args.per_class, setting, args.seed)
         sheet_rows.append(images)
-        row = {"setting": ", ".join(f"{k}={v}" for k, v in setting.items()),
+        label = ", ".join(f"{k}={v}" for k, v in setting.items())
+        row = {"setting": f"{ckpt.stem}: {label}" if len(ckpts) > 1 else label, "ckpt": str(ckpt or "shipped"),
                **quality(real_a, images, real_sharp, blocks, classifier, dev),
                "class_fidelity": evaluate_accuracy(classifier, images, labels)["accuracy"],
                "seconds_per_image": seconds / len(images)}
