@@ -13,6 +13,7 @@ from rich.table import Table
 from nar import cli_sr
 from nar.core.config import parse_overrides
 from nar.core.errors import ArgumentError, NarError
+from nar.sampling import INPAINT_TEMPERATURE
 from nar.serve import cli as serve_cli
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
@@ -210,7 +211,8 @@ def inpaint(prior: str = typer.Option("sundae", "--prior"),
             out: Path = typer.Option(..., "--out"),
             ckpt: Optional[Path] = typer.Option(None, "--ckpt"), tokenizer: Optional[Path] = typer.Option(None, "--tokenizer"),
             steps: Optional[int] = typer.Option(None, "--steps"),
-            temperature: float = typer.Option(1.0, "--temperature"),
+            temperature: float = typer.Option(INPAINT_TEMPERATURE, "--temperature",
+                                              help=">= 0; inpainting samples cooler than `nar sample` (default 0.7): the fill must agree with its surroundings."),
             class_label: Optional[str] = typer.Option(None, "--class"), cfg: float = typer.Option(1.0, "--cfg"),
             feather: int = typer.Option(0, "--feather", help="Mix ORIGINAL pixels back in over this many pixels inside the mask (default 0: nothing of the original under the mask survives)."),
             blend: Optional[int] = typer.Option(None, "--blend", help="Seam ramp inside the mask towards a fill from the kept pixels (default: one tokenizer cell)."),

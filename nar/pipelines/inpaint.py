@@ -14,10 +14,11 @@ from nar.core.errors import NarError
 from nar.core.images import load_image, save_png
 from nar.pipelines.masks import latent_keep_mask, load_mask, pad_to_multiple, parse_box, seam_alpha  # noqa: F401
 from nar.pipelines.pipeline import Pipeline
+from nar.sampling import INPAINT_TEMPERATURE
 
 
 def run_inpaint(prior: str, image_path: str | Path, out_path: str | Path, mask_path=None, box: str | None = None,
-                steps: int | None = None, temperature: float = 1.0, seed: int = 0, class_label: str | None = None,
+                steps: int | None = None, temperature: float = INPAINT_TEMPERATURE, seed: int = 0, class_label: str | None = None,
                 cfg: float = 1.0, feather: int = 0, harmonize: bool = True, blend: int | None = None, ckpt=None, tokenizer=None, device: str = "auto",
                 overwrite: bool = False, options: dict | None = None, log=print,
                 pipeline: Pipeline | None = None) -> dict:

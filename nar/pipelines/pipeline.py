@@ -71,6 +71,7 @@ from nar.pipelines.masks import latent_keep_mask, pad_to_multiple, seam_alpha
 from nar.pipelines.models import default_tokenizer_path, resolve_prior_ckpt
 from nar.priors import PRIORS, Prior, load_prior
 from nar.priors.base import default_grid
+from nar.sampling import INPAINT_TEMPERATURE
 from nar.tokenizer.load import load_tokenizer, tokenizer_hash
 from nar.tokenizer.model import VQGAN
 
@@ -343,14 +344,16 @@ class Pipeline:
                               forward_passes=out.forward_passes, seconds_sampling=t_sample, seconds_total=t_total)
 
     def inpaint(self, image, mask, prior: str = "maskgit", seed: int = 0, steps: int | None = None,
-                temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
+                temperature: float | None = INPAINT_TEMPERATURE, top_k: int | None = None, top_p: float | None = None,
                 class_name: str | None = None, cond=None, cfg: float = 1.0, feather: int = 0,
                 harmonize: bool = True, blend: int | None = None, callback: Callable | None = None,
                 **options: Any) -> PipelineOutput:
         """Regenerate the masked (white / True) part of ``image``; kept pixels come back unchanged
         and, by default, nothing of the original under the mask reaches the result: the masked
         pixels are replaced by a fill from the kept ones before encoding. A token is kept only
-        when all f×f pixels of its block are kept (SUNDAE §3.5).
+        when all f×f pixels of its block are kept (SUNDAE §3.5). ``temperature`` defaults to
+        `nar.sampling.INPAINT_TEMPERATURE` (0.7: a fill must agree with its surroundings); None
+        samples at 1.0, as free generation does.
 
         Seam: ``harmonize`` adds the kept band's residual (original - decoded, kept pixels only)
         smoothly to the region; ``blend`` (default one tokenizer cell) ramps the first pixels

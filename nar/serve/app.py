@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from nar.core.errors import NarError
 from nar.priors.base import default_grid
+from nar.sampling import INPAINT_TEMPERATURE
 from nar.serve.batching import BatchQueue, QueueFull
 from nar.serve.engine import (Engine, GenerateJob, GenerateKey, InpaintJob, Limits, NotAvailable, NotFound,
                               Result, memory_error_types)
@@ -93,7 +94,8 @@ class InpaintRequest(BaseModel):
     cells: list[list[int]] | None = Field(None, description="Cell mask of the grid's shape: 1 = regenerate")
     seed: int = Field(0, ge=0, lt=2**63)
     steps: int | None = Field(None, ge=1)
-    temperature: float = Field(1.0, ge=0, le=10)
+    temperature: float = Field(INPAINT_TEMPERATURE, ge=0, le=10,
+                               description="inpainting samples cooler than /generate: the fill must agree with its surroundings")
     class_name: str | None = Field(None, alias="class")
     cfg: float = Field(1.0, ge=0, le=50)
     feather: int = Field(0, ge=0, le=64, description="Mix original pixels back in over this many pixels inside the mask (image mode; default 0: nothing of the original under the mask survives)")

@@ -26,6 +26,7 @@ import torch
 
 from nar.core.errors import NarError
 from nar.priors.base import default_grid
+from nar.sampling import INPAINT_TEMPERATURE
 from nar.serve.batching import BatchInfo
 
 
@@ -70,7 +71,7 @@ class InpaintJob:
     prior: str
     seed: int
     steps: int | None = None
-    temperature: float = 1.0
+    temperature: float = INPAINT_TEMPERATURE
     class_name: str | None = None
     cfg: float = 1.0
     feather: int = 0

@@ -79,6 +79,21 @@ def test_inpaint_keeps_unmasked_pixels(pipe):
         pipe.inpaint(image, np.zeros((20, 28), bool))
 
 
+def test_inpaint_samples_cooler_than_free_generation(pipe, monkeypatch):
+    """Inpainting's default temperature is INPAINT_TEMPERATURE (< 1); an explicit one, or None
+    (free sampling's 1.0), reaches the prior."""
+    from nar.sampling import INPAINT_TEMPERATURE
+    prior = pipe.prior("maskgit")
+    seen, sample = [], prior.sample
+    monkeypatch.setattr(prior, "sample", lambda *a, **k: seen.append(k.get("temperature")) or sample(*a, **k))
+    image, mask = np.zeros((16, 16, 3), np.uint8), np.zeros((16, 16), bool)
+    mask[4:12, 4:12] = True
+    for temperature in ("default", 1.0, None):
+        kwargs = {} if temperature == "default" else {"temperature": temperature}
+        pipe.inpaint(image, mask, prior="maskgit", steps=2, **kwargs)
+    assert 0 < INPAINT_TEMPERATURE < 1 and seen == [INPAINT_TEMPERATURE, 1.0, 1.0]
+
+
 def test_precision_is_chosen_recorded_and_bf16_decodes_close_to_fp32(tiny_models):
     load = lambda precision: Pipeline.load(tokenizer=tiny_models["tokenizer"],  # noqa: E731
                                            priors=dict(tiny_models["priors"]), device="cpu", precision=precision)
