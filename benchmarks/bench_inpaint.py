@@ -33,6 +33,7 @@ from nar.eval.machine import environment
 from nar.eval.sharpness import gradient_energy
 from nar.pipelines.pipeline import Pipeline
 from nar.pipelines.seams import border_ratio
+from nar.sampling import INPAINT_TEMPERATURE
 
 HELD_OUT = 7_000_000   # procedural seeds far from the training ranges used by the shipped models
 
@@ -57,7 +58,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=4)
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--steps", type=int, default=None)
-    ap.add_argument("--temperature", type=float, default=None, help="sampling temperature (default: the prior's)")
+    ap.add_argument("--temperature", type=float, default=None,
+                    help="sampling temperature (default: Pipeline.inpaint's, nar.sampling.INPAINT_TEMPERATURE)")
     ap.add_argument("--option", action="append", default=[],
                     help="a sampler option key=value, e.g. choice_temperature=2 (repeatable)")
     ap.add_argument("--cfg", type=float, default=1.0, help="guidance scale for a class-conditioned fill")
@@ -92,8 +94,10 @@ def main() -> None:
         for name, kw in settings.items():
             options = {k: v for k, v in kw.items() if k == "init"} if args.prior == "sundae" else {}
             options.update(extra_options)
+            if args.temperature is not None:   # else the pipeline's inpainting default
+                options["temperature"] = args.temperature
             start = time.perf_counter()
-            out = pipe.inpaint(image, box, prior=args.prior, seed=i, steps=args.steps, temperature=args.temperature,
+            out = pipe.inpaint(image, box, prior=args.prior, seed=i, steps=args.steps,
                                class_name=class_name, cfg=args.cfg,
                                harmonize=kw.get("harmonize", True), blend=kw.get("blend"), **options)
             rows[name]["seconds"].append(time.perf_counter() - start)
@@ -130,7 +134,8 @@ def main() -> None:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "inpaint.json").write_text(json.dumps(
             {"prior": args.prior, "ckpt": str(args.ckpt or "shipped"), "n": args.n, "size": s, "steps": args.steps,
-             "temperature": args.temperature, "cfg": args.cfg, "class_from": args.class_from, "options": extra_options, "rows": table,
+             "temperature": args.temperature if args.temperature is not None else INPAINT_TEMPERATURE,
+             "cfg": args.cfg, "class_from": args.class_from, "options": extra_options, "rows": table,
              "environment": environment(torch.device("cpu"))}, indent=2) + "\n")
         for name, images in outs.items():
             tag = "default" if name.startswith("nar") else "paper"
