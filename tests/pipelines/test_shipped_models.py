@@ -65,9 +65,12 @@ def test_nar_models_lists_every_file():
 
 
 def test_shipped_sundae_moves_its_patch_grid():
-    """v2 default: the patch grid moves every sampling step (no fixed 64-px patch borders)."""
+    """The default (v3, fine-tuned from v2): the patch grid moves every sampling step (no fixed
+    64-px patch borders); its record keeps the chain of parents, v2 (100 steps) and v1 (1000)."""
     prior = Pipeline.load(device="cpu").prior("sundae")
     assert prior.cfg.shift_patches and prior.cfg.abs_positions
     assert len({prior.patch_shift(t) for t in range(16)}) == 16
     meta = next(m["meta"] for m in installed_models() if (m["kind"], m["name"]) == ("prior", "sundae"))
-    assert meta["training"]["fine_tuned_from"]["step"] == 1000   # v1, whose record it keeps
+    v2 = meta["training"]["fine_tuned_from"]
+    assert v2["step"] == 100 and v2["training"]["fine_tuned_from"]["step"] == 1000
+    assert meta["training"]["data"].startswith("fresh procedural 1024² renders")
