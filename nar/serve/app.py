@@ -329,6 +329,7 @@ def create_app(config: ServeConfig | None = None, engine: Engine | None = None) 
                                "codebook_size": (tok.get("config") or {}).get("codebook_size")}
                               if engine.pipeline is not None else None),
                 "upscale": {"available": up_ok, "reason": up_why or None},
+                "defaults": {"inpaint_temperature": INPAINT_TEMPERATURE},
                 "limits": {"max_size": cfg.limits.max_size, "max_steps": cfg.limits.max_steps,
                            "max_upload_bytes": cfg.limits.max_upload_bytes},
                 "decode_url": cfg.decode_url, "upscale_url": cfg.upscale_url}

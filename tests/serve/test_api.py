@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from serve_helpers import b64_png, png_array
+from nar.sampling import INPAINT_TEMPERATURE
 
 REQ = {"prior": "sundae", "size": 256, "steps": 2}
 
@@ -110,6 +111,7 @@ def test_models_and_health(client):
     assert {"ar", "maskgit", "sundae"} <= set(names)
     sundae = m["priors"][names.index("sundae")]
     assert "lake" in sundae["class_names"] and m["tokenizer"]["factor"] == 16
+    assert m["defaults"]["inpaint_temperature"] == INPAINT_TEMPERATURE   # the web UI's fill temperature
     h = client.get("/health").json()
     assert h["status"] == "ok" and h["role"] == "all" and h["queue"]["max_queue"] == 64
     assert "/generate" in client.get("/openapi.json").json()["paths"]

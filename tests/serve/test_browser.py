@@ -6,6 +6,7 @@ Set NAR_SERVE_SCREENSHOT=path.png to keep a screenshot of the page (docs/serve_p
 from __future__ import annotations
 
 import base64
+import json
 import os
 import shutil
 import time
@@ -115,8 +116,14 @@ def test_generate_paint_and_regenerate_only_the_masked_part(browser, server):
     # refine 1: a stroke across the upper middle (the stage shows 256² at 512 css px)
     d.execute_script("document.getElementById('brush').value = '48'")
     paint(d, [(-150, -120), (-60, -100), (40, -110), (150, -90)])
+    from nar.sampling import INPAINT_TEMPERATURE
+    assert float(d.find_element("id", "fill-temperature").get_attribute("value")) == INPAINT_TEMPERATURE
+    d.execute_script("window.narBodies = []; const f = window.fetch; window.fetch = (u, o) => "
+                     "{ if (o && o.body) window.narBodies.push([String(u), o.body]); return f(u, o); }")
     before, after, mask = refine(d, 2)
     assert np.array_equal(before, first) and 0.02 < mask.mean() < 0.6
+    sent = [json.loads(b) for u, b in d.execute_script("return window.narBodies") if u.endswith("/inpaint")]
+    assert sent and sent[0]["temperature"] == INPAINT_TEMPERATURE   # the fill's own, not Generate's 1
     changed = (after != before).any(axis=2)
     assert not changed[~mask].any(), "pixels outside the painted mask changed"
     assert changed[mask].mean() > 0.3

@@ -35,6 +35,7 @@ function blobToDataURL(blob) {
 async function loadModels() {
   const r = await fetch("/models");
   state.models = await r.json();
+  $("fill-temperature").value = String((state.models.defaults || {}).inpaint_temperature ?? 1);
   const prior = $("prior");
   prior.innerHTML = "";
   for (const p of state.models.priors) prior.add(new Option(p.name, p.name));
@@ -110,7 +111,8 @@ function generate() {
 
 function inpaint() {
   if (!state.current || !state.masked) return;
-  const body = { ...common(), image: state.current.url, mask: mask.toDataURL("image/png"), format: "png" };
+  const body = { ...common(), image: state.current.url, mask: mask.toDataURL("image/png"), format: "png",
+                 temperature: parseFloat($("fill-temperature").value || "1") };
   request("/inpaint", body, `refine #${state.history.length + 1}`);
   if ($("vary").checked) $("seed").value = String(body.seed + 1);
 }
