@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nar.core.config import parse_value
+from nar.core.config import parse_overrides
+from nar.core.errors import NarError
 from nar.core.images import array_to_tensor
 from nar.data.landscapes import generate_landscape
 from nar.eval.machine import environment
@@ -72,12 +73,10 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    extra_options = {}
-    for text in args.option:
-        if "=" not in text:
-            raise SystemExit(f"bad --option {text!r}: expected key=value")
-        key, value = text.split("=", 1)
-        extra_options[key.strip()] = parse_value(value.strip())
+    try:
+        extra_options = parse_overrides(args.option)
+    except NarError as e:
+        raise SystemExit(f"bad --option: {e}")
 
     pipe = Pipeline.load(priors={args.prior: args.ckpt} if args.ckpt else None)
     settings = SETTINGS if args.settings == "all" else {k: v for k, v in SETTINGS.items() if k.startswith("nar")}

@@ -32,7 +32,8 @@ from PIL import Image
 from rich.console import Console
 from rich.progress import track
 
-from nar.core.config import parse_value
+from nar.core.config import parse_overrides
+from nar.core.errors import NarError
 from nar.eval.machine import environment, setup_device
 from nar.eval.metrics import evaluate_images
 from nar.eval.scene_classifier import evaluate_accuracy, shipped_scene_classifier
@@ -46,13 +47,10 @@ SAMPLE_KEYS = ("steps", "temperature", "top_k", "top_p")
 
 
 def parse_setting(text: str) -> dict:
-    setting = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        if "=" not in part:
-            raise SystemExit(f"bad setting {text!r}: expected key=value pairs separated by commas")
-        key, value = part.split("=", 1)
-        setting[key.strip()] = parse_value(value.strip())
-    return setting
+    try:
+        return parse_overrides([part for part in text.split(",") if part.strip()])
+    except NarError as e:
+        raise SystemExit(f"bad setting {text!r} (key=value pairs separated by commas): {e}")
 
 
 def sample_setting(pipe: Pipeline, prior: str, size: int, per_class: int, setting: dict, seed: int):
