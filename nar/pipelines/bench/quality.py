@@ -154,16 +154,14 @@ def quality_rows(entries: list[BenchEntry], tokenizer: BenchTokenizer, device: t
                 row["steps_run"] = sum(runs) / len(runs)
                 match = [r for r in speed if r["prior"] == entry.name and r["size"] == size
                          and r["steps"] == steps and r["batch"] == 1 and r["status"] == "ok"]
+                notes = ([f"class-balanced samples, cfg {s.quality_cfg:g}"] if guided else
+                         ["unconditional model: unconditional samples"] if s.quality_cfg is not None else [])
                 if match and not guided:  # the speed rows are unguided: a guided row times itself
                     row["time_per_image_s"] = match[0]["total_p50_s"]
                 else:
                     row["time_per_image_s"] = seconds / n
-                    row["note"] = f"time per image from the quality run (batch {s.quality_batch})"
-                if guided:
-                    row["note"] = (f"class-balanced samples, cfg {s.quality_cfg:g}; "
-                                   f"time per image from the quality run (batch {s.quality_batch})")
-                elif s.quality_cfg is not None:
-                    row["note"] = "unconditional model: unconditional samples"
+                    notes.append(f"time per image from the quality run (batch {s.quality_batch})")
+                row["note"] = "; ".join(notes)
             except NarError as e:
                 row.update(status="skipped", note=str(e))
             except Exception as e:  # noqa: BLE001
