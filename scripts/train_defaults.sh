@@ -16,6 +16,8 @@
 #      while it trains, shipped over the 256² ar
 #  10. v3 sundae: the v2 sundae fine-tuned 400 steps on fresh 1024² renders with box corruption
 #      (configs/defaults/sundae_fresh.toml), shipped over v2 with its parent's record
+#  11. v2 maskgit: the stage-6 maskgit fine-tuned 200 steps on fresh 1024² renders with box corruption
+#      (configs/defaults/maskgit_fresh.toml), shipped over it with its parent's record
 # Usage: bash scripts/train_defaults.sh [RUN_DIR]    (every step resumes if interrupted)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -81,3 +83,8 @@ $NAR train --prior sundae --fresh 1024 --fresh-per-step 2 --fresh-workers 1 --fr
   --tokenizer "$RUN/tokenizer/model.safetensors" --config configs/defaults/sundae_fresh.toml \
   --init-from nar/assets/models/sundae.safetensors --stop-after 400 --out "$RUN/sundae_fresh" > "$RUN/sundae_fresh.log" 2>&1
 .venv/bin/python scripts/ship_models.py --finetune sundae "$RUN/sundae_fresh"
+# 11. v2 maskgit: the same fresh stream with box corruption, 200 steps of a 1000-step schedule, one thread
+$NAR train --prior maskgit --fresh 1024 --fresh-per-step 2 --fresh-workers 1 --fresh-dir "$RUN/fresh_1024" \
+  --tokenizer "$RUN/tokenizer/model.safetensors" --config configs/defaults/maskgit_fresh.toml \
+  --init-from nar/assets/models/maskgit.safetensors --stop-after 200 --out "$RUN/maskgit_fresh" > "$RUN/maskgit_fresh.log" 2>&1
+.venv/bin/python scripts/ship_models.py --finetune maskgit "$RUN/maskgit_fresh"

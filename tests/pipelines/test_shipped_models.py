@@ -74,3 +74,15 @@ def test_shipped_sundae_moves_its_patch_grid():
     v2 = meta["training"]["fine_tuned_from"]
     assert v2["step"] == 100 and v2["training"]["fine_tuned_from"]["step"] == 1000
     assert meta["training"]["data"].startswith("fresh procedural 1024² renders")
+
+
+def test_shipped_maskgit_is_the_fresh_render_fine_tune():
+    """The default maskgit (v2): the 1024² maskgit (step 2400 on cached grids) fine-tuned 200 steps on
+    fresh renders with box corruption (the inpainting setting); its record keeps the parent's run."""
+    prior = Pipeline.load(device="cpu").prior("maskgit")
+    assert prior.cfg.shift_patches and prior.cfg.box_corruption == 0.25
+    meta = next(m["meta"] for m in installed_models() if (m["kind"], m["name"]) == ("prior", "maskgit"))
+    assert meta["training"]["steps"] == 200
+    assert meta["training"]["data"].startswith("fresh procedural 1024² renders")
+    parent = meta["training"]["fine_tuned_from"]
+    assert parent["prior"] == "maskgit" and parent["step"] == 2400
