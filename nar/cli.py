@@ -13,7 +13,7 @@ from rich.table import Table
 from nar import cli_sr
 from nar.core.config import parse_overrides
 from nar.core.errors import ArgumentError, NarError
-from nar.sampling import INPAINT_TEMPERATURE
+from nar.sampling import INPAINT_PRIOR, INPAINT_TEMPERATURE
 from nar.serve import cli as serve_cli
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
@@ -204,7 +204,7 @@ def sample(prior: str = typer.Option("sundae", "--prior", help="ar | maskgit | s
 
 
 @app.command()
-def inpaint(prior: str = typer.Option("sundae", "--prior"),
+def inpaint(prior: str = typer.Option(INPAINT_PRIOR, "--prior", help="ar | maskgit | sundae"),
             image: Path = typer.Option(..., "--image", help="Input image (PNG/JPG)."),
             mask: Optional[Path] = typer.Option(None, "--mask", help="Mask PNG of the image's size: WHITE = regenerate, black = keep."),
             box: Optional[str] = typer.Option(None, "--box", help="Region to regenerate, x0,y0,x1,y1 in pixels."),

@@ -71,7 +71,7 @@ from nar.pipelines.masks import latent_keep_mask, pad_to_multiple, seam_alpha
 from nar.pipelines.models import default_tokenizer_path, resolve_prior_ckpt
 from nar.priors import PRIORS, Prior, load_prior
 from nar.priors.base import default_grid
-from nar.sampling import INPAINT_TEMPERATURE
+from nar.sampling import INPAINT_PRIOR, INPAINT_TEMPERATURE
 from nar.tokenizer.load import load_tokenizer, tokenizer_hash
 from nar.tokenizer.model import VQGAN
 
@@ -343,7 +343,7 @@ class Pipeline:
         return PipelineOutput(images=images, tokens=out.tokens.cpu(), settings=settings, steps_run=out.steps_run,
                               forward_passes=out.forward_passes, seconds_sampling=t_sample, seconds_total=t_total)
 
-    def inpaint(self, image, mask, prior: str = "maskgit", seed: int = 0, steps: int | None = None,
+    def inpaint(self, image, mask, prior: str = INPAINT_PRIOR, seed: int = 0, steps: int | None = None,
                 temperature: float | None = INPAINT_TEMPERATURE, top_k: int | None = None, top_p: float | None = None,
                 class_name: str | None = None, cond=None, cfg: float = 1.0, feather: int = 0,
                 harmonize: bool = True, blend: int | None = None, callback: Callable | None = None,

@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from nar.core.errors import NarError
 from nar.priors.base import default_grid
-from nar.sampling import INPAINT_TEMPERATURE
+from nar.sampling import INPAINT_PRIOR, INPAINT_TEMPERATURE
 from nar.serve.batching import BatchQueue, QueueFull
 from nar.serve.engine import (Engine, GenerateJob, GenerateKey, InpaintJob, Limits, NotAvailable, NotFound,
                               Result, memory_error_types)
@@ -87,7 +87,7 @@ class DecodeRequest(BaseModel):
 
 class InpaintRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    prior: str = "sundae"
+    prior: str = INPAINT_PRIOR
     image: str | None = Field(None, description="PNG/JPEG as base64 (a data: URL is fine)")
     mask: str | None = Field(None, description="PNG of the image's size as base64: WHITE = regenerate")
     tokens: list[list[int]] | None = Field(None, description="Token grid as rows (instead of image)")
@@ -329,7 +329,7 @@ def create_app(config: ServeConfig | None = None, engine: Engine | None = None) 
                                "codebook_size": (tok.get("config") or {}).get("codebook_size")}
                               if engine.pipeline is not None else None),
                 "upscale": {"available": up_ok, "reason": up_why or None},
-                "defaults": {"inpaint_temperature": INPAINT_TEMPERATURE},
+                "defaults": {"inpaint_temperature": INPAINT_TEMPERATURE, "inpaint_prior": INPAINT_PRIOR},
                 "limits": {"max_size": cfg.limits.max_size, "max_steps": cfg.limits.max_steps,
                            "max_upload_bytes": cfg.limits.max_upload_bytes},
                 "decode_url": cfg.decode_url, "upscale_url": cfg.upscale_url}

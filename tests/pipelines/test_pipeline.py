@@ -107,3 +107,17 @@ def test_precision_is_chosen_recorded_and_bf16_decodes_close_to_fp32(tiny_models
     assert 0 < (a - b).abs().max() < 0.05 * (a.abs().max() + 1)
     with pytest.raises(NarError, match="precision must be one of"):
         load("fp16")
+
+
+def test_every_front_door_fills_with_the_same_default_prior():
+    """`nar inpaint`, `Pipeline.inpaint` and `POST /inpaint` use one default prior (the measured
+    best inpainter, nar.sampling.INPAINT_PRIOR), not each its own."""
+    import inspect
+
+    from nar.cli import inpaint as cli_inpaint
+    from nar.sampling import INPAINT_PRIOR
+    from nar.serve.app import InpaintRequest
+    assert INPAINT_PRIOR == "maskgit"
+    assert inspect.signature(Pipeline.inpaint).parameters["prior"].default == INPAINT_PRIOR
+    assert inspect.signature(cli_inpaint).parameters["prior"].default.default == INPAINT_PRIOR
+    assert InpaintRequest(image="x", mask="y").prior == INPAINT_PRIOR

@@ -112,6 +112,7 @@ def test_models_and_health(client):
     sundae = m["priors"][names.index("sundae")]
     assert "lake" in sundae["class_names"] and m["tokenizer"]["factor"] == 16
     assert m["defaults"]["inpaint_temperature"] == INPAINT_TEMPERATURE   # the web UI's fill temperature
+    assert m["defaults"]["inpaint_prior"] == "maskgit"
     h = client.get("/health").json()
     assert h["status"] == "ok" and h["role"] == "all" and h["queue"]["max_queue"] == 64
     assert "/generate" in client.get("/openapi.json").json()["paths"]
