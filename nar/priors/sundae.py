@@ -202,6 +202,26 @@ class SundaePrior(Prior):
             self.tok_emb.weight.copy_(emb.to(self.tok_emb.weight))
         return True
 
+    def adopt_weights(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+        """Start from a trained *maskgit* checkpoint of the same hourglass (`nar train --prior
+        sundae --init-from maskgit.safetensors`), the reverse of `MaskGITPrior.adopt_weights`: the
+        network is shared, and the ``[MASK]`` rows of maskgit's input and output tables are dropped."""
+        if meta.get("name") != "maskgit":
+            raise NarError("sundae starts from another prior's weights only from a maskgit checkpoint "
+                           "of the same hourglass network")
+        mapped = {"tok_emb.weight": tensors["tok_emb.weight"][:-1],
+                  "class_emb.weight": tensors["cls_emb.weight"],
+                  "head.weight": tensors["to_logits.weight"][:-1],
+                  "head.bias": tensors["to_logits.bias"][:-1]}
+        mapped |= {k: v for k, v in tensors.items() if k.startswith(("net.", "positions."))}
+        own = self.state_dict()
+        wrong = sorted(k for k in own if k not in mapped or mapped[k].shape != own[k].shape)
+        if wrong:
+            raise NarError(f"the maskgit checkpoint does not fit this sundae config ({len(wrong)} tensors missing "
+                           f"or of another shape, e.g. {wrong[0]}): give [model.net] the maskgit's network, "
+                           "abs_positions = true, the same tokenizer and the same classes")
+        self.load_state_dict({k: mapped[k].to(own[k].dtype) for k in own})
+
     # ---- training -----------------------------------------------------------------------
     def corrupt(self, tokens: torch.Tensor, rate: torch.Tensor | None = None,
                 generator: torch.Generator | None = None,

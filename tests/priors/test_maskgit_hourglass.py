@@ -97,3 +97,26 @@ def test_starts_from_a_sundae_of_the_same_network(tmp_path):
         _init_weights(hourglass_maskgit(num_classes=0), "maskgit", path)   # other classes
     with pytest.raises(NarError, match="only from a sundae checkpoint"):
         MaskGITPrior(MaskGITConfig(dim=32, depth=1, heads=2), V, 3, (4, 4)).adopt_weights({}, {"name": "sundae"})
+
+
+def test_a_sundae_starts_from_a_maskgit_of_the_same_network(tmp_path):
+    """The reverse adoption (`nar train --prior sundae --init-from maskgit.safetensors`): on a grid
+    without [MASK] both compute the same logits over the real codes."""
+    p = hourglass_maskgit(num_classes=3, seed=7)
+    path = save_checkpoint(tmp_path / "maskgit.safetensors", p.state_dict(), p.meta())
+    from nar.pipelines.train_prior import _init_weights
+    torch.manual_seed(3)
+    sundae = SundaePrior(SundaeConfig(net=HourglassConfig(**NET), abs_positions=True, shift_patches=True),
+                         V, 3, (4, 4)).eval()
+    _init_weights(sundae, "sundae", path)
+    ids = torch.randint(V, (2, 4, 4), generator=gen(4))
+    cls = torch.tensor([1, 3])      # 3: the null class of both
+    with torch.no_grad():
+        a = sundae(ids, cls, shift=(1, 0))
+        b = p(ids.flatten(1), cls, (4, 4), shift=(1, 0))[..., :V].reshape(2, 4, 4, V)
+    assert torch.allclose(a, b, atol=1e-5)
+    with pytest.raises(NarError, match="does not fit this sundae config"):
+        _init_weights(SundaePrior(SundaeConfig(net=HourglassConfig(**NET), abs_positions=True, shift_patches=True),
+                                  V, 2, (4, 4)), "sundae", path)   # other classes
+    with pytest.raises(NarError, match="only from a maskgit checkpoint"):
+        sundae.adopt_weights({}, {"name": "ar"})
