@@ -67,6 +67,16 @@ class Prior(nn.Module):
         self.num_classes = int(num_classes)
         self.train_grid = tuple(int(x) for x in train_grid)
 
+    def _load_adopted(self, mapped: dict[str, torch.Tensor], source: str, hint: str) -> None:
+        """Load another prior's tensors, renamed to this one's (``adopt_weights``); every tensor
+        must be there with this prior's shape, else one clear error (``hint``: what to match)."""
+        own = self.state_dict()
+        wrong = sorted(k for k in own if k not in mapped or mapped[k].shape != own[k].shape)
+        if wrong:
+            raise NarError(f"the {source} checkpoint does not fit this {self.name} config ({len(wrong)} tensors "
+                           f"missing or of another shape, e.g. {wrong[0]}): {hint}")
+        self.load_state_dict({k: mapped[k].to(own[k].dtype) for k in own})
+
     # ---- what each prior implements -------------------------------------------------
     def loss(self, tokens: torch.Tensor, cond: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Training loss on (B, h, w) tokens; returns {"loss": scalar, ...named parts}."""

@@ -206,13 +206,8 @@ class MaskGITPrior(Prior):
         for k, v in tensors.items():
             if k.startswith(("net.", "positions.")):
                 mapped[k] = v
-        own = self.state_dict()
-        wrong = sorted(k for k in own if k not in mapped or mapped[k].shape != own[k].shape)
-        if wrong:
-            raise NarError(f"the sundae checkpoint does not fit this maskgit config ({len(wrong)} tensors missing "
-                           f"or of another shape, e.g. {wrong[0]}): give [model.net] the sundae's network, "
-                           "the same tokenizer and the same classes")
-        self.load_state_dict({k: mapped[k].to(own[k].dtype) for k in own})
+        self._load_adopted(mapped, "sundae", "give [model.net] the sundae's network, the same tokenizer "
+                           "and the same classes")
 
     # ---- training --------------------------------------------------------------------------
     def loss(self, tokens: torch.Tensor, cond: torch.Tensor | None = None) -> dict[str, torch.Tensor]:

@@ -214,13 +214,8 @@ class SundaePrior(Prior):
                   "head.weight": tensors["to_logits.weight"][:-1],
                   "head.bias": tensors["to_logits.bias"][:-1]}
         mapped |= {k: v for k, v in tensors.items() if k.startswith(("net.", "positions."))}
-        own = self.state_dict()
-        wrong = sorted(k for k in own if k not in mapped or mapped[k].shape != own[k].shape)
-        if wrong:
-            raise NarError(f"the maskgit checkpoint does not fit this sundae config ({len(wrong)} tensors missing "
-                           f"or of another shape, e.g. {wrong[0]}): give [model.net] the maskgit's network, "
-                           "abs_positions = true, the same tokenizer and the same classes")
-        self.load_state_dict({k: mapped[k].to(own[k].dtype) for k in own})
+        self._load_adopted(mapped, "maskgit", "give [model.net] the maskgit's network, abs_positions = true, "
+                           "the same tokenizer and the same classes")
 
     # ---- training -----------------------------------------------------------------------
     def corrupt(self, tokens: torch.Tensor, rate: torch.Tensor | None = None,
