@@ -46,6 +46,17 @@ Sampling (``sample``), T steps
     from ``nar.sampling.schedules.mask_counts``. Adding Gumbel noise to *log*-probabilities
     (as the reference MaskGIT does) makes the kept set a sample without replacement in
     proportion to p^(1/τ); noise on raw probabilities would swamp them.
+
+Refinement (``refine_rounds`` R > 0, off by default)
+    MaskGIT never revisits a committed token, so a token drawn early from a flat distribution
+    (a lone bright dot in a sky) stays whatever its neighbours become. After the T steps, each
+    of R rounds scores every generated token by its log-probability given all the others, read
+    off the model itself: the grid is split into the four (row mod 2, col mod 2) lattices, and
+    one forward per lattice masks that lattice only, so every scored token sees its eight
+    neighbours. The ``refine_ratio`` share of generated tokens the model finds least likely is
+    then re-masked and decoded again in ``refine_steps`` steps of the sampler above (kept
+    tokens of inpainting are never scored or changed). This is the model acting as its own
+    critic (as Token-Critic's separate critic does), at 4 + ``refine_steps`` forwards per round.
 """
 from __future__ import annotations
 
@@ -94,6 +105,9 @@ class MaskGITConfig:
                                     # every offset in turn while sampling), as SUNDAE's shift_patches
     box_corruption: float = 0.0     # training: share of samples masked only inside a random box (the
                                     # inpainting setting; Prior.training_regions)
+    refine_rounds: int = 0          # sampling: rounds of re-masking the least likely tokens (Refinement)
+    refine_ratio: float = 0.1       # share of the generated tokens re-masked per round
+    refine_steps: int = 2           # decoding steps that redraw them
 
     def __post_init__(self):
         if isinstance(self.net, dict):  # from TOML / a checkpoint's config
@@ -105,10 +119,25 @@ class MaskGITConfig:
                            f"got {self.sample_precision!r}")
         if not 0.0 <= self.box_corruption <= 1.0:
             raise NarError(f"maskgit: box_corruption must be in [0, 1], got {self.box_corruption}")
+        check_refinement(self.refine_rounds, self.refine_ratio, self.refine_steps)
 
+
+def check_refinement(rounds, ratio, steps) -> tuple[int, float, int]:
+    """The refinement settings as (int, float, int); an `ArgumentError` names a bad one."""
+    if float(rounds) != int(float(rounds)) or float(rounds) < 0:
+        raise ArgumentError("refine_rounds", f"maskgit: refine_rounds must be a whole number >= 0, got {rounds}")
+    if not 0.0 < float(ratio) <= 1.0:
+        raise ArgumentError("refine_ratio", f"maskgit: refine_ratio must be in (0, 1], got {ratio}")
+    if float(steps) != int(float(steps)) or float(steps) < 1:
+        raise ArgumentError("refine_steps", f"maskgit: refine_steps must be a whole number >= 1, got {steps}")
+    return int(float(rounds)), float(ratio), int(float(steps))
+
+
+# refinement's scoring passes: the cells of each (row mod 2, col mod 2) lattice, masked together
+LATTICE = ((0, 0), (0, 1), (1, 0), (1, 1))
 
 # options ``sample`` accepts beyond the shared arguments
-SAMPLE_OPTIONS = ("choice_temperature", "schedule")
+SAMPLE_OPTIONS = ("choice_temperature", "schedule", "refine_rounds", "refine_ratio", "refine_steps")
 
 
 @PRIORS.register("maskgit")
@@ -249,55 +278,90 @@ class MaskGITPrior(Prior):
 
     def _sample(self, req: SampleRequest) -> SampleOutput:
         """Iterative parallel decoding (see the module docstring); options: ``choice_temperature``
-        (Gumbel noise on the confidences, >= 0) and ``schedule`` (a mask schedule name).
-        A ``callback`` sees the ids after each step; still-masked cells hold ``mask_id``
+        (Gumbel noise on the confidences, >= 0), ``schedule`` (a mask schedule name) and the
+        refinement settings ``refine_rounds`` / ``refine_ratio`` / ``refine_steps``.
+        A ``callback`` sees the ids after each decoding step; still-masked cells hold ``mask_id``
         (= ``codebook_size``)."""
-        choice_temperature = float(req.options.get("choice_temperature", self.cfg.choice_temperature))
+        opts, cfg = req.options, self.cfg
+        choice_temperature = float(opts.get("choice_temperature", cfg.choice_temperature))
         if choice_temperature < 0:
             raise ArgumentError("choice_temperature", f"maskgit: choice_temperature must be >= 0, "
                                                       f"got {choice_temperature}")
-        schedule = req.options.get("schedule", self.cfg.schedule)
+        schedule = opts.get("schedule", cfg.schedule)
         get_schedule(schedule)
-        steps = req.steps if req.steps is not None else (self.cfg.steps or self.default_steps)
-        n, (h, w), known, keep, generator = req.n, req.grid, req.known, req.keep, req.generator
-        device, num = self.device, h * w
-
-        ids = torch.full((n, num), self.mask_id, dtype=torch.long, device=device)
+        rounds, ratio, refine_steps = check_refinement(opts.get("refine_rounds", cfg.refine_rounds),
+                                                       opts.get("refine_ratio", cfg.refine_ratio),
+                                                       opts.get("refine_steps", cfg.refine_steps))
+        steps = req.steps if req.steps is not None else (cfg.steps or self.default_steps)
+        n, (h, w), known, keep = req.n, req.grid, req.known, req.keep
+        ids = torch.full((n, h * w), self.mask_id, dtype=torch.long, device=self.device)
         if keep is not None:
-            keep_flat = keep.reshape(n, num)
-            ids = torch.where(keep_flat, known.reshape(n, num), ids)
-        unknown = (ids == self.mask_id).sum(dim=1).tolist()
-
-        # per-sample schedule: n_t tokens still masked after step t; T is clamped to the number
-        # of unknown tokens (each step must fix one), and a sample with fewer unknown tokens
-        # than the batch's T finishes early and then idles (its later counts are 0)
-        total_steps = min(steps, max(unknown))
-        if total_steps == 0:  # everything kept: nothing to sample
+            ids = torch.where(keep.reshape(n, -1), known.reshape(n, -1), ids)
+        generated = ids == self.mask_id          # (n, h*w) the cells this call draws
+        unknown = generated.sum(dim=1).tolist()
+        if max(unknown) == 0:  # everything kept: nothing to sample
             return SampleOutput(tokens=ids.reshape(n, h, w), steps_run=0, forward_passes=0)
-        per_sample = [mask_counts(u, total_steps, schedule) if u else [] for u in unknown]
-        counts = torch.tensor([c + [0] * (total_steps - len(c)) for c in per_sample],
-                              dtype=torch.long, device=device)
 
-        for t in range(total_steps):
+        decode_steps = min(steps, max(unknown))
+        redraw = [round(ratio * u) for u in unknown]
+        rounds = rounds if max(redraw) else 0
+        refine_steps = min(refine_steps, max(max(redraw), 1))
+        total = decode_steps + rounds * refine_steps   # what the callback counts
+        ids = self._decode(req, ids, unknown, decode_steps, schedule, choice_temperature, 0, total)
+        passes, done = decode_steps, decode_steps
+        for _ in range(rounds):
+            support = self._support(req, ids, generated)  # (n, h*w) log p(token | the rest)
+            ranks = support.masked_fill(~generated, math.inf).argsort(dim=-1, stable=True).argsort(dim=-1, stable=True)
+            ids = ids.masked_fill(ranks < torch.tensor(redraw, device=ids.device)[:, None], self.mask_id)
+            ids = self._decode(req, ids, redraw, refine_steps, schedule, choice_temperature, done, total)
+            passes, done = passes + len(LATTICE) + refine_steps, done + refine_steps
+        return SampleOutput(tokens=ids.reshape(n, h, w), steps_run=done, forward_passes=passes)
+
+    def _decode(self, req: SampleRequest, ids: torch.Tensor, unknown: list[int], steps: int, schedule,
+                choice_temperature: float, step0: int, total: int) -> torch.Tensor:
+        """Fill the ``mask_id`` cells of ids (n, h*w), ``unknown[i]`` of them in row i, in ``steps``
+        steps; a row with fewer unknown cells than ``steps`` finishes early (its later counts are 0).
+        step0 / total: where these steps sit in the whole sampling call (patch shift, callback)."""
+        n, (h, w), generator, device = req.n, req.grid, req.generator, ids.device
+        per_sample = [mask_counts(u, steps, schedule) if u else [] for u in unknown]
+        counts = torch.tensor([c + [0] * (steps - len(c)) for c in per_sample], dtype=torch.long, device=device)
+        for t in range(steps):
             is_masked = ids == self.mask_id
             logits = self._masked_logits(ids, is_masked, req.class_ids, req.cfg_scale, (h, w),
-                                         self.patch_shift(t))  # (M, V)
+                                         self.patch_shift(step0 + t))  # (M, V)
             new = sample_logits(logits, req.temperature, req.top_k, req.top_p, generator)  # (M,)
             # confidence: log p(new token) under the (guided) model, + annealed Gumbel noise
             logp = logits.log_softmax(dim=-1).gather(-1, new[:, None]).squeeze(-1)
-            noise_scale = choice_temperature * (1.0 - (t + 1) / total_steps)
+            noise_scale = choice_temperature * (1.0 - (t + 1) / steps)
             if noise_scale > 0:
                 logp = logp + noise_scale * gumbel_noise(logp.shape, generator, device)
             sampled = ids.masked_scatter(is_masked, new)
             confidence = torch.full(ids.shape, math.inf, device=device).masked_scatter(is_masked, logp)
             # re-mask the n_t least confident new tokens (rank 0 = least confident)
             ranks = confidence.argsort(dim=-1, stable=True).argsort(dim=-1, stable=True)
-            remask = ranks < counts[:, t: t + 1]
-            ids = sampled.masked_fill(remask, self.mask_id)
+            ids = sampled.masked_fill(ranks < counts[:, t: t + 1], self.mask_id)
             if req.callback is not None:
-                req.callback(t, total_steps, ids.view(n, h, w))
+                req.callback(step0 + t, total, ids.view(n, h, w))
+        return ids
 
-        return SampleOutput(tokens=ids.reshape(n, h, w), steps_run=total_steps, forward_passes=total_steps)
+    def _support(self, req: SampleRequest, ids: torch.Tensor, scored: torch.Tensor) -> torch.Tensor:
+        """(n, h*w) log-probability of each ``scored`` cell's token given every other token (the
+        guided model, as sampled); one forward per (row mod 2, col mod 2) lattice, which masks
+        that lattice's scored cells only. Unscored cells hold 0."""
+        h, w = req.grid
+        rows = torch.arange(h, device=ids.device)[:, None].expand(h, w)
+        cols = torch.arange(w, device=ids.device)[None, :].expand(h, w)
+        support = torch.zeros(ids.shape, device=ids.device)
+        for i, (dr, dc) in enumerate(LATTICE):
+            lattice = ((rows % 2 == dr) & (cols % 2 == dc)).reshape(1, -1)
+            masked = scored & lattice
+            if not bool(masked.any()):
+                continue
+            logits = self._masked_logits(ids.masked_fill(masked, self.mask_id), masked, req.class_ids,
+                                         req.cfg_scale, (h, w), self.patch_shift(i))
+            logp = logits.log_softmax(dim=-1).gather(-1, ids[masked][:, None]).squeeze(-1)
+            support = support.masked_scatter(masked, logp)
+        return support
 
     # ---- cost -----------------------------------------------------------------------------
     flops_note = "one full forward per step, logits head on the still-masked tokens"

@@ -242,3 +242,62 @@ def test_box_corruption_masks_only_inside_the_box():
     assert torch.equal(seen["ids"][~masked], tokens.reshape(64, -1)[~masked])
     with pytest.raises(NarError, match="box_corruption"):
         make(box_corruption=-0.1)
+
+
+def _fake_model(prior, target, margin):
+    """A forward whose every cell prefers ``target``'s token by ``margin`` nats over each of the
+    other codes (so sampling at temperature 1 errs often); [MASK] is never likely."""
+    def forward(ids, class_ids, grid, select=None, shift=(0, 0)):
+        logits = torch.zeros(*ids.shape, V + 1)
+        logits[..., V] = -1e9
+        logits.scatter_(-1, target.reshape(1, -1, 1).expand(len(ids), -1, 1), margin)
+        return logits if select is None else logits[select]
+    prior.forward = forward
+
+
+def test_refinement_redraws_the_least_likely_tokens():
+    prior = make()
+    target = torch.randint(0, V, (8, 8), generator=gen(3))
+    _fake_model(prior, target, margin=3.0)
+    plain = prior.sample(4, (8, 8), steps=6, generator=gen(0))
+    assert (plain.steps_run, plain.forward_passes) == (6, 6)
+    one = prior.sample(4, (8, 8), steps=6, generator=gen(0), refine_rounds=1, refine_ratio=0.25)
+    # one round: 4 scoring passes (one per 2x2 lattice) + 2 decoding steps; only re-masked cells change
+    assert (one.steps_run, one.forward_passes) == (8, 12)
+    assert ((one.tokens != plain.tokens).flatten(1).sum(1) <= 16).all()
+    # wrong tokens are the unlikely ones, so each round redraws them and the error rate falls
+    refined = prior.sample(4, (8, 8), steps=6, generator=gen(0), refine_rounds=4, refine_ratio=0.4)
+    errors = lambda out: (out.tokens != target).float().mean().item()
+    assert errors(plain) > 0.15 and errors(refined) < 0.7 * errors(plain)
+
+
+def test_refinement_never_touches_kept_tokens_and_counts_its_steps():
+    prior = make(num_classes=2)
+    grid = (8, 8)
+    known = torch.randint(0, V, (2, *grid), generator=gen(5))
+    keep = torch.rand(2, *grid, generator=gen(6)) < 0.5
+    original, inputs, calls = prior.forward, [], []
+
+    def spy(ids, class_ids, grid, select=None, shift=(0, 0)):
+        inputs.append(ids.clone())
+        return original(ids, class_ids, grid, select, shift)
+
+    prior.forward = spy
+    out = prior.sample(2, grid, steps=5, known=known, keep=keep, cond=torch.tensor([0, 1]), cfg_scale=2.0,
+                       generator=gen(0), refine_rounds=2, refine_ratio=0.3, refine_steps=3,
+                       callback=lambda t, total, ids: calls.append((t, total)))
+    assert torch.equal(out.tokens[keep], known[keep]) and (out.tokens < V).all()
+    kept = keep.reshape(2, -1).repeat(2, 1)  # guidance runs [cond; null]
+    assert all(not (x[kept] == prior.mask_id).any() for x in inputs)
+    assert calls == [(t, 11) for t in range(11)]
+    assert (out.steps_run, out.forward_passes) == (11, 5 + 2 * (4 + 3))
+
+
+def test_refinement_settings_are_checked():
+    prior = make()
+    for bad in (dict(refine_rounds=-1), dict(refine_rounds=1.5), dict(refine_ratio=0.0),
+                dict(refine_ratio=1.5), dict(refine_steps=0)):
+        with pytest.raises(NarError, match=next(iter(bad))):
+            prior.sample(1, (4, 4), generator=gen(0), **bad)
+    with pytest.raises(NarError, match="refine_ratio"):
+        make(refine_ratio=2.0)
