@@ -14,10 +14,12 @@
 #      512² crops (configs/tokenizer/f16_small_gan512.toml); the tokens, and so every prior, are unchanged
 #   9. ar on the 1024² grid (configs/defaults/ar_1024.toml): 16x64 windows of fresh 1024² renders encoded
 #      while it trains, shipped over the 256² ar
-#  10. v3 sundae: the v2 sundae fine-tuned 400 steps on fresh 1024² renders with box corruption
-#      (configs/defaults/sundae_fresh.toml), shipped over v2 with its parent's record
+#  10. (v3 sundae, the v2 sundae fine-tuned 400 steps on fresh renders: replaced by stage 12, not rerun)
 #  11. v2 maskgit: the stage-6 maskgit fine-tuned 200 steps on fresh 1024² renders with box corruption
 #      (configs/defaults/maskgit_fresh.toml), shipped over it with its parent's record
+#  12. v4 sundae: SUNDAE's objective for 200 steps on fresh 1024² renders with box corruption
+#      (configs/defaults/sundae_fresh.toml), started from the stage-11 maskgit (the same hourglass),
+#      shipped over the sundae with the maskgit's record as its parent
 # Usage: bash scripts/train_defaults.sh [RUN_DIR]    (every step resumes if interrupted)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -78,13 +80,13 @@ $NAR tokenizer train --config configs/tokenizer/f16_small_gan512.toml --set init
 $NAR train --prior ar --fresh 1024 --fresh-per-step 1 --fresh-dir "$RUN/fresh_1024" --tokenizer "$RUN/tokenizer/model.safetensors" \
   --config configs/defaults/ar_1024.toml --out "$RUN/ar_1024" > "$RUN/ar_1024.log" 2>&1
 .venv/bin/python scripts/ship_models.py --prior ar "$RUN/ar_1024"
-# 10. v3 sundae: fresh renders (2 per step, the same stream as stage 9) with box corruption, 400 steps, one thread
-$NAR train --prior sundae --fresh 1024 --fresh-per-step 2 --fresh-workers 1 --fresh-dir "$RUN/fresh_1024" \
-  --tokenizer "$RUN/tokenizer/model.safetensors" --config configs/defaults/sundae_fresh.toml \
-  --init-from nar/assets/models/sundae.safetensors --stop-after 400 --out "$RUN/sundae_fresh" > "$RUN/sundae_fresh.log" 2>&1
-.venv/bin/python scripts/ship_models.py --finetune sundae "$RUN/sundae_fresh"
 # 11. v2 maskgit: the same fresh stream with box corruption, 200 steps of a 1000-step schedule, one thread
 $NAR train --prior maskgit --fresh 1024 --fresh-per-step 2 --fresh-workers 1 --fresh-dir "$RUN/fresh_1024" \
   --tokenizer "$RUN/tokenizer/model.safetensors" --config configs/defaults/maskgit_fresh.toml \
   --init-from nar/assets/models/maskgit.safetensors --stop-after 200 --out "$RUN/maskgit_fresh" > "$RUN/maskgit_fresh.log" 2>&1
 .venv/bin/python scripts/ship_models.py --finetune maskgit "$RUN/maskgit_fresh"
+# 12. v4 sundae: sundae's objective from the v2 maskgit's weights (its [MASK] rows dropped), 200 steps
+$NAR train --prior sundae --fresh 1024 --fresh-per-step 2 --fresh-workers 1 --fresh-dir "$RUN/fresh_1024" \
+  --tokenizer "$RUN/tokenizer/model.safetensors" --config configs/defaults/sundae_fresh.toml \
+  --init-from nar/assets/models/maskgit.safetensors --stop-after 200 --out "$RUN/sundae_from_maskgit" > "$RUN/sundae_from_maskgit.log" 2>&1
+.venv/bin/python scripts/ship_models.py --finetune sundae "$RUN/sundae_from_maskgit" maskgit

@@ -64,16 +64,19 @@ def test_nar_models_lists_every_file():
     assert "1024² (64x64 tokens)" in out.stdout  # the default sundae is a megapixel model
 
 
-def test_shipped_sundae_moves_its_patch_grid():
-    """The default (v3, fine-tuned from v2): the patch grid moves every sampling step (no fixed
-    64-px patch borders); its record keeps the chain of parents, v2 (100 steps) and v1 (1000)."""
+def test_shipped_sundae_moves_its_patch_grid_and_starts_from_maskgit():
+    """The default (v4): sundae's objective for 200 steps on fresh renders, started from the shipped
+    maskgit v2 (the same hourglass); the patch grid moves every sampling step (no fixed 64-px patch
+    borders), and its record keeps the chain of parents, maskgit v2 (200 steps) and v1 (2400)."""
     prior = Pipeline.load(device="cpu").prior("sundae")
-    assert prior.cfg.shift_patches and prior.cfg.abs_positions
+    assert prior.cfg.shift_patches and prior.cfg.abs_positions and prior.cfg.box_corruption == 0.25
     assert len({prior.patch_shift(t) for t in range(16)}) == 16
     meta = next(m["meta"] for m in installed_models() if (m["kind"], m["name"]) == ("prior", "sundae"))
-    v2 = meta["training"]["fine_tuned_from"]
-    assert v2["step"] == 100 and v2["training"]["fine_tuned_from"]["step"] == 1000
+    assert meta["training"]["steps"] == 200
     assert meta["training"]["data"].startswith("fresh procedural 1024² renders")
+    parent = meta["training"]["fine_tuned_from"]
+    assert (parent["prior"], parent["step"]) == ("maskgit", 200)
+    assert parent["training"]["fine_tuned_from"]["step"] == 2400
 
 
 def test_shipped_maskgit_is_the_fresh_render_fine_tune():
