@@ -32,6 +32,9 @@ TensorBoardOpt = typer.Option(False, "--tensorboard", help="Also log scalars (lo
 SetOpt = typer.Option(None, "--set", help="Override a config field, e.g. --set model.dim=256 (repeatable).")
 SeedOpt = typer.Option(0, "--seed", help="Random seed: same seed, same device -> same output.")
 DeviceOpt = typer.Option("auto", "--device", help="auto | cpu | cuda")
+OptionOpt = typer.Option(None, "--option", help="A prior's own sampling option KEY=VALUE (repeatable): maskgit's "
+                         "choice_temperature, schedule, refine_rounds, refine_ratio, refine_steps; sundae's temperature_end, "
+                         "update_proportion, min_change, ...")
 TileOpt = typer.Option(None, "--tile/--no-tile", help="Run the tokenizer in tiles (default: when the image is too big to run whole).")
 PrecisionOpt = typer.Option(None, "--precision", help="auto | fp32 | bf16 for sampling and decoding (default: auto, bf16 where the hardware has it natively, e.g. CPUs with AVX512-BF16; fp32 reproduces across machines).")
 MaxMemoryOpt = typer.Option(None, "--max-memory", help="Refuse work estimated above this much memory, e.g. 8G (default: $NAR_MAX_MEMORY or 8G).")
@@ -167,6 +170,14 @@ def train(prior: str = typer.Option(..., "--prior", help="ar | maskgit | sundae"
     console.print(f"prior checkpoint: {run / 'model.safetensors'}")
 
 
+def sampler_options(pairs: list[str] | None) -> dict:
+    """--option KEY=VALUE pairs -> the prior's options (the prior refuses names it does not know)."""
+    try:
+        return parse_overrides(pairs or [])
+    except NarError as e:
+        raise ArgumentError("option", f"--option takes KEY=VALUE: {e}") from None
+
+
 @app.command()
 def sample(prior: str = typer.Option("sundae", "--prior", help="ar | maskgit | sundae"),
            ckpt: Optional[Path] = typer.Option(None, "--ckpt", help="Prior checkpoint (default: the shipped model)."),
@@ -182,6 +193,7 @@ def sample(prior: str = typer.Option("sundae", "--prior", help="ar | maskgit | s
            top_p: Optional[float] = typer.Option(None, "--top-p"),
            class_label: Optional[str] = typer.Option(None, "--class", help="Scene label (e.g. lake) for conditional models."),
            cfg: float = typer.Option(1.0, "--cfg", help="Classifier-free guidance scale (1 = none)."),
+           option: Optional[List[str]] = OptionOpt,
            seed: int = SeedOpt, device: str = DeviceOpt,
            out: Path = typer.Option(Path("samples"), "--out"),
            overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
@@ -190,7 +202,7 @@ def sample(prior: str = typer.Option("sundae", "--prior", help="ar | maskgit | s
            precision: Optional[str] = PrecisionOpt):
     """Generate images: one PNG per image plus a grid, settings stored in PNG metadata."""
     from nar.pipelines.sample import SampleSettings, run_sample
-    options = {}
+    options = sampler_options(option)
     if temperature_end is not None:
         options["temperature_end"] = temperature_end
     if min_change is not None:
@@ -214,6 +226,7 @@ def inpaint(prior: str = typer.Option(INPAINT_PRIOR, "--prior", help="ar | maskg
             temperature: float = typer.Option(INPAINT_TEMPERATURE, "--temperature",
                                               help=">= 0; inpainting samples cooler than `nar sample` (default 0.7): the fill must agree with its surroundings."),
             class_label: Optional[str] = typer.Option(None, "--class"), cfg: float = typer.Option(1.0, "--cfg"),
+            option: Optional[List[str]] = OptionOpt,
             feather: int = typer.Option(0, "--feather", help="Mix ORIGINAL pixels back in over this many pixels inside the mask (default 0: nothing of the original under the mask survives)."),
             blend: Optional[int] = typer.Option(None, "--blend", help="Seam ramp inside the mask towards a fill from the kept pixels (default: one tokenizer cell)."),
             harmonize: bool = typer.Option(True, "--harmonize/--no-harmonize", help="Carry the kept border's colour into the region (no visible frame)."),
@@ -225,7 +238,7 @@ def inpaint(prior: str = typer.Option(INPAINT_PRIOR, "--prior", help="ar | maskg
     from nar.pipelines.inpaint import run_inpaint
     run_inpaint(prior, image, out, mask_path=mask, box=box, steps=steps, temperature=temperature, seed=seed,
                 class_label=class_label, cfg=cfg, feather=feather, harmonize=harmonize, blend=blend, ckpt=ckpt, tokenizer=tokenizer,
-                device=device, overwrite=overwrite, log=console.print,
+                device=device, overwrite=overwrite, log=console.print, options=sampler_options(option),
                 pipeline=_pipeline(tokenizer, prior, ckpt, device, tile, max_memory, precision))
 
 
@@ -307,11 +320,18 @@ def configs():
 
 
 # the flag each library argument comes from, where its name differs from --<name with dashes>
-FLAGS = {"class_name": "--class", "cond": "--class"}
+FLAGS = {"class_name": "--class", "cond": "--class", "options": "--option", "temperature_end": "--temperature-end",
+         "min_change": "--min-change"}
 
 
 def flag_for(name: str) -> str:
-    return FLAGS.get(name, "--" + name.replace("_", "-"))
+    """The flag a bad argument came from; a prior's own option without a flag of its own is an --option."""
+    if name in FLAGS:
+        return FLAGS[name]
+    from nar.priors import PRIORS
+    if any(name in PRIORS.get(prior).sample_options for prior in PRIORS.names()):
+        return f"--option {name}=..."
+    return "--" + name.replace("_", "-")
 
 
 def main() -> None:

@@ -55,6 +55,20 @@ def test_bad_sampling_options_fail_cleanly(tiny_models, tmp_path, extra, message
     assert not out.exists() or not any(out.iterdir())  # nothing written
 
 
+def test_prior_options_reach_the_sampler_and_bad_ones_name_the_flag(tiny_models, tmp_path):
+    """--option KEY=VALUE passes a prior's own option (maskgit's refinement: 2 more steps run)."""
+    r = nar(*sample_args(tiny_models, "maskgit", tmp_path / "a", "--option", "refine_rounds=1",
+                         "--option", "refine_steps=2"))
+    assert r.returncode == 0, r.stderr
+    assert "4 step(s) run" in r.stdout.replace("\n", " ")
+    settings = json.loads(Image.open(sorted((tmp_path / "a").glob("*.png"))[0]).text["nar"])
+    assert settings["options"]["refine_rounds"] == 1
+    for option, message in (("bogus=1", "unknown sampling option"), ("refine_ratio", "KEY=VALUE"),
+                            ("refine_ratio=3", "--option refine_ratio=")):
+        r = nar(*sample_args(tiny_models, "maskgit", tmp_path / "b", "--option", option))
+        assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+
+
 def test_bad_checkpoints_fail_cleanly(tiny_models, tmp_path):
     pt = tmp_path / "evil.pt"
     pt.write_bytes(pickle.dumps({"x": 1}))
