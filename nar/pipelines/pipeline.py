@@ -71,7 +71,7 @@ from nar.pipelines.masks import latent_keep_mask, pad_to_multiple, seam_alpha
 from nar.pipelines.models import default_tokenizer_path, resolve_prior_ckpt
 from nar.priors import PRIORS, Prior, load_prior
 from nar.priors.base import default_grid
-from nar.sampling import INPAINT_PRIOR, INPAINT_TEMPERATURE
+from nar.sampling import INPAINT_OPTIONS, INPAINT_PRIOR, INPAINT_TEMPERATURE
 from nar.tokenizer.load import load_tokenizer, tokenizer_hash
 from nar.tokenizer.model import VQGAN
 
@@ -353,7 +353,8 @@ class Pipeline:
         pixels are replaced by a fill from the kept ones before encoding. A token is kept only
         when all f×f pixels of its block are kept (SUNDAE §3.5). ``temperature`` defaults to
         `nar.sampling.INPAINT_TEMPERATURE` (0.7: a fill must agree with its surroundings); None
-        samples at 1.0, as free generation does.
+        samples at 1.0, as free generation does. ``options`` start from the prior's entry in
+        `nar.sampling.INPAINT_OPTIONS` (maskgit: refinement on; ``refine_rounds=0`` turns it off).
 
         Seam: ``harmonize`` adds the kept band's residual (original - decoded, kept pixels only)
         smoothly to the region; ``blend`` (default one tokenizer cell) ramps the first pixels
@@ -373,6 +374,7 @@ class Pipeline:
             raise ArgumentError("blend", f"the seam blend width must be >= 0 pixels (got {blend})")
         p = self.prior(prior)
         p.check_sample_args(n=1, steps=steps, temperature=temperature, top_k=top_k, top_p=top_p)
+        options = {**INPAINT_OPTIONS.get(p.name, {}), **options}
         tok = self.full_tokenizer()
         f = tok.factor
         # pad to whole tokens, and to whole hourglass patches for priors that need them

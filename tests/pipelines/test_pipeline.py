@@ -94,6 +94,21 @@ def test_inpaint_samples_cooler_than_free_generation(pipe, monkeypatch):
     assert 0 < INPAINT_TEMPERATURE < 1 and seen == [INPAINT_TEMPERATURE, 1.0, 1.0]
 
 
+def test_inpaint_refines_maskgit_fills_unless_told_otherwise(pipe):
+    """INPAINT_OPTIONS: a maskgit fill runs its refinement rounds (more steps, recorded in the
+    settings); the caller's own options win; free sampling stays unrefined."""
+    from nar.sampling import INPAINT_OPTIONS
+    rounds = INPAINT_OPTIONS["maskgit"]["refine_rounds"]
+    image, mask = np.zeros((16, 16, 3), np.uint8), np.zeros((16, 16), bool)
+    mask[4:12, 4:12] = True
+    out = pipe.inpaint(image, mask, prior="maskgit", steps=2)
+    assert rounds > 0 and out.settings["options"]["refine_rounds"] == rounds and out.steps_run > 2
+    plain = pipe.inpaint(image, mask, prior="maskgit", steps=2, refine_rounds=0)
+    assert plain.steps_run == 2 and plain.settings["options"]["refine_rounds"] == 0
+    assert pipe.sample(prior="maskgit", n=1, steps=2).steps_run == 2
+    assert "options" not in pipe.inpaint(image, mask, prior="sundae", steps=2).settings  # sundae's own defaults
+
+
 def test_precision_is_chosen_recorded_and_bf16_decodes_close_to_fp32(tiny_models):
     load = lambda precision: Pipeline.load(tokenizer=tiny_models["tokenizer"],  # noqa: E731
                                            priors=dict(tiny_models["priors"]), device="cpu", precision=precision)
