@@ -8,7 +8,7 @@ INPAINT_TEMPERATURE = 0.7
 
 # The prior a fill uses when none is named (`nar inpaint`, `Pipeline.inpaint`, `POST /inpaint`):
 # maskgit v2, fine-tuned with box corruption, had the lowest inpainting FD on those scenes (2.33
-# against sundae v3's 3.40, both at 0.7; session 11).
+# against sundae v3's 3.40, both at 0.7; session 11; sundae v4: 2.78, session 12).
 INPAINT_PRIOR = "maskgit"
 
 # Options a fill adds to its prior's defaults (a caller's own options win). maskgit re-draws the least
