@@ -71,7 +71,7 @@ from nar.pipelines.masks import latent_keep_mask, pad_to_multiple, seam_alpha
 from nar.pipelines.models import default_tokenizer_path, resolve_prior_ckpt
 from nar.priors import PRIORS, Prior, load_prior
 from nar.priors.base import default_grid
-from nar.sampling import INPAINT_OPTIONS, INPAINT_PRIOR, INPAINT_TEMPERATURE
+from nar.sampling import INPAINT_PRIOR, INPAINT_TEMPERATURE, inpaint_options
 from nar.tokenizer.load import load_tokenizer, tokenizer_hash
 from nar.tokenizer.model import VQGAN
 
@@ -374,7 +374,7 @@ class Pipeline:
             raise ArgumentError("blend", f"the seam blend width must be >= 0 pixels (got {blend})")
         p = self.prior(prior)
         p.check_sample_args(n=1, steps=steps, temperature=temperature, top_k=top_k, top_p=top_p)
-        options = {**INPAINT_OPTIONS.get(p.name, {}), **options}
+        options = inpaint_options(p.name, options)
         tok = self.full_tokenizer()
         f = tok.factor
         # pad to whole tokens, and to whole hourglass patches for priors that need them

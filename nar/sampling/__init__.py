@@ -16,3 +16,8 @@ INPAINT_PRIOR = "maskgit"
 # 48 scenes its inpainting FD went 2.33 -> 2.13 and its border-band FD 1.78 -> 1.64 (session 12).
 # Free sampling keeps refinement off: there it cost FD and recall for fewer specks.
 INPAINT_OPTIONS = {"maskgit": {"refine_rounds": 2, "refine_ratio": 0.15}}
+
+
+def inpaint_options(prior_name: str, options: dict | None = None) -> dict:
+    """A fill's sampler options: the prior's INPAINT_OPTIONS, then the caller's ``options`` over them."""
+    return {**INPAINT_OPTIONS.get(prior_name, {}), **(options or {})}

@@ -26,7 +26,7 @@ import torch
 
 from nar.core.errors import NarError
 from nar.priors.base import default_grid
-from nar.sampling import INPAINT_TEMPERATURE
+from nar.sampling import INPAINT_TEMPERATURE, inpaint_options
 from nar.serve.batching import BatchInfo
 
 
@@ -369,17 +369,18 @@ class Engine:
         gen = torch.Generator(device=pipe.device).manual_seed(int(job.seed))
         known = job.tokens[None].to(pipe.device)
         keep = (~job.cells)[None].to(pipe.device)
+        options = inpaint_options(p.name)   # the same fill as Pipeline.inpaint's
         sync(pipe.device)
         t0 = time.perf_counter()
         with torch.inference_mode():
             out = p.sample(1, grid, steps=job.steps, temperature=job.temperature, cond=cond, cfg_scale=job.cfg,
-                           known=known, keep=keep, generator=gen)
+                           known=known, keep=keep, generator=gen, **options)
         sync(pipe.device)
         timings = {"queue": info.queued_s, "sample": time.perf_counter() - t0}
         tokens = out.tokens[0].cpu()
         settings = {"prior": job.prior, "seed": job.seed, "steps": job.steps, "steps_run": out.steps_run,
                     "temperature": job.temperature, "class_label": job.class_name, "cfg": job.cfg,
-                    "grid": list(grid), "tokens_regenerated": int(job.cells.sum()),
+                    "grid": list(grid), "options": options or None, "tokens_regenerated": int(job.cells.sum()),
                     "tokens_total": grid[0] * grid[1]}
         image = None
         if job.decode:

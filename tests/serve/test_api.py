@@ -103,6 +103,13 @@ def test_inpaint_tokens_keeps_unmasked_cells(client):
     assert (new[cells == 1] != tokens[cells == 1]).any()
     r = client.post("/inpaint", json={"prior": "sundae", "steps": 2, "tokens": tokens.tolist(), "cells": cells.tolist()})
     assert r.headers["content-type"] == "image/png" and png_array(r.content).shape == (256, 256, 3)
+    # a maskgit fill of cells refines as Pipeline.inpaint's does (nar.sampling.INPAINT_OPTIONS)
+    r = client.post("/inpaint", json={"prior": "maskgit", "steps": 2, "seed": 2, "tokens": tokens.tolist(),
+                                      "cells": cells.tolist(), "format": "json"})
+    assert r.status_code == 200, r.text
+    assert torch.equal(torch.tensor(r.json()["tokens"])[cells == 0], tokens[cells == 0])
+    settings = r.json()["settings"]
+    assert settings["options"]["refine_rounds"] > 0 and settings["steps_run"] > 2
 
 
 def test_models_and_health(client):
