@@ -310,11 +310,12 @@ class MaskGITPrior(Prior):
         ids = self._decode(req, ids, unknown, decode_steps, schedule, choice_temperature, 0, total)
         passes, done = decode_steps, decode_steps
         for _ in range(rounds):
-            support = self._support(req, ids, generated)  # (n, h*w) log p(token | the rest)
+            support, scoring_passes = self._support(req, ids, generated)  # (n, h*w) log p(token | the rest)
+            # re-mask the redraw[i] generated tokens of row i that the model finds least likely
             ranks = support.masked_fill(~generated, math.inf).argsort(dim=-1, stable=True).argsort(dim=-1, stable=True)
             ids = ids.masked_fill(ranks < torch.tensor(redraw, device=ids.device)[:, None], self.mask_id)
             ids = self._decode(req, ids, redraw, refine_steps, schedule, choice_temperature, done, total)
-            passes, done = passes + len(LATTICE) + refine_steps, done + refine_steps
+            passes, done = passes + scoring_passes + refine_steps, done + refine_steps
         return SampleOutput(tokens=ids.reshape(n, h, w), steps_run=done, forward_passes=passes)
 
     def _decode(self, req: SampleRequest, ids: torch.Tensor, unknown: list[int], steps: int, schedule,
@@ -344,14 +345,14 @@ class MaskGITPrior(Prior):
                 req.callback(step0 + t, total, ids.view(n, h, w))
         return ids
 
-    def _support(self, req: SampleRequest, ids: torch.Tensor, scored: torch.Tensor) -> torch.Tensor:
+    def _support(self, req: SampleRequest, ids: torch.Tensor, scored: torch.Tensor) -> tuple[torch.Tensor, int]:
         """(n, h*w) log-probability of each ``scored`` cell's token given every other token (the
-        guided model, as sampled); one forward per (row mod 2, col mod 2) lattice, which masks
-        that lattice's scored cells only. Unscored cells hold 0."""
+        guided model, as sampled), and the forwards run: one per (row mod 2, col mod 2) lattice
+        with scored cells, masking those cells only. Unscored cells hold 0."""
         h, w = req.grid
         rows = torch.arange(h, device=ids.device)[:, None].expand(h, w)
         cols = torch.arange(w, device=ids.device)[None, :].expand(h, w)
-        support = torch.zeros(ids.shape, device=ids.device)
+        support, passes = torch.zeros(ids.shape, device=ids.device), 0
         for i, (dr, dc) in enumerate(LATTICE):
             lattice = ((rows % 2 == dr) & (cols % 2 == dc)).reshape(1, -1)
             masked = scored & lattice
@@ -360,8 +361,8 @@ class MaskGITPrior(Prior):
             logits = self._masked_logits(ids.masked_fill(masked, self.mask_id), masked, req.class_ids,
                                          req.cfg_scale, (h, w), self.patch_shift(i))
             logp = logits.log_softmax(dim=-1).gather(-1, ids[masked][:, None]).squeeze(-1)
-            support = support.masked_scatter(masked, logp)
-        return support
+            support, passes = support.masked_scatter(masked, logp), passes + 1
+        return support, passes
 
     # ---- cost -----------------------------------------------------------------------------
     flops_note = "one full forward per step, logits head on the still-masked tokens"
