@@ -149,6 +149,7 @@ def train(prior: str = typer.Option(..., "--prior", help="ar | maskgit | sundae"
           fresh_window: int = typer.Option(0, "--fresh-window", help="Batches draw from the newest this many grids (--fresh; 0: all made so far)."),
           fresh_initial: int = typer.Option(64, "--fresh-initial", help="Grids made before the first step (--fresh)."),
           fresh_dir: Optional[Path] = typer.Option(None, "--fresh-dir", help="Where the grids are kept (--fresh; default OUT/fresh_tokens). Runs may share one: a grid one run has made, the others read."),
+          fresh_seed: int = typer.Option(0, "--fresh-seed", help="Which stream of scenes (--fresh): a run that goes on from a model trained on seed 0's scenes sees new ones with another seed."),
           config: Optional[Path] = ConfigOpt, set_: Optional[List[str]] = SetOpt,
           out: Path = typer.Option(..., "--out", help="Run folder (resumed if it exists)."),
           tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help="For decoded sample grids (default: the cache's); with --fresh, the tokenizer that encodes the renders (default: shipped)."),
@@ -163,7 +164,7 @@ def train(prior: str = typer.Option(..., "--prior", help="ar | maskgit | sundae"
     if stop_after is not None and stop_after < 1:
         raise ArgumentError("stop_after", f"--stop-after must be >= 1 (got {stop_after})")
     fresh_spec = None if fresh is None else {"size": fresh, "workers": fresh_workers, "per_step": fresh_per_step,
-                                             "window": fresh_window, "initial": fresh_initial, "folder": fresh_dir}
+                                             "window": fresh_window, "initial": fresh_initial, "folder": fresh_dir, "seed": fresh_seed}
     run = train_prior(prior, tokens, config, parse_overrides(set_), out, tokenizer=tokenizer,
                       conditional=conditional, resume=resume, init_from=init_from, tensorboard=tensorboard,
                       stop_after=stop_after, fresh=fresh_spec)

@@ -93,6 +93,19 @@ def test_train_refuses_bad_token_caches(tmp_path):
     assert r.returncode == 2 and "none.safetensors" in r.stderr
 
 
+def test_train_on_fresh_renders_takes_the_stream_seed(tiny_models, tmp_path):
+    """--fresh-seed picks the stream of scenes; the run and its pool record it."""
+    config = __import__("pathlib").Path(__file__).parents[2] / "configs" / "priors" / "maskgit_tiny.toml"
+    r = nar("train", "--prior", "maskgit", "--fresh", 32, "--fresh-seed", 3, "--fresh-workers", 0,
+            "--fresh-initial", 2, "--tokenizer", tiny_models["tokenizer"], "--config", config,
+            "--set", "train.steps=1", "--set", "train.batch_size=2", "--set", "train.snapshot_every=0",
+            "--set", "train.device=cpu", "--out", tmp_path / "run")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "run" / "fresh_schedule.json").read_text())["seed"] == 3
+    header = json.loads((tmp_path / "run" / "fresh_tokens" / "header.json").read_text())
+    assert header["source"].endswith("seed 3")
+
+
 @pytest.mark.parametrize("name", PRIORS)
 def test_inpaint_keeps_unmasked_pixels(tiny_models, tmp_path, name):
     rng = np.random.default_rng(0)
