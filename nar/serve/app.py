@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from nar.core.errors import NarError
 from nar.priors.base import default_grid
-from nar.sampling import INPAINT_PRIOR, INPAINT_TEMPERATURE
+from nar.sampling import INPAINT_OPTIONS, INPAINT_PRIOR, INPAINT_TEMPERATURE
 from nar.serve.batching import BatchQueue, QueueFull
 from nar.serve.engine import (Engine, GenerateJob, GenerateKey, InpaintJob, Limits, NotAvailable, NotFound,
                               Result, memory_error_types)
@@ -329,7 +329,8 @@ def create_app(config: ServeConfig | None = None, engine: Engine | None = None) 
                                "codebook_size": (tok.get("config") or {}).get("codebook_size")}
                               if engine.pipeline is not None else None),
                 "upscale": {"available": up_ok, "reason": up_why or None},
-                "defaults": {"inpaint_temperature": INPAINT_TEMPERATURE, "inpaint_prior": INPAINT_PRIOR},
+                "defaults": {"inpaint_temperature": INPAINT_TEMPERATURE, "inpaint_prior": INPAINT_PRIOR,
+                             "inpaint_options": INPAINT_OPTIONS},   # per prior; a request's options win
                 "limits": {"max_size": cfg.limits.max_size, "max_steps": cfg.limits.max_steps,
                            "max_upload_bytes": cfg.limits.max_upload_bytes},
                 "decode_url": cfg.decode_url, "upscale_url": cfg.upscale_url}

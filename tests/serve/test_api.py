@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from serve_helpers import b64_png, png_array
-from nar.sampling import INPAINT_TEMPERATURE
+from nar.sampling import INPAINT_OPTIONS, INPAINT_TEMPERATURE
 
 REQ = {"prior": "sundae", "size": 256, "steps": 2}
 
@@ -120,6 +120,7 @@ def test_models_and_health(client):
     assert "lake" in sundae["class_names"] and m["tokenizer"]["factor"] == 16
     assert m["defaults"]["inpaint_temperature"] == INPAINT_TEMPERATURE   # the web UI's fill temperature
     assert m["defaults"]["inpaint_prior"] == "maskgit"
+    assert m["defaults"]["inpaint_options"] == INPAINT_OPTIONS   # e.g. maskgit's refinement rounds
     h = client.get("/health").json()
     assert h["status"] == "ok" and h["role"] == "all" and h["queue"]["max_queue"] == 64
     assert "/generate" in client.get("/openapi.json").json()["paths"]
