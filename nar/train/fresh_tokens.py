@@ -25,6 +25,8 @@ import json
 import math
 import multiprocessing
 import os
+import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -45,8 +47,17 @@ STREAM_LENGTH = 1_000_003        # items of one LandscapeDataset seed before the
 _worker_tokenizer = None
 
 
+def _exit_with_parent(parent: int, every: float = 2.0) -> None:
+    """A worker whose training process was killed (SIGKILL, SIGTERM: no pool shutdown runs) is
+    re-parented; it then exits instead of rendering on for nobody."""
+    while os.getppid() == parent:
+        time.sleep(every)
+    os._exit(0)
+
+
 def _init_worker(tokenizer_path: str, threads: int) -> None:
     global _worker_tokenizer
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     torch.set_num_threads(threads)
     from nar.tokenizer.load import load_tokenizer
     _worker_tokenizer = load_tokenizer(tokenizer_path)

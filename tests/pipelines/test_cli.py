@@ -5,6 +5,7 @@ import json
 import pickle
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -95,7 +96,7 @@ def test_train_refuses_bad_token_caches(tmp_path):
 
 def test_train_on_fresh_renders_takes_the_stream_seed(tiny_models, tmp_path):
     """--fresh-seed picks the stream of scenes; the run and its pool record it."""
-    config = __import__("pathlib").Path(__file__).parents[2] / "configs" / "priors" / "maskgit_tiny.toml"
+    config = Path(__file__).parents[2] / "configs" / "priors" / "maskgit_tiny.toml"
     r = nar("train", "--prior", "maskgit", "--fresh", 32, "--fresh-seed", 3, "--fresh-workers", 0,
             "--fresh-initial", 2, "--tokenizer", tiny_models["tokenizer"], "--config", config,
             "--set", "train.steps=1", "--set", "train.batch_size=2", "--set", "train.snapshot_every=0",

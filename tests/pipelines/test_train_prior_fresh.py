@@ -116,3 +116,39 @@ def test_a_prior_trains_on_a_cache_or_fresh_renders_not_both(tiny_models, tmp_pa
                     fresh={"size": 32})
     with pytest.raises(NarError, match="one of the two"):
         train_prior("maskgit", None, config, TRAIN, out=tmp_path / "b", progress=False)
+
+
+def test_render_workers_exit_when_the_training_process_is_killed(tiny_models, tmp_path):
+    """A killed trainer runs no pool shutdown; its render workers must not render on for nobody."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    script = (
+        "import sys, time\n"
+        "from nar.train.fresh_tokens import FreshTokens\n"
+        f"pool = FreshTokens({str(tiny_models['tokenizer'])!r}, {str(tmp_path / 'f')!r}, size=32, initial=4, "
+        "per_step=1, chunk=2, workers=1)\n"
+        "pool.advance_to(0)\n"
+        "print(*pool._pool._processes, flush=True)\n"
+        "time.sleep(120)\n")
+    trainer = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    workers = [int(pid) for pid in trainer.stdout.readline().split()]
+    assert workers
+    trainer.send_signal(signal.SIGKILL)
+    trainer.wait()
+
+    def alive(pid):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        with open(f"/proc/{pid}/stat") as f:      # an exited child of init may linger as a zombie
+            return f.read().split(")")[-1].split()[0] != "Z"
+
+    deadline = time.monotonic() + 30
+    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not any(alive(pid) for pid in workers)
