@@ -1,5 +1,10 @@
 """Fresh renders for prior training (`nar train --fresh`): a fixed stream of grids, a pool that
 grows on a schedule, worker processes that make the same tokens, exact resume."""
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -120,13 +125,8 @@ def test_a_prior_trains_on_a_cache_or_fresh_renders_not_both(tiny_models, tmp_pa
 
 def test_render_workers_exit_when_the_training_process_is_killed(tiny_models, tmp_path):
     """A killed trainer runs no pool shutdown; its render workers must not render on for nobody."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
     script = (
-        "import sys, time\n"
+        "import time\n"
         "from nar.train.fresh_tokens import FreshTokens\n"
         f"pool = FreshTokens({str(tiny_models['tokenizer'])!r}, {str(tmp_path / 'f')!r}, size=32, initial=4, "
         "per_step=1, chunk=2, workers=1)\n"
