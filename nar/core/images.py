@@ -18,6 +18,8 @@ from PIL.PngImagePlugin import PngInfo
 from nar.core.checkpoint import atomic_write_bytes
 from nar.core.errors import NarError
 
+LUMA = (0.299, 0.587, 0.114)   # Rec. 601 luminance weights of R, G, B
+
 __all__ = ["load_image", "as_rgb", "array_to_tensor", "to_tensor", "tensor_to_array", "to_pil", "to_uint8",
            "png_bytes", "save_png", "make_grid", "row_grid", "save_grid"]
 

@@ -20,7 +20,7 @@ from typing import Iterable
 
 import torch
 
-LUMA = (0.299, 0.587, 0.114)
+from nar.core.images import LUMA
 
 
 def luminance(images: torch.Tensor) -> torch.Tensor:

@@ -54,6 +54,7 @@ class TokenizerConfig:
     gradient_weight: float = 0.0       # L1 between image gradients (finite differences): weight-free edge term
     spectral_weight: float = 0.0       # L1 between local amplitude spectra: detail without exact placement
     spectral_patch: int = 16           # tile side of that term (half-overlapping Hann windows)
+    seam_weight: float = 0.0           # cost of luminance steps at the token-cell boundaries beyond the input's
 
     # --- what trains: "all", or "decoder" (encoder, quant_conv and codebook frozen, so the
     # tokens, and every prior trained on them, stay valid while the decoder learns to draw edges)

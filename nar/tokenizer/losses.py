@@ -21,6 +21,7 @@ from einops import rearrange
 from torch import nn
 
 from nar.core.errors import NarError
+from nar.core.images import LUMA
 
 VGG16_FILE = "vgg16-397923af.pth"      # torchvision's ImageNet VGG16 weights
 LPIPS_SLICES = ((0, 4), (4, 9), (9, 16), (16, 23), (23, 30))  # lpips' vgg16 slice1..slice5
@@ -259,6 +260,10 @@ class VQLoss(ImageLoss):
         nll = self.edge_and_perceptual(x, recon, rec, metrics)
         loss = nll + quant_loss.float()
         metrics["quant"] = float(quant_loss.detach())
+        if self.cfg.seam_weight > 0:   # outside nll: it must not raise the GAN's adaptive weight
+            seams = seam_loss(x, recon, self.cfg.factor)
+            loss = loss + self.cfg.seam_weight * seams
+            metrics["seam"] = float(seams.detach())
         loss = self.add_gan(loss, recon, nll, step, last_layer, metrics)
         metrics["loss"] = float(loss.detach())
         return loss, metrics
@@ -272,6 +277,32 @@ def gradient_loss(x: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
     dx = (x[..., :, 1:] - x[..., :, :-1]) - (recon[..., :, 1:] - recon[..., :, :-1])
     dy = (x[..., 1:, :] - x[..., :-1, :]) - (recon[..., 1:, :] - recon[..., :-1, :])
     return 0.5 * (dx.abs().mean() + dy.abs().mean())
+
+
+def seam_loss(x: torch.Tensor, recon: torch.Tensor, cell: int) -> torch.Tensor:
+    """How much more the output's luminance steps across the token-cell boundaries (every
+    ``cell``-th pixel) than between other neighbours, beyond what the input does there: per image,
+    relu(seam ratio of recon - seam ratio of x), averaged. The ratio is the block ratio that
+    ``nar.eval.sharpness.block_ratio`` reports; 1 means no visible cell grid. A GAN-sharpened
+    decoder learns to draw its texture in 16-px cells (session 11's pilot: block ratio 1.71); this
+    term makes the cell grid cost, and nothing else: detail away from the boundaries is free."""
+    if cell < 2 or x.shape[-1] <= cell or x.shape[-2] <= cell:
+        raise NarError(f"seam loss: cell {cell} must be >= 2 and smaller than the {tuple(x.shape[-2:])} images")
+    weights = torch.tensor(LUMA, device=x.device, dtype=torch.float32).view(1, 3, 1, 1)
+
+    def ratio(img: torch.Tensor) -> torch.Tensor:                       # (B,)
+        luma = (img.float() * weights).sum(1)                           # (B, H, W)
+        dx = (luma[..., :, 1:] - luma[..., :, :-1]).abs()               # boundary k: pixels k | k+1
+        dy = (luma[..., 1:, :] - luma[..., :-1, :]).abs()
+        on_x = (torch.arange(dx.shape[-1], device=x.device) % cell) == cell - 1
+        on_y = (torch.arange(dy.shape[-2], device=x.device) % cell) == cell - 1
+        edge = dx[..., on_x].sum((-2, -1)) + dy[..., on_y, :].sum((-2, -1))
+        rest = dx[..., ~on_x].sum((-2, -1)) + dy[..., ~on_y, :].sum((-2, -1))
+        n_edge = dx[..., on_x][0].numel() + dy[..., on_y, :][0].numel()
+        n_rest = dx[..., ~on_x][0].numel() + dy[..., ~on_y, :][0].numel()
+        return (edge / n_edge) / (rest / n_rest + 1e-4)
+
+    return F.relu(ratio(recon) - ratio(x).detach()).mean()
 
 
 SPECTRUM_FLOOR = 1e-2   # amplitude floor of the log spectrum (images in [-1, 1], orthonormal FFT)

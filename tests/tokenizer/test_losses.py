@@ -142,3 +142,35 @@ def test_local_spectrum_loss_pays_for_detail_not_for_its_place():
     assert torch.isfinite(out.grad).all() and out.grad.abs().sum() > 0
     with pytest.raises(NarError, match="patch"):
         local_spectrum_loss(texture[..., :8, :8], texture[..., :8, :8], patch=16)
+
+
+def test_seam_loss_costs_the_cell_grid_and_nothing_else():
+    from nar.eval.sharpness import block_ratio
+    from nar.tokenizer.losses import seam_loss
+    torch.manual_seed(0)
+    image = torch.nn.functional.avg_pool2d(torch.rand(2, 3, 64, 64) * 2 - 1, 3, 1, 1)
+    # a constant offset per 16-px cell: steps only at the cell boundaries
+    tiled = image + 0.3 * torch.randn(2, 3, 4, 4).repeat_interleave(16, -1).repeat_interleave(16, -2)
+    # the same amount of new texture spread over every pixel
+    noisy = image + 0.05 * torch.randn_like(image)
+    assert block_ratio(tiled, 16) > 2 * block_ratio(image, 16)
+    assert float(seam_loss(image, image, 16)) == 0.0
+    assert float(seam_loss(image, tiled, 16)) > 1.0
+    assert float(seam_loss(image, noisy, 16)) < 0.05
+    # a grid at another pitch is not this tokenizer's cell grid
+    assert float(seam_loss(image, tiled, 16)) > 10 * float(seam_loss(image, tiled, 7))
+    out = tiled.clone().requires_grad_(True)
+    seam_loss(image, out, 16).backward()
+    assert torch.isfinite(out.grad).all() and out.grad.abs().sum() > 0
+    with pytest.raises(NarError, match="cell"):
+        seam_loss(image[..., :8, :8], image[..., :8, :8], 16)
+
+
+def test_seam_term_joins_the_generator_loss_only_when_on():
+    x = torch.zeros(2, 3, 32, 32)
+    recon = 0.2 * torch.randn(2, 3, 2, 2).repeat_interleave(16, -1).repeat_interleave(16, -2)
+    recon = recon + 0.01 * torch.randn_like(recon)
+    off, metrics_off = VQLoss(tiny_config(seam_weight=0.0)).generator_loss(x, recon, torch.tensor(0.0), 0, None)
+    on, metrics_on = VQLoss(tiny_config(seam_weight=0.5)).generator_loss(x, recon, torch.tensor(0.0), 0, None)
+    assert "seam" not in metrics_off and metrics_on["seam"] > 0
+    assert float(on) == pytest.approx(float(off) + 0.5 * metrics_on["seam"], rel=1e-5)
