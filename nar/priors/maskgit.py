@@ -46,6 +46,9 @@ Sampling (``sample``), T steps
     from ``nar.sampling.schedules.mask_counts``. Adding Gumbel noise to *log*-probabilities
     (as the reference MaskGIT does) makes the kept set a sample without replacement in
     proportion to p^(1/τ); noise on raw probabilities would swamp them.
+    Guidance: ``cfg_schedule = "linear"`` (MAR's) scales CFG with the share of generated tokens
+    already fixed, 1 + (cfg - 1) · progress: the layout steps sample the conditional model
+    unguided, the detail steps get the full scale. "constant" (the default) keeps cfg throughout.
 
 Refinement (``refine_rounds`` R > 0, off by default)
     MaskGIT never revisits a committed token, so a token drawn early from a flat distribution
@@ -62,6 +65,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -78,7 +82,7 @@ from nar.nn.rotary import AxialRotary2D
 from nar.priors.base import Prior, SampleOutput, SampleRequest
 from nar.priors.registry import PRIORS
 from nar.sampling.filters import gumbel_noise, sample_logits
-from nar.sampling.schedules import get_schedule, mask_counts
+from nar.sampling.schedules import check_guidance_schedule, get_schedule, guidance_scale, mask_counts
 
 __all__ = ["MaskGITConfig", "MaskGITPrior"]
 
@@ -108,6 +112,7 @@ class MaskGITConfig:
     refine_rounds: int = 0          # sampling: rounds of re-masking the least likely tokens (Refinement)
     refine_ratio: float = 0.1       # share of the generated tokens re-masked per round
     refine_steps: int = 2           # decoding steps that redraw them
+    cfg_schedule: str = "constant"  # sampling: guidance scale over the steps (nar.sampling.schedules)
 
     def __post_init__(self):
         if isinstance(self.net, dict):  # from TOML / a checkpoint's config
@@ -137,7 +142,7 @@ def check_refinement(rounds, ratio, steps) -> tuple[int, float, int]:
 LATTICE = ((0, 0), (0, 1), (1, 0), (1, 1))
 
 # options ``sample`` accepts beyond the shared arguments
-SAMPLE_OPTIONS = ("choice_temperature", "schedule", "refine_rounds", "refine_ratio", "refine_steps")
+SAMPLE_OPTIONS = ("choice_temperature", "schedule", "refine_rounds", "refine_ratio", "refine_steps", "cfg_schedule")
 
 
 @PRIORS.register("maskgit")
@@ -292,6 +297,7 @@ class MaskGITPrior(Prior):
         rounds, ratio, refine_steps = check_refinement(opts.get("refine_rounds", cfg.refine_rounds),
                                                        opts.get("refine_ratio", cfg.refine_ratio),
                                                        opts.get("refine_steps", cfg.refine_steps))
+        cfg_schedule = check_guidance_schedule(opts.get("cfg_schedule", cfg.cfg_schedule))
         steps = req.steps if req.steps is not None else (cfg.steps or self.default_steps)
         n, (h, w), known, keep = req.n, req.grid, req.known, req.keep
         ids = torch.full((n, h * w), self.mask_id, dtype=torch.long, device=self.device)
@@ -307,28 +313,37 @@ class MaskGITPrior(Prior):
         rounds = rounds if max(redraw) else 0
         refine_steps = min(refine_steps, max(max(redraw), 1))
         total = decode_steps + rounds * refine_steps   # what the callback counts
-        ids = self._decode(req, ids, unknown, decode_steps, schedule, choice_temperature, 0, total)
+        n_generated = sum(unknown)
+
+        def scale_at(is_masked: torch.Tensor) -> float:  # progress: the share of generated tokens fixed
+            if cfg_schedule == "constant" or req.cfg_scale == 1.0:
+                return req.cfg_scale
+            return guidance_scale(req.cfg_scale, 1.0 - int(is_masked.sum()) / n_generated, cfg_schedule)
+
+        ids = self._decode(req, ids, unknown, decode_steps, schedule, choice_temperature, 0, total, scale_at)
         passes, done = decode_steps, decode_steps
         for _ in range(rounds):
             support, scoring_passes = self._support(req, ids, generated)  # (n, h*w) log p(token | the rest)
             # re-mask the redraw[i] generated tokens of row i that the model finds least likely
             ranks = support.masked_fill(~generated, math.inf).argsort(dim=-1, stable=True).argsort(dim=-1, stable=True)
             ids = ids.masked_fill(ranks < torch.tensor(redraw, device=ids.device)[:, None], self.mask_id)
-            ids = self._decode(req, ids, redraw, refine_steps, schedule, choice_temperature, done, total)
+            ids = self._decode(req, ids, redraw, refine_steps, schedule, choice_temperature, done, total, scale_at)
             passes, done = passes + scoring_passes + refine_steps, done + refine_steps
         return SampleOutput(tokens=ids.reshape(n, h, w), steps_run=done, forward_passes=passes)
 
     def _decode(self, req: SampleRequest, ids: torch.Tensor, unknown: list[int], steps: int, schedule,
-                choice_temperature: float, step0: int, total: int) -> torch.Tensor:
+                choice_temperature: float, step0: int, total: int,
+                scale_at: Callable[[torch.Tensor], float]) -> torch.Tensor:
         """Fill the ``mask_id`` cells of ids (n, h*w), ``unknown[i]`` of them in row i, in ``steps``
         steps; a row with fewer unknown cells than ``steps`` finishes early (its later counts are 0).
-        step0 / total: where these steps sit in the whole sampling call (patch shift, callback)."""
+        step0 / total: where these steps sit in the whole sampling call (patch shift, callback);
+        scale_at(is_masked): the guidance scale of a step (the guidance schedule)."""
         n, (h, w), generator, device = req.n, req.grid, req.generator, ids.device
         per_sample = [mask_counts(u, steps, schedule) if u else [] for u in unknown]
         counts = torch.tensor([c + [0] * (steps - len(c)) for c in per_sample], dtype=torch.long, device=device)
         for t in range(steps):
             is_masked = ids == self.mask_id
-            logits = self._masked_logits(ids, is_masked, req.class_ids, req.cfg_scale, (h, w),
+            logits = self._masked_logits(ids, is_masked, req.class_ids, scale_at(is_masked), (h, w),
                                          self.patch_shift(step0 + t))  # (M, V)
             new = sample_logits(logits, req.temperature, req.top_k, req.top_p, generator)  # (M,)
             # confidence: log p(new token) under the (guided) model, + annealed Gumbel noise

@@ -50,6 +50,7 @@ from nar.priors.base import Prior, SampleOutput, SampleRequest
 from nar.priors.registry import PRIORS
 from nar.sampling.fill import nearest_fill
 from nar.sampling.filters import sample_logits
+from nar.sampling.schedules import check_guidance_schedule, guidance_scale
 
 INITS = ("uniform", "nearest")
 
@@ -76,6 +77,7 @@ class SundaeConfig:
     abs_positions: bool = False       # add learned absolute row/col positions (off: relative rotary only)
     sample_precision: str = "auto"    # sampling: auto (bf16 where the hardware has it natively) | fp32 | bf16
     inpaint_init: str = "nearest"     # inpainting z_0 of unknown tokens: nearest known token | uniform (paper)
+    cfg_schedule: str = "constant"    # sampling: guidance scale over the steps (nar.sampling.schedules)
     shift_patches: bool = False       # move the hourglass's patch grid: random offset per training batch,
                                       # a new offset every sampling step (no fixed patch borders to see)
     box_corruption: float = 0.0       # training: share of samples corrupted only inside a random box
@@ -115,6 +117,7 @@ class _DenoisePlan:
     min_change: int               # a sample whose draw changes <= this many tokens is frozen...
     min_steps: int                # ...once this many steps have run
     init: str = "uniform"         # z_0 of unknown tokens: uniform noise, or "nearest" known token (inpainting)
+    cfg_schedule: str = "constant"  # guidance scale per step: constant, or linear in the share of steps run
 
 
 @PRIORS.register("sundae")
@@ -271,7 +274,7 @@ class SundaePrior(Prior):
             return [float(temperature)]
         return [temperature + (end - temperature) * t / (steps - 1) for t in range(steps)]
 
-    sample_options = ("temperature_end", "update_proportion", "min_change", "min_steps", "init")
+    sample_options = ("temperature_end", "update_proportion", "min_change", "min_steps", "init", "cfg_schedule")
 
     def _sample(self, req: SampleRequest) -> SampleOutput:
         """Sample (n, h, w) tokens with up to ``steps`` denoising steps (default 20).
@@ -288,6 +291,8 @@ class SundaePrior(Prior):
         partial updates the draw is compared at *every* position, not only at the ones the
         random mask let through, so a sample is not frozen just because the mask happened to
         skip its remaining wrong tokens (the authors' code froze on the masked comparison).
+        ``cfg_schedule``: "constant" guidance, or "linear" from 1 at the first step to ``cfg`` at
+        the last (MAR's schedule, `nar.sampling.schedules.guidance_scale`).
         """
         plan = self._plan(req)
         tokens, steps_run = self._denoise(req, plan)
@@ -315,7 +320,8 @@ class SundaePrior(Prior):
             raise ArgumentError("init", f"sundae: init must be one of {INITS}, got {init!r}")
         return _DenoisePlan(init=init, temperatures=self.temperatures(steps, req.temperature, temperature_end),
                             update_proportion=float(update_proportion), min_change=min_change,
-                            min_steps=min_steps)
+                            min_steps=min_steps,
+                            cfg_schedule=check_guidance_schedule(opts.get("cfg_schedule", self.cfg.cfg_schedule)))
 
     def _guided_logits(self, tokens: torch.Tensor, class_ids: torch.Tensor, cfg_scale: float,
                        shift: tuple[int, int] = (0, 0)) -> torch.Tensor:
@@ -335,7 +341,8 @@ class SundaePrior(Prior):
         rows, work, ids, known, keep = None, z, req.class_ids, req.known, req.keep
         steps, steps_run = len(plan.temperatures), 0
         for t, temp in enumerate(plan.temperatures):
-            logits = self._guided_logits(work, ids, req.cfg_scale, self.patch_shift(t))
+            scale = guidance_scale(req.cfg_scale, t / max(steps - 1, 1), plan.cfg_schedule)
+            logits = self._guided_logits(work, ids, scale, self.patch_shift(t))
             proposal = sample_logits(logits, temp, req.top_k, req.top_p, req.generator)
             if keep is not None:
                 proposal = torch.where(keep, known, proposal)

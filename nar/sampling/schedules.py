@@ -104,3 +104,26 @@ def mask_counts(n: int, steps: int, schedule: str | Schedule = "cosine") -> list
     if counts:
         counts[-1] = 0  # γ(1) = 0 already gives this; guard against schedules that miss it
     return counts
+
+
+# ---- guidance schedules ----------------------------------------------------------------------
+# Classifier-free guidance need not be one scale for the whole sampling call. "linear" is MAR's
+# cfg_schedule (Li et al. 2024): the scale grows with the share of tokens already decided,
+# 1 + (cfg - 1) · progress, so the first steps (which lay out the scene) sample the conditional
+# model unguided and keep its variety, and the last ones (detail inside a fixed layout) get the
+# full scale.
+GUIDANCE_SCHEDULES = ("constant", "linear")
+
+
+def check_guidance_schedule(name: str) -> str:
+    if name not in GUIDANCE_SCHEDULES:
+        raise NarError(f"unknown guidance schedule {name!r}; known: {', '.join(GUIDANCE_SCHEDULES)}")
+    return name
+
+
+def guidance_scale(cfg_scale: float, progress: float, schedule: str = "constant") -> float:
+    """The guidance scale of a sampling step taken when ``progress`` (0..1) of the work is done:
+    for maskgit the share of generated tokens already fixed, for sundae the share of steps run."""
+    if check_guidance_schedule(schedule) == "constant":
+        return cfg_scale
+    return 1.0 + (cfg_scale - 1.0) * min(max(progress, 0.0), 1.0)

@@ -301,3 +301,24 @@ def test_refinement_settings_are_checked():
             prior.sample(1, (4, 4), generator=gen(0), **bad)
     with pytest.raises(NarError, match="refine_ratio"):
         make(refine_ratio=2.0)
+
+
+def test_linear_guidance_schedule_grows_with_the_fixed_share():
+    prior = make(num_classes=2)
+    original, scales = prior.guided, []
+
+    def spy(forward, class_ids, cfg_scale, *inputs):
+        scales.append(cfg_scale)
+        return original(forward, class_ids, cfg_scale, *inputs)
+
+    prior.guided = spy
+    kw = dict(cond=torch.tensor([0, 1]), cfg_scale=3.0, generator=gen(0))
+    out = prior.sample(2, (4, 4), steps=4, cfg_schedule="linear", **kw)
+    assert out.tokens.shape == (2, 4, 4) and len(scales) == 4
+    # step 0: nothing fixed yet, the conditional model unguided; then 1 + 2 * (share fixed)
+    assert scales[0] == 1.0 and scales == sorted(scales) and 1.0 < scales[-1] < 3.0
+    scales.clear()
+    prior.sample(2, (4, 4), steps=4, **kw)
+    assert scales == [3.0] * 4
+    with pytest.raises(NarError, match="guidance schedule"):
+        prior.sample(1, (4, 4), generator=gen(0), cfg_schedule="cosine")

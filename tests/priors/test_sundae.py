@@ -199,6 +199,24 @@ def test_cfg_runs_as_one_batched_pass():
     assert not torch.equal(plain.tokens, out.tokens)
 
 
+def test_linear_guidance_schedule_runs_from_one_to_the_full_scale():
+    p = tiny(num_classes=3)
+    original, scales = p.guided, []
+
+    def spy(forward, class_ids, cfg_scale, *inputs):
+        scales.append(cfg_scale)
+        return original(forward, class_ids, cfg_scale, *inputs)
+
+    p.guided = spy
+    kw = dict(steps=5, cond=torch.tensor([0, 2]), cfg_scale=3.0, generator=gen(0), min_steps=5)
+    p.sample(2, (4, 4), cfg_schedule="linear", **kw)
+    assert scales[:2] == [1.0, 1.5] and scales == sorted(scales)
+    scales.clear()
+    p.sample(2, (4, 4), **kw)
+    assert set(scales) == {3.0}
+    with pytest.raises(NarError, match="guidance schedule"):
+        p.sample(1, (4, 4), cfg_schedule="square")
+
 def test_temperature_schedule():
     p = tiny()
     temps = p.temperatures(5, 1.0, None)

@@ -72,3 +72,12 @@ def test_custom_schedule_by_callable_and_registration():
         SCHEDULES.pop("_test_quartic")
     with pytest.raises(ValueError):
         register_schedule("cosine")(lambda r: 1.0 - r)
+
+
+def test_guidance_schedules():
+    from nar.sampling.schedules import guidance_scale
+    assert [guidance_scale(3.0, p) for p in (0.0, 0.5, 1.0)] == [3.0, 3.0, 3.0]
+    assert [guidance_scale(3.0, p, "linear") for p in (0.0, 0.25, 1.0)] == [1.0, 1.5, 3.0]
+    assert guidance_scale(3.0, 1.7, "linear") == 3.0 and guidance_scale(1.0, 0.5, "linear") == 1.0
+    with pytest.raises(NarError, match="guidance schedule 'cosine'"):
+        guidance_scale(2.0, 0.5, "cosine")
