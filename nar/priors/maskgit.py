@@ -81,7 +81,7 @@ from nar.nn.positions import AbsolutePositions2D, grid_positions
 from nar.nn.rotary import AxialRotary2D
 from nar.priors.base import Prior, SampleOutput, SampleRequest
 from nar.priors.registry import PRIORS
-from nar.sampling.filters import gumbel_noise, sample_logits
+from nar.sampling.filters import epsilon_filter, gumbel_noise, sample_logits
 from nar.sampling.schedules import check_guidance_schedule, get_schedule, guidance_scale, mask_counts
 
 __all__ = ["MaskGITConfig", "MaskGITPrior"]
@@ -113,6 +113,7 @@ class MaskGITConfig:
     refine_ratio: float = 0.1       # share of the generated tokens re-masked per round
     refine_steps: int = 2           # decoding steps that redraw them
     cfg_schedule: str = "constant"  # sampling: guidance scale over the steps (nar.sampling.schedules)
+    epsilon: float = 0.0            # sampling: drop codes below this probability (epsilon sampling; 0: off)
 
     def __post_init__(self):
         if isinstance(self.net, dict):  # from TOML / a checkpoint's config
@@ -142,7 +143,8 @@ def check_refinement(rounds, ratio, steps) -> tuple[int, float, int]:
 LATTICE = ((0, 0), (0, 1), (1, 0), (1, 1))
 
 # options ``sample`` accepts beyond the shared arguments
-SAMPLE_OPTIONS = ("choice_temperature", "schedule", "refine_rounds", "refine_ratio", "refine_steps", "cfg_schedule")
+SAMPLE_OPTIONS = ("choice_temperature", "schedule", "refine_rounds", "refine_ratio", "refine_steps", "cfg_schedule",
+                  "epsilon")
 
 
 @PRIORS.register("maskgit")
@@ -298,6 +300,9 @@ class MaskGITPrior(Prior):
                                                        opts.get("refine_ratio", cfg.refine_ratio),
                                                        opts.get("refine_steps", cfg.refine_steps))
         cfg_schedule = check_guidance_schedule(opts.get("cfg_schedule", cfg.cfg_schedule))
+        epsilon = float(opts.get("epsilon", cfg.epsilon))
+        if not 0.0 <= epsilon < 1.0:
+            raise ArgumentError("epsilon", f"maskgit: epsilon must be in [0, 1), got {epsilon}")
         steps = req.steps if req.steps is not None else (cfg.steps or self.default_steps)
         n, (h, w), known, keep = req.n, req.grid, req.known, req.keep
         ids = torch.full((n, h * w), self.mask_id, dtype=torch.long, device=self.device)
@@ -320,24 +325,27 @@ class MaskGITPrior(Prior):
                 return req.cfg_scale
             return guidance_scale(req.cfg_scale, 1.0 - int(is_masked.sum()) / n_generated, cfg_schedule)
 
-        ids = self._decode(req, ids, unknown, decode_steps, schedule, choice_temperature, 0, total, scale_at)
+        ids = self._decode(req, ids, unknown, decode_steps, schedule, choice_temperature, 0, total, scale_at,
+                           epsilon)
         passes, done = decode_steps, decode_steps
         for _ in range(rounds):
             support, scoring_passes = self._support(req, ids, generated)  # (n, h*w) log p(token | the rest)
             # re-mask the redraw[i] generated tokens of row i that the model finds least likely
             ranks = support.masked_fill(~generated, math.inf).argsort(dim=-1, stable=True).argsort(dim=-1, stable=True)
             ids = ids.masked_fill(ranks < torch.tensor(redraw, device=ids.device)[:, None], self.mask_id)
-            ids = self._decode(req, ids, redraw, refine_steps, schedule, choice_temperature, done, total, scale_at)
+            ids = self._decode(req, ids, redraw, refine_steps, schedule, choice_temperature, done, total, scale_at,
+                               epsilon)
             passes, done = passes + scoring_passes + refine_steps, done + refine_steps
         return SampleOutput(tokens=ids.reshape(n, h, w), steps_run=done, forward_passes=passes)
 
     def _decode(self, req: SampleRequest, ids: torch.Tensor, unknown: list[int], steps: int, schedule,
                 choice_temperature: float, step0: int, total: int,
-                scale_at: Callable[[torch.Tensor], float]) -> torch.Tensor:
+                scale_at: Callable[[torch.Tensor], float], epsilon: float = 0.0) -> torch.Tensor:
         """Fill the ``mask_id`` cells of ids (n, h*w), ``unknown[i]`` of them in row i, in ``steps``
         steps; a row with fewer unknown cells than ``steps`` finishes early (its later counts are 0).
         step0 / total: where these steps sit in the whole sampling call (patch shift, callback);
-        scale_at(is_masked): the guidance scale of a step (the guidance schedule)."""
+        scale_at(is_masked): the guidance scale of a step (the guidance schedule); epsilon: the
+        probability floor below which codes are never drawn (`epsilon_filter`)."""
         n, (h, w), generator, device = req.n, req.grid, req.generator, ids.device
         per_sample = [mask_counts(u, steps, schedule) if u else [] for u in unknown]
         counts = torch.tensor([c + [0] * (steps - len(c)) for c in per_sample], dtype=torch.long, device=device)
@@ -345,7 +353,8 @@ class MaskGITPrior(Prior):
             is_masked = ids == self.mask_id
             logits = self._masked_logits(ids, is_masked, req.class_ids, scale_at(is_masked), (h, w),
                                          self.patch_shift(step0 + t))  # (M, V)
-            new = sample_logits(logits, req.temperature, req.top_k, req.top_p, generator)  # (M,)
+            new = sample_logits(epsilon_filter(logits, epsilon), req.temperature, req.top_k, req.top_p,
+                                generator)  # (M,)
             # confidence: log p(new token) under the (guided) model, + annealed Gumbel noise
             logp = logits.log_softmax(dim=-1).gather(-1, new[:, None]).squeeze(-1)
             noise_scale = choice_temperature * (1.0 - (t + 1) / steps)

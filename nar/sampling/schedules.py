@@ -111,8 +111,9 @@ def mask_counts(n: int, steps: int, schedule: str | Schedule = "cosine") -> list
 # cfg_schedule (Li et al. 2024): the scale grows with the share of tokens already decided,
 # 1 + (cfg - 1) · progress, so the first steps (which lay out the scene) sample the conditional
 # model unguided and keep its variety, and the last ones (detail inside a fixed layout) get the
-# full scale.
-GUIDANCE_SCHEDULES = ("constant", "linear")
+# full scale. "falling" runs the other way, cfg down to 1: the layout is guided towards the asked
+# class, the detail drawn inside it comes from the conditional model unguided.
+GUIDANCE_SCHEDULES = ("constant", "linear", "falling")
 
 
 def check_guidance_schedule(name: str) -> str:
@@ -126,4 +127,5 @@ def guidance_scale(cfg_scale: float, progress: float, schedule: str = "constant"
     for maskgit the share of generated tokens already fixed, for sundae the share of steps run."""
     if check_guidance_schedule(schedule) == "constant":
         return cfg_scale
-    return 1.0 + (cfg_scale - 1.0) * min(max(progress, 0.0), 1.0)
+    progress = min(max(progress, 0.0), 1.0)
+    return 1.0 + (cfg_scale - 1.0) * (progress if schedule == "linear" else 1.0 - progress)

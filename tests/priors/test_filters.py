@@ -94,3 +94,21 @@ def test_sample_logits_matches_the_distribution():
     assert torch.allclose(freq, torch.tensor([0.1, 0.6, 0.3, 0.0]), atol=0.015)
     assert (sample_logits(logits.expand(100, 4), 1.0, top_k=1) == 1).all()
     assert (sample_logits(logits.expand(10, 4), 0.0) == 1).all()
+
+
+def test_epsilon_filter_drops_the_floor_and_keeps_the_best():
+    from nar.sampling.filters import epsilon_filter
+    # a label-smoothed distribution: 0.9 on three codes, 0.1 spread over all 100
+    probs = torch.full((2, 100), 0.1 / 100)
+    probs[0, :3] += torch.tensor([0.5, 0.3, 0.1])
+    probs[1, 7] = 0.5   # one clear winner, the rest at or near the floor
+    logits = probs.log()
+    kept = epsilon_filter(logits, 0.002).isfinite()
+    assert kept[0].nonzero().flatten().tolist() == [0, 1, 2]
+    assert kept[1].nonzero().flatten().tolist() == [7]
+    assert torch.equal(epsilon_filter(logits, 0.0), logits)
+    # a filter above every probability still leaves the most likely code
+    assert epsilon_filter(logits, 0.9).isfinite().sum(-1).tolist() == [1, 1]
+    draws = sample_logits(epsilon_filter(logits, 0.002).expand(500, 2, 100).reshape(1000, 100),
+                          generator=torch.Generator().manual_seed(0))
+    assert set(draws.tolist()) <= {0, 1, 2, 7}

@@ -322,3 +322,16 @@ def test_linear_guidance_schedule_grows_with_the_fixed_share():
     assert scales == [3.0] * 4
     with pytest.raises(NarError, match="guidance schedule"):
         prior.sample(1, (4, 4), generator=gen(0), cfg_schedule="cosine")
+
+
+def test_epsilon_keeps_every_draw_off_the_smoothing_floor():
+    prior = make()
+    target = torch.randint(0, V, (8, 8), generator=gen(3))
+    _fake_model(prior, target, margin=3.0)
+    # the fake model's wrong codes sit e^-3 below the right one: about 1/(1 + 15 e^-3) = 0.57 for the
+    # right code and 0.029 for each wrong one; a floor of 0.05 leaves only the right one
+    plain = prior.sample(4, (8, 8), steps=6, generator=gen(0))
+    cut = prior.sample(4, (8, 8), steps=6, generator=gen(0), epsilon=0.05)
+    assert (plain.tokens != target).any() and torch.equal(cut.tokens, target.expand(4, 8, 8))
+    with pytest.raises(NarError, match="epsilon"):
+        prior.sample(1, (4, 4), generator=gen(0), epsilon=1.5)

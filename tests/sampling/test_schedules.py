@@ -79,5 +79,6 @@ def test_guidance_schedules():
     assert [guidance_scale(3.0, p) for p in (0.0, 0.5, 1.0)] == [3.0, 3.0, 3.0]
     assert [guidance_scale(3.0, p, "linear") for p in (0.0, 0.25, 1.0)] == [1.0, 1.5, 3.0]
     assert guidance_scale(3.0, 1.7, "linear") == 3.0 and guidance_scale(1.0, 0.5, "linear") == 1.0
+    assert [guidance_scale(3.0, p, "falling") for p in (0.0, 0.25, 1.0)] == [3.0, 2.5, 1.0]
     with pytest.raises(NarError, match="guidance schedule 'cosine'"):
         guidance_scale(2.0, 0.5, "cosine")
