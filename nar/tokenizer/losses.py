@@ -285,7 +285,9 @@ def seam_loss(x: torch.Tensor, recon: torch.Tensor, cell: int) -> torch.Tensor:
     relu(seam ratio of recon - seam ratio of x), averaged. The ratio is the block ratio that
     ``nar.eval.sharpness.block_ratio`` reports; 1 means no visible cell grid. A GAN-sharpened
     decoder learns to draw its texture in 16-px cells (session 11's pilot: block ratio 1.71); this
-    term makes the cell grid cost, and nothing else: detail away from the boundaries is free."""
+    term makes the cell grid cost, and nothing else: detail away from the boundaries is free.
+    Measured (session 14, `benchmarks/results/issue13/README.md`): that pilot with seam_weight 0.2
+    kept its HF share (0.46× real against v2's 0.32×) with a block ratio of 0.78 instead of 1.71."""
     if cell < 2 or x.shape[-1] <= cell or x.shape[-2] <= cell:
         raise NarError(f"seam loss: cell {cell} must be >= 2 and smaller than the {tuple(x.shape[-2:])} images")
     weights = torch.tensor(LUMA, device=x.device, dtype=torch.float32).view(1, 3, 1, 1)
