@@ -303,15 +303,9 @@ def test_refinement_settings_are_checked():
         make(refine_ratio=2.0)
 
 
-def test_linear_guidance_schedule_grows_with_the_fixed_share():
+def test_linear_guidance_schedule_grows_with_the_fixed_share(record_guidance):
     prior = make(num_classes=2)
-    original, scales = prior.guided, []
-
-    def spy(forward, class_ids, cfg_scale, *inputs):
-        scales.append(cfg_scale)
-        return original(forward, class_ids, cfg_scale, *inputs)
-
-    prior.guided = spy
+    scales = record_guidance(prior)
     kw = dict(cond=torch.tensor([0, 1]), cfg_scale=3.0, generator=gen(0))
     out = prior.sample(2, (4, 4), steps=4, cfg_schedule="linear", **kw)
     assert out.tokens.shape == (2, 4, 4) and len(scales) == 4

@@ -199,15 +199,9 @@ def test_cfg_runs_as_one_batched_pass():
     assert not torch.equal(plain.tokens, out.tokens)
 
 
-def test_linear_guidance_schedule_runs_from_one_to_the_full_scale():
+def test_linear_guidance_schedule_runs_from_one_to_the_full_scale(record_guidance):
     p = tiny(num_classes=3)
-    original, scales = p.guided, []
-
-    def spy(forward, class_ids, cfg_scale, *inputs):
-        scales.append(cfg_scale)
-        return original(forward, class_ids, cfg_scale, *inputs)
-
-    p.guided = spy
+    scales = record_guidance(p)
     kw = dict(steps=5, cond=torch.tensor([0, 2]), cfg_scale=3.0, generator=gen(0), min_steps=5)
     p.sample(2, (4, 4), cfg_schedule="linear", **kw)
     assert scales[:2] == [1.0, 1.5] and scales == sorted(scales)
