@@ -48,7 +48,8 @@ Sampling (``sample``), T steps
     proportion to p^(1/τ); noise on raw probabilities would swamp them.
     Guidance: ``cfg_schedule = "linear"`` (MAR's) scales CFG with the share of generated tokens
     already fixed, 1 + (cfg - 1) · progress: the layout steps sample the conditional model
-    unguided, the detail steps get the full scale. "constant" (the default) keeps cfg throughout.
+    unguided, the detail steps get the full scale; "falling" runs from cfg down to 1. "constant"
+    (the default) keeps cfg throughout. ``epsilon`` > 0 never draws a code below that probability.
 
 Refinement (``refine_rounds`` R > 0, off by default)
     MaskGIT never revisits a committed token, so a token drawn early from a flat distribution

@@ -117,7 +117,7 @@ class _DenoisePlan:
     min_change: int               # a sample whose draw changes <= this many tokens is frozen...
     min_steps: int                # ...once this many steps have run
     init: str = "uniform"         # z_0 of unknown tokens: uniform noise, or "nearest" known token (inpainting)
-    cfg_schedule: str = "constant"  # guidance scale per step: constant, or linear in the share of steps run
+    cfg_schedule: str = "constant"  # guidance scale per step: constant | linear | falling in the share of steps run
 
 
 @PRIORS.register("sundae")
@@ -291,8 +291,8 @@ class SundaePrior(Prior):
         partial updates the draw is compared at *every* position, not only at the ones the
         random mask let through, so a sample is not frozen just because the mask happened to
         skip its remaining wrong tokens (the authors' code froze on the masked comparison).
-        ``cfg_schedule``: "constant" guidance, or "linear" from 1 at the first step to ``cfg`` at
-        the last (MAR's schedule, `nar.sampling.schedules.guidance_scale`).
+        ``cfg_schedule``: "constant" guidance, "linear" from 1 at the first step to ``cfg`` at the
+        last (MAR's schedule), or "falling" the other way (`nar.sampling.schedules.guidance_scale`).
         """
         plan = self._plan(req)
         tokens, steps_run = self._denoise(req, plan)

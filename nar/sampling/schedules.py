@@ -120,6 +120,7 @@ GUIDANCE_SCHEDULES = ("constant", "linear", "falling")
 
 
 def check_guidance_schedule(name: str) -> str:
+    """``name`` if it is a guidance schedule, else a `NarError` listing the known ones."""
     if name not in GUIDANCE_SCHEDULES:
         raise NarError(f"unknown guidance schedule {name!r}; known: {', '.join(GUIDANCE_SCHEDULES)}")
     return name
