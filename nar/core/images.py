@@ -20,6 +20,23 @@ from nar.core.errors import NarError
 
 LUMA = (0.299, 0.587, 0.114)   # Rec. 601 luminance weights of R, G, B
 
+
+def cell_boundary_steps(luma: torch.Tensor, cell: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per image (B,): mean |difference| between neighbouring pixels across every ``cell``-th pixel
+    boundary (boundary k lies between pixels k and k+1; cell edges are k = cell-1, 2·cell-1, ...),
+    and mean |difference| across all other boundaries, both directions. luma: (B, H, W). Their
+    quotient is the block ratio (`nar.eval.sharpness.block_ratio`, the tokenizer's seam loss)."""
+    dx = (luma[..., :, 1:] - luma[..., :, :-1]).abs()
+    dy = (luma[..., 1:, :] - luma[..., :-1, :]).abs()
+    on_x = (torch.arange(dx.shape[-1], device=luma.device) % cell) == cell - 1
+    on_y = (torch.arange(dy.shape[-2], device=luma.device) % cell) == cell - 1
+    h, w = luma.shape[-2:]
+    n_edge = h * int(on_x.sum()) + w * int(on_y.sum())
+    n_rest = h * int((~on_x).sum()) + w * int((~on_y).sum())
+    edge = dx[..., on_x].sum((-2, -1)) + dy[..., on_y, :].sum((-2, -1))
+    rest = dx[..., ~on_x].sum((-2, -1)) + dy[..., ~on_y, :].sum((-2, -1))
+    return edge / max(n_edge, 1), rest / max(n_rest, 1)
+
 __all__ = ["load_image", "as_rgb", "array_to_tensor", "to_tensor", "tensor_to_array", "to_pil", "to_uint8",
            "png_bytes", "save_png", "make_grid", "row_grid", "save_grid"]
 

@@ -20,7 +20,7 @@ from typing import Iterable
 
 import torch
 
-from nar.core.images import LUMA
+from nar.core.images import LUMA, cell_boundary_steps
 
 
 def luminance(images: torch.Tensor) -> torch.Tensor:
@@ -62,20 +62,14 @@ def block_ratio(images: torch.Tensor, block: int) -> float:
     """Mean |difference| across every ``block``-th pixel boundary ÷ mean across the others."""
     if block < 2:
         raise ValueError(f"block must be at least 2, got {block}")
-    dx, dy = _abs_diffs(luminance(images))
-    # boundary k lies between pixels k and k+1; block edges are k = block-1, 2*block-1, ...
-    on_x = (torch.arange(dx.shape[-1], device=dx.device) % block) == block - 1
-    on_y = (torch.arange(dy.shape[-2], device=dy.device) % block) == block - 1
-    if not on_x.any() and not on_y.any():
+    h, w = images.shape[-2:]
+    if h <= block and w <= block:
         raise ValueError(f"images of {tuple(images.shape[-2:])} have no {block}-px block boundary")
-    edge_sum = dx[..., on_x].sum() + dy[..., on_y, :].sum()
-    edge_n = dx[..., on_x].numel() + dy[..., on_y, :].numel()
-    rest_sum = dx[..., ~on_x].sum() + dy[..., ~on_y, :].sum()
-    rest_n = dx[..., ~on_x].numel() + dy[..., ~on_y, :].numel()
-    rest = rest_sum / max(rest_n, 1)
+    edge, rest = cell_boundary_steps(luminance(images), block)   # per image; every image the same size
+    edge, rest = edge.mean(), rest.mean()
     if rest <= 0:
-        return 1.0 if edge_sum <= 0 else float("inf")
-    return float((edge_sum / max(edge_n, 1)) / rest)
+        return 1.0 if edge <= 0 else float("inf")
+    return float(edge / rest)
 
 
 def sharpness_report(images: torch.Tensor, blocks: Iterable[int] = (16,),

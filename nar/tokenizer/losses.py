@@ -21,7 +21,7 @@ from einops import rearrange
 from torch import nn
 
 from nar.core.errors import NarError
-from nar.core.images import LUMA
+from nar.core.images import LUMA, cell_boundary_steps
 
 VGG16_FILE = "vgg16-397923af.pth"      # torchvision's ImageNet VGG16 weights
 LPIPS_SLICES = ((0, 4), (4, 9), (9, 16), (16, 23), (23, 30))  # lpips' vgg16 slice1..slice5
@@ -293,16 +293,8 @@ def seam_loss(x: torch.Tensor, recon: torch.Tensor, cell: int) -> torch.Tensor:
     weights = torch.tensor(LUMA, device=x.device, dtype=torch.float32).view(1, 3, 1, 1)
 
     def ratio(img: torch.Tensor) -> torch.Tensor:                       # (B,)
-        luma = (img.float() * weights).sum(1)                           # (B, H, W)
-        dx = (luma[..., :, 1:] - luma[..., :, :-1]).abs()               # boundary k: pixels k | k+1
-        dy = (luma[..., 1:, :] - luma[..., :-1, :]).abs()
-        on_x = (torch.arange(dx.shape[-1], device=x.device) % cell) == cell - 1
-        on_y = (torch.arange(dy.shape[-2], device=x.device) % cell) == cell - 1
-        edge = dx[..., on_x].sum((-2, -1)) + dy[..., on_y, :].sum((-2, -1))
-        rest = dx[..., ~on_x].sum((-2, -1)) + dy[..., ~on_y, :].sum((-2, -1))
-        n_edge = dx[..., on_x][0].numel() + dy[..., on_y, :][0].numel()
-        n_rest = dx[..., ~on_x][0].numel() + dy[..., ~on_y, :][0].numel()
-        return (edge / n_edge) / (rest / n_rest + 1e-4)
+        edge, rest = cell_boundary_steps((img.float() * weights).sum(1), cell)
+        return edge / (rest + 1e-4)
 
     return F.relu(ratio(recon) - ratio(x).detach()).mean()
 
