@@ -301,6 +301,8 @@ def models():
                       + ")" + (f", {len(classes)} classes" if classes else ", unconditional"))
         t = m.get("training") or {}
         trained = f"{r['step']} steps" + (f", {t['wall_hours']:.1f} h on {t['hardware']}" if t else "")
+        if t.get("earlier_stage"):   # a staged fine-tune: the stage this one started from
+            trained += f" after a stage of {t['earlier_stage']['steps']} steps ({t['earlier_stage']['wall_hours']:.1f} h)"
         parent = t.get("fine_tuned_from") or {}
         if parent:
             pt = parent.get("training") or {}

@@ -12,6 +12,7 @@ trained on its token cache still match it; priors point at the shipped tokenizer
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -22,7 +23,15 @@ from nar.pipelines.models import MODELS_DIR, TOKENIZER_FILE
 from nar.tokenizer import tokenizer_hash
 
 
-HARDWARE = "2-core AMD EPYC CPU, 1 torch thread"  # where the shipped models were trained
+def this_machine() -> str:
+    """The CPU that ships the models: training runs on the same machine (1 torch thread) in this project."""
+    name = "CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    for line in cpuinfo.read_text().splitlines() if cpuinfo.exists() else []:
+        if line.startswith("model name"):
+            name = line.split(":", 1)[1].strip()
+            break
+    return f"{os.cpu_count()}-core {name}, 1 torch thread"
 
 
 def n_params(tensors: dict[str, torch.Tensor]) -> int:
@@ -46,7 +55,7 @@ def training_record(run_dir: Path, step: int | None, token_cache: str | None = N
             wall += prev
         prev = t
     record = {"steps": step, "wall_hours": round((wall + prev) / 3600, 2),
-              "hardware": HARDWARE}
+              "hardware": this_machine()}
     header = None
     schedule = run_dir / "fresh_schedule.json"     # `nar train --fresh`: grids made while it trained
     if schedule.exists():
@@ -159,6 +168,11 @@ def ship_decoder(run: Path) -> None:
                       f"{meta['config']['crop']}² crops of {meta['config']['image_size']}² renders; decoder only")
     record["fine_tuned_from"] = {"tokenizer": parent.get("hash"), "step": parent.get("step"),
                                  "training": parent.get("training")}
+    stage = meta["config"].get("init_from")   # a staged fine-tune: count the stage it started from
+    if stage and Path(stage).resolve().parent != MODELS_DIR and (Path(stage).parent / "metrics.jsonl").exists():
+        earlier = read_meta(Path(stage))
+        record["earlier_stage"] = {"run": str(Path(stage).parent),
+                                   **training_record(Path(stage).parent, earlier.get("step"))}
     # "hash": the weights it was trained as; tokens_hash (kept): the shipped tokens it makes
     meta = {**meta, "hash": tensors_hash(tensors), "weights_dtype": "float16", "source_run": str(run),
             "params": n_params(tensors), "training": record}

@@ -20,6 +20,8 @@
 #  12. v4 sundae: SUNDAE's objective for 200 steps on fresh 1024² renders with box corruption
 #      (configs/defaults/sundae_fresh.toml), started from the stage-11 maskgit (the same hourglass),
 #      shipped over the sundae with the maskgit's record as its parent
+#  13. v3 decoder: the stage-8 decoder fine-tuned again, decoder only, with the seam term, in two stages
+#      (configs/tokenizer/f16_small_seam.toml); tokens and priors unchanged
 # Usage: bash scripts/train_defaults.sh [RUN_DIR]    (every step resumes if interrupted)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -90,3 +92,8 @@ $NAR train --prior sundae --fresh 1024 --fresh-per-step 2 --fresh-workers 1 --fr
   --tokenizer "$RUN/tokenizer/model.safetensors" --config configs/defaults/sundae_fresh.toml \
   --init-from nar/assets/models/maskgit.safetensors --stop-after 200 --out "$RUN/sundae_from_maskgit" > "$RUN/sundae_from_maskgit.log" 2>&1
 .venv/bin/python scripts/ship_models.py --finetune sundae "$RUN/sundae_from_maskgit" maskgit
+# 13. v3 decoder: seam term on top of the stage-8 decoder (shipped above), two stages, one thread each
+$NAR tokenizer train --config configs/tokenizer/f16_small_seam.toml --out "$RUN/tok_seam_1" > "$RUN/tok_seam_1.log" 2>&1
+$NAR tokenizer train --config configs/tokenizer/f16_small_seam.toml --set train.lr=1e-4 \
+  --set init_from="$RUN/tok_seam_1/model.safetensors" --out "$RUN/tok_seam_2" > "$RUN/tok_seam_2.log" 2>&1
+.venv/bin/python scripts/ship_models.py --decoder "$RUN/tok_seam_2"
