@@ -163,5 +163,6 @@ def test_tiled_latent_part_shares_statistics(monkeypatch):
     monkeypatch.setattr(tiling, "SHARED_TRUNK_STATS", False)
     per_tile = tiled_decode(tok, tokens, tile=20, overlap=4)
     # measured: v1 decoder 0.010 against 0.027 per tile; the GAN-trained v2 decoder 0.015 against
-    # 0.022 (its sharper output leans more on exact statistics, which every r-th cell estimates)
-    assert (shared - whole).abs().mean() < 0.75 * (per_tile - whole).abs().mean()
+    # 0.022 (its sharper output leans more on exact statistics, which every r-th cell estimates);
+    # the v3 decoder (more res blocks at full resolution, which are tiled either way) 0.017 against 0.022
+    assert (shared - whole).abs().mean() < 0.85 * (per_tile - whole).abs().mean()
