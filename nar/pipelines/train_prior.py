@@ -128,6 +128,8 @@ def _train(name, cls, model_cfg, train_cfg, cache, out, tokenizer, conditional, 
     pipe = _cache_pipeline(cache, tokenizer, train_cfg.device)
     init_codes = _resolve_codebook_init(name, model_cfg, pipe, cache, Path(out), resume, init_from)
     prior = cls(model_cfg, cache.codebook_size, num_classes, window or cache.grid)
+    if getattr(prior, "grid_rows", 0) and prior.grid_rows != cache.grid[0]:
+        raise NarError(f"{name}: grid_rows = {prior.grid_rows}, but the training grids have {cache.grid[0]} rows")
     if init_from is not None:
         _init_weights(prior, name, init_from)
     if init_codes:
@@ -146,7 +148,8 @@ def _init_weights(prior, name: str, init_from) -> None:
     e.g. maskgit from a sundae of the same hourglass)."""
     meta = read_meta(init_from)
     source = meta.get("name")
-    if meta.get("kind") == "prior" and source != name and hasattr(prior, "adopt_weights"):
+    adopts = getattr(prior, "adopts", lambda meta: False)(meta)  # its own kind, but tables of another shape
+    if meta.get("kind") == "prior" and (source != name or adopts) and hasattr(prior, "adopt_weights"):
         tensors, meta = load_checkpoint(init_from)
         prior.adopt_weights(tensors, meta)
     else:

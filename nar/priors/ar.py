@@ -37,6 +37,13 @@ CPU it was measured slower (``benchmarks/bench_ar_bare.py``). Inpainting teacher
 known tokens into the cache as the scan passes them; runs of cells that are kept in every
 batch row are fed as one chunk, and nothing after the last masked cell is computed.
 
+Absolute rows (``grid_rows`` > 0, "2d" positions): Taming's crops give every window the row
+ids of the window, so a model trained on 16-row windows of a 64-row grid cannot tell the top of
+the image from the bottom (sky under ground as often as over it). With ``grid_rows`` the row
+table has one entry per row of the whole training grid and each window's cells take their rows
+in that grid (window origin + row in the window); columns stay those of the window. Sampling a
+grid of another height maps each window origin to the same relative height of the training grid.
+
 Sliding-window cost: a window keeps its own KV cache only while the scan stays in it —
 the first and last ``w_t/2`` columns of a row, and the rows whose window origin is clamped
 to the top / bottom edge. Every other cell opens a new window and runs the model on that
@@ -49,7 +56,6 @@ whole prefix every token: the reference the cached paths are tested against).
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from dataclasses import dataclass
 
 import torch
@@ -59,7 +65,8 @@ from x_transformers import Decoder
 
 from nar.core.errors import NarError
 from nar.nn.flops import block_flops
-from nar.nn.kv_cache import CachedDecoder, StaticKVCache
+from nar.nn.kv_cache import StaticKVCache
+from nar.priors.ar_decode import FastARDecoder
 from nar.priors.base import Prior, SampleOutput, SampleRequest
 from nar.priors.registry import PRIORS
 from nar.sampling.filters import sample_logits
@@ -83,6 +90,7 @@ class ARConfig:
     code_dim: int = 0             # width of those code vectors; 0 = taken from init_from_codebook
     flash: bool = True            # torch scaled_dot_product_attention kernels
     sample_precision: str = "auto"  # sampling: auto (bf16 on CUDA; fp32 on CPU, see samples_in_bf16) | fp32 | bf16
+    grid_rows: int = 0            # rows of the grids training windows are cut from: see "Absolute rows"
 
 
 @PRIORS.register("ar")
@@ -103,6 +111,9 @@ class ARPrior(Prior):
             raise NarError(f"ar: sample_precision must be auto, fp32 or bf16, got {cfg.sample_precision!r}")
         if cfg.dim < 1 or cfg.depth < 1 or cfg.heads < 1 or cfg.dim_head < 1:
             raise NarError("ar: dim, depth, heads and dim_head must be positive")
+        if cfg.grid_rows and (cfg.grid_rows < self.train_grid[0] or "2d" not in cfg.pos):
+            raise NarError(f"ar: grid_rows = {cfg.grid_rows} needs 2d positions and at least the training "
+                           f"window's {self.train_grid[0]} rows")
         self.use_rotary = "rotary" in cfg.pos
         self.use_2d = "2d" in cfg.pos
         self.random_first = cfg.first_token == "random"
@@ -111,7 +122,7 @@ class ARPrior(Prior):
         self.cls_emb = nn.Embedding(self.num_classes + 1, cfg.dim)
         nn.init.normal_(self.cls_emb.weight, std=0.02)
         if self.use_2d:
-            self.row_emb = nn.Embedding(self.train_grid[0], cfg.dim)
+            self.row_emb = nn.Embedding(cfg.grid_rows or self.train_grid[0], cfg.dim)
             self.col_emb = nn.Embedding(self.train_grid[1], cfg.dim)
             nn.init.normal_(self.row_emb.weight, std=0.02)
             nn.init.normal_(self.col_emb.weight, std=0.02)
@@ -151,10 +162,43 @@ class ARPrior(Prior):
             self.tok_emb[0].weight.copy_(codebook.to(self.tok_emb[0].weight))
         return True
 
-    def _embed(self, class_ids: torch.Tensor, prev: torch.Tensor, offset: int, width: int) -> torch.Tensor:
+    @property
+    def grid_rows(self) -> int:
+        """Rows of the grid whose row ids the windows use (0: the window's own rows)."""
+        return self.cfg.grid_rows
+
+    def row_shift(self, r0: int, h: int) -> int:
+        """Row id of the first row of a window at row ``r0`` of an ``h``-row grid: 0 without
+        absolute rows, else the same relative height in the training grid."""
+        wh = min(h, self.train_grid[0])
+        if not self.grid_rows or h == wh:
+            return 0
+        return round(r0 * (self.grid_rows - wh) / (h - wh))
+
+    def adopts(self, meta: dict) -> bool:
+        """Whether `adopt_weights` must map this checkpoint: an ar whose row table has another
+        length (a parent trained without absolute rows, or on a grid of other height)."""
+        rows = (meta.get("config") or {}).get("grid_rows", 0) or (meta.get("train_grid") or [0])[0]
+        return meta.get("name") == self.name and self.use_2d and rows != self.row_emb.num_embeddings
+
+    def adopt_weights(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+        """Start from an ar checkpoint whose row table has another length (`nar train --prior ar
+        --init-from ar.safetensors --set model.grid_rows=64`): its table is stretched linearly
+        over this one's rows (the top row stays the top, the bottom the bottom); the rest is copied."""
+        if meta.get("name") != self.name:
+            raise NarError(f"ar starts only from another ar checkpoint, not a {meta.get('name')} one")
+        mapped = dict(tensors)
+        old = tensors["row_emb.weight"].float()  # (R_old, d) -> (R_new, d)
+        mapped["row_emb.weight"] = F.interpolate(old.T[None], size=self.row_emb.num_embeddings, mode="linear",
+                                                 align_corners=True)[0].T
+        self._load_adopted(mapped, "ar", "the same network, tokenizer and classes")
+
+    def _embed(self, class_ids: torch.Tensor, prev: torch.Tensor, offset: int, width: int,
+               row0: torch.Tensor | int = 0) -> torch.Tensor:
         """Inputs for sequence positions ``offset, offset+1, …``: the class token at position 0,
         then the previous grid tokens ``prev`` (B, m) (t_{offset-1} … when offset > 0, t_0 … otherwise).
-        ``width`` is the row length of the grid (or window) being modelled, for the 2D embeddings."""
+        ``width`` is the row length of the grid (or window) being modelled, for the 2D embeddings;
+        ``row0`` the row id of its first row (an int, or (B,) per window: absolute rows)."""
         parts = []
         if offset == 0:
             parts.append(self.cls_emb(class_ids)[:, None])
@@ -163,7 +207,8 @@ class ARPrior(Prior):
         x = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
         if self.use_2d:
             k = torch.arange(offset, offset + x.shape[1], device=x.device)
-            x = x + self.row_emb(k // width) + self.col_emb(k % width)
+            rows = k // width + (row0[:, None] if torch.is_tensor(row0) else row0)  # (L,) or (B, L)
+            x = x + self.row_emb(rows) + self.col_emb(k % width)
         return self.emb_drop(x)
 
     def _check_fits(self, h: int, w: int) -> None:
@@ -173,17 +218,26 @@ class ARPrior(Prior):
                            "(sampling larger grids uses the sliding window)")
 
     # ---- training -----------------------------------------------------------------------
-    def forward(self, tokens: torch.Tensor, class_ids: torch.Tensor) -> torch.Tensor:
-        """Teacher-forced logits (B, h·w, V): entry k predicts raster token k."""
+    def forward(self, tokens: torch.Tensor, class_ids: torch.Tensor,
+                row_origin: torch.Tensor | None = None) -> torch.Tensor:
+        """Teacher-forced logits (B, h·w, V): entry k predicts raster token k. ``row_origin`` (B,):
+        the row of the whole grid each window starts at (absolute rows; 0 when not given)."""
         b, h, w = tokens.shape
         self._check_fits(h, w)
         flat = tokens.reshape(b, h * w)
-        x = self._embed(class_ids, flat[:, :-1], 0, w)
+        row0 = 0
+        if self.grid_rows and row_origin is not None:
+            if int(row_origin.max()) + h > self.grid_rows:
+                raise NarError(f"ar: a window at row {int(row_origin.max())} runs past the {self.grid_rows} "
+                               "rows of grid_rows")
+            row0 = row_origin.to(flat.device)
+        x = self._embed(class_ids, flat[:, :-1], 0, w, row0)
         return self.head(self.layers(x))
 
-    def loss(self, tokens: torch.Tensor, cond: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def loss(self, tokens: torch.Tensor, cond: torch.Tensor | None = None,
+             row_origin: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         b = tokens.shape[0]
-        logits = self(tokens, self.drop_condition(cond, b))
+        logits = self(tokens, self.drop_condition(cond, b), row_origin)
         target = tokens.reshape(b, -1)
         if self.random_first:  # t_0 is drawn uniformly at sampling time: do not model it
             logits, target = logits[:, 1:], target[:, 1:]
@@ -194,12 +248,12 @@ class ARPrior(Prior):
 
     # ---- sampling -----------------------------------------------------------------------
     def _step(self, class_ids: torch.Tensor, prev: torch.Tensor, offset: int, width: int, cache, guide: bool,
-              cfg_scale: float):
+              cfg_scale: float, row0: int = 0):
         """Feed positions ``offset … offset+m-1`` (on top of ``cache`` when given) and return the
         logits at the last one plus the new cache. Under guidance the batch is [cond; null]."""
         if guide:
             prev = torch.cat([prev, prev])
-        x = self._embed(class_ids, prev, offset, width)
+        x = self._embed(class_ids, prev, offset, width, row0)
         if cache is None:
             hidden, cache = self.layers(x, return_hiddens=True)
         else:
@@ -228,7 +282,7 @@ class ARPrior(Prior):
         return SampleOutput(tokens=out.view(n, h, w), steps_run=h * w, forward_passes=passes)
 
     def _scan(self, n, h, w, ids, guide, cfg_scale, known, keep, temperature, top_k, top_p, generator,
-              fast: "_FastAR | None", callback=None) -> tuple[torch.Tensor, int]:
+              fast: "FastARDecoder | None", callback=None) -> tuple[torch.Tensor, int]:
         """The raster scan: one cell at a time, each from a (cached) window around it. ``fast``
         None: no cache, every step re-runs its window's prefix through x-transformers.
         ``callback(row, h, tokens)`` after each finished row (rows 0 … h-1)."""
@@ -279,12 +333,13 @@ class ARPrior(Prior):
                     seq = grid2d[:, r0:i + 1, c0:c0 + ww].reshape(n, -1)  # window rows up to i
                 # inputs for positions fed … p are the tokens at fed-1 … p-1 (all final by now)
                 prev = seq[:, max(fed - 1, 0):p]
+                row0 = self.row_shift(r0, h)
                 if use_cache:
-                    logits = fast.logits(ids, torch.cat([prev, prev]) if guide else prev, cache)
+                    logits = fast.logits(ids, torch.cat([prev, prev]) if guide else prev, cache, row0)
                     if guide:
                         logits = self.combine_guidance(logits, cfg_scale)
                 else:
-                    logits, _ = self._step(ids, prev, fed, ww, None, guide, cfg_scale)
+                    logits, _ = self._step(ids, prev, fed, ww, None, guide, cfg_scale, row0)
                 passes += 1
                 tok = sample_logits(logits, temperature, top_k, top_p, generator)
             if fixed is not None:
@@ -302,7 +357,7 @@ class ARPrior(Prior):
             compile = self.compile_decode
         return self.device.type == "cuda" if compile is None else bool(compile)
 
-    def _fast_decoder(self, compiled: bool = False, bf16: bool = False) -> "_FastAR":
+    def _fast_decoder(self, compiled: bool = False, bf16: bool = False) -> FastARDecoder:
         """The static-cache decoder over the current weights (bf16 copies with ``bf16``), rebuilt
         only when a parameter changed (optimizer step, load) or moved. Kept outside the module
         tree: it is derived state, never saved."""
@@ -310,7 +365,7 @@ class ARPrior(Prior):
         key = (self.device, dtype, tuple((id(p), p._version) for p in self.parameters()))
         fast = self.__dict__.get("_fast")
         if fast is None or fast.key != key:
-            fast = _FastAR(self, dtype)
+            fast = FastARDecoder(self, dtype)
             fast.key = key
             self.__dict__["_fast"] = fast
         fast.compiled = compiled
@@ -367,105 +422,3 @@ class ARPrior(Prior):
             total += cfg.depth * (m * per_token + m * (p + 1) * per_pair) + tokens_in * embed + head
             fed_in[(r0, c0)] = p + 1
         return total
-
-
-class _FastAR:
-    """Inference state of an ARPrior: the lean decoder (same weights, read out of the
-    x-transformers layers), embedding tables folded once (token table after the code-vector
-    projection, row + column positions of the window width) and the logits head."""
-
-    def __init__(self, prior: ARPrior, dtype: torch.dtype | None):
-        with torch.no_grad():
-            self.decoder = CachedDecoder.from_x_transformers(prior.layers, prior.cfg.heads, prior.cfg.dim_head,
-                                                             dtype=dtype)
-            dt = self.decoder.dtype
-            tok = prior.tok_emb
-            table = tok[1](tok[0].weight) if isinstance(tok, nn.Sequential) else tok.weight
-            self.tok_table = table.detach().to(dt)
-            self.cls_table = prior.cls_emb.weight.detach().to(dt)
-            self.head_w, self.head_b = prior.head.weight.detach().to(dt), prior.head.bias.detach().to(dt)
-        self.prior = prior
-        self.train_grid = prior.train_grid
-        self.use_2d = prior.use_2d
-        self.pos_table: torch.Tensor | None = None
-        self.width = None
-        self.compiled = False
-        self._compiled_fn = None
-        self._use_compiled = False
-        self._static_caches: dict[tuple[int, int], StaticKVCache] = {}
-        self.key = None
-
-    def __deepcopy__(self, memo):  # a deep-copied prior (EMA, snapshots) rebuilds its own
-        return None
-
-    def prepare(self, width: int, compiled: bool) -> None:
-        """Row + column embeddings of every window position for rows of ``width`` cells."""
-        if self.width != width:
-            length = self.train_grid[0] * width
-            if self.use_2d:
-                with torch.no_grad():
-                    k = torch.arange(length, device=self.tok_table.device)
-                    p = self.prior
-                    self.pos_table = (p.row_emb(k // width) + p.col_emb(k % width)).to(self.tok_table.dtype)
-            else:
-                self.pos_table = torch.zeros(length, self.tok_table.shape[1], device=self.tok_table.device,
-                                             dtype=self.tok_table.dtype)
-            self.width = width
-        self._use_compiled = compiled and self.compiled
-
-    def new_cache(self, batch: int, length: int) -> StaticKVCache:
-        """A fresh cache, except on the compiled path: there one cache per (batch, length) lives
-        as long as this decoder, at a fixed address (marked static, so that CUDA graphs can
-        replay the in-place writes instead of skipping graphs for a mutated input)."""
-        if not self._use_compiled:
-            return self.decoder.new_cache(batch, length)
-        cache = self._static_caches.get((batch, length))
-        if cache is None:
-            cache = self._static_caches[(batch, length)] = self.decoder.new_cache(batch, length)
-            if cache.kv.is_cuda:
-                torch._dynamo.mark_static_address(cache.kv)
-        return cache.reset()  # entries past ``filled`` are masked out
-
-    def embed(self, ids: torch.Tensor, prev: torch.Tensor, offset: int) -> torch.Tensor:
-        x = F.embedding(prev, self.tok_table)
-        if offset == 0:
-            x = torch.cat([self.cls_table[ids][:, None], x], dim=1)
-        return x + self.pos_table[offset:offset + x.shape[1]]
-
-    def logits(self, ids: torch.Tensor, prev: torch.Tensor, cache: StaticKVCache) -> torch.Tensor:
-        """Feed positions ``cache.filled …`` (class token at 0, then ``prev``); float logits at
-        the last one."""
-        offset = cache.filled
-        if self._use_compiled and offset > 0 and prev.shape[1] == 1:
-            self.decoder.tables(cache.length)  # built outside the traced step
-            self.decoder.causal_mask(cache.length)
-            pos = torch.full((1,), offset, dtype=torch.long, device=prev.device)
-            first = self._compiled_fn is None
-            try:
-                out = self._step_fn()(prev, cache.kv, pos)
-            except Exception as e:  # noqa: BLE001 - a compiler that cannot build: the eager step, said once
-                if not first:
-                    raise
-                warnings.warn(f"ar: torch.compile of the decode step failed ({type(e).__name__}: {e}); "
-                              "sampling eagerly", stacklevel=2)
-                self.compiled = self._use_compiled = False
-                self._compiled_fn = None
-                out = self._step(prev, cache.kv, pos)
-            cache.filled = offset + 1
-            return out
-        hidden = self.decoder.forward(self.embed(ids, prev, offset), cache)
-        return F.linear(hidden[:, -1], self.head_w, self.head_b).float()
-
-    def _step(self, prev: torch.Tensor, kv: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-        """One token (B, 1) at position ``pos``: embed, decode over the static cache, logits."""
-        x = F.embedding(prev, self.tok_table) + self.pos_table.index_select(0, pos)
-        hidden = self.decoder.step(x, kv, pos)
-        return F.linear(hidden[:, -1], self.head_w, self.head_b).float()
-
-    def _step_fn(self):
-        if self._compiled_fn is None:
-            cuda = self.tok_table.device.type == "cuda"
-            # default dynamic=None: one recompile with dynamic sizes after the first new grid or
-            # batch, then each shape only records its own CUDA graph
-            self._compiled_fn = torch.compile(self._step, mode="reduce-overhead" if cuda else None, fullgraph=True)
-        return self._compiled_fn

@@ -44,26 +44,30 @@ class PriorTask:
         world = distributed.world_size()   # the global batch is drawn; this rank reads its part
         part = distributed.part(self.batch_size * world)
         tokens, labels = self.cache.batch(self.batch_size * world, generator, keep=part)
+        extra = {}
         if self.window is not None:
-            tokens = self._windows(tokens, generator, self.batch_size * world, part)
+            tokens, top = self._windows(tokens, generator, self.batch_size * world, part)
+            if getattr(self.model, "grid_rows", 0):  # absolute rows: the model is told where each window sits
+                extra["row_origin"] = top
         device = self.model.device
         tokens = tokens.to(device)
         cond = labels.to(device) if self.conditional else None
         if cond is not None:
             # unlabelled images (label -1, e.g. in the root of an image folder) train as the null class
             cond = torch.where(cond < 0, torch.full_like(cond, self.model.null_class), cond)
-        parts = self.model.loss(tokens, cond)
+        parts = self.model.loss(tokens, cond, **extra)
         optimize("prior", parts["loss"])
         return {k: float(v.detach()) for k, v in parts.items()}
 
     def _windows(self, tokens: torch.Tensor, generator: torch.Generator, global_batch: int,
-                 part: slice) -> torch.Tensor:
-        """A random window of each grid (Taming's crops); the offsets are drawn for the global
-        batch, so every rank cuts its part of the same batch."""
+                 part: slice) -> tuple[torch.Tensor, torch.Tensor]:
+        """A random window of each grid (Taming's crops) and the row each starts at; the offsets
+        are drawn for the global batch, so every rank cuts its part of the same batch."""
         (h, w), (wh, ww) = tokens.shape[1:], self.window
         top = torch.randint(h - wh + 1, (global_batch,), generator=generator)[part]
         left = torch.randint(w - ww + 1, (global_batch,), generator=generator)[part]
-        return torch.stack([grid[t:t + wh, s:s + ww] for grid, t, s in zip(tokens, top.tolist(), left.tolist())])
+        windows = [grid[t:t + wh, s:s + ww] for grid, t, s in zip(tokens, top.tolist(), left.tolist())]
+        return torch.stack(windows), top
 
     @torch.no_grad()
     def snapshot(self, model: Prior, step: int, out_dir: Path) -> None:

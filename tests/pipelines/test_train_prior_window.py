@@ -21,14 +21,13 @@ def test_windows_are_cut_from_the_drawn_grids(tiny_models):
     h, w = cache.grid
     task = PriorTask(SimpleNamespace(num_classes=0), cache, 4, window=(h // 2, w // 2))
     tokens, _ = cache.batch(4, torch.Generator().manual_seed(3))
-    cut = task._windows(tokens, torch.Generator().manual_seed(5), 4, slice(0, 4))
-    assert cut.shape == (4, h // 2, w // 2)
-    for grid, window in zip(tokens, cut):
-        assert any(torch.equal(grid[t:t + h // 2, s:s + w // 2], window)
-                   for t in range(h - h // 2 + 1) for s in range(w - w // 2 + 1))
+    cut, top = task._windows(tokens, torch.Generator().manual_seed(5), 4, slice(0, 4))
+    assert cut.shape == (4, h // 2, w // 2) and top.shape == (4,)
+    for grid, window, t in zip(tokens, cut, top.tolist()):  # the window starts at its reported row
+        assert any(torch.equal(grid[t:t + h // 2, s:s + w // 2], window) for s in range(w - w // 2 + 1))
     # a rank's part of the global batch is that part of the same windows
-    half = task._windows(tokens[2:], torch.Generator().manual_seed(5), 4, slice(2, 4))
-    assert torch.equal(half, cut[2:])
+    half, half_top = task._windows(tokens[2:], torch.Generator().manual_seed(5), 4, slice(2, 4))
+    assert torch.equal(half, cut[2:]) and torch.equal(half_top, top[2:])
 
 
 def test_a_window_trained_ar_samples_the_data_grid_by_default(tiny_models, tmp_path):
@@ -44,6 +43,25 @@ def test_a_window_trained_ar_samples_the_data_grid_by_default(tiny_models, tmp_p
     assert pipe.resolve_grid("ar") == (h, w)
     out = pipe.prior("ar").sample(1, (h, w), generator=torch.Generator().manual_seed(0))
     assert out.tokens.shape == (1, h, w)
+
+
+def test_absolute_rows_train_on_windows_and_need_the_grid_height(tiny_models, tmp_path):
+    from nar.core.checkpoint import read_meta
+    h, w = TokenCache.open(tiny_models["tokens"]).grid
+    window = {**QUICK, "data.window": [h // 2, w]}
+    run = train_prior("ar", tiny_models["tokens"], CONFIGS / "priors" / "ar_tiny.toml",
+                      {**window, "model.grid_rows": h}, out=tmp_path / "rows", progress=False)
+    meta = read_meta(run / "model.safetensors")
+    assert meta["config"]["grid_rows"] == h and meta["train_grid"] == [h // 2, w]
+    with pytest.raises(NarError, match=f"grid_rows = {h + 2}, but the training grids have {h} rows"):
+        train_prior("ar", tiny_models["tokens"], CONFIGS / "priors" / "ar_tiny.toml",
+                    {**window, "model.grid_rows": h + 2}, out=tmp_path / "tall", progress=False)
+    # a parent without absolute rows is adopted: its row table stretched over the grid's rows
+    child = train_prior("ar", tiny_models["tokens"], CONFIGS / "priors" / "ar_tiny.toml",
+                        {**window, "model.grid_rows": h}, out=tmp_path / "child", progress=False,
+                        init_from=train_prior("ar", tiny_models["tokens"], CONFIGS / "priors" / "ar_tiny.toml",
+                                              window, out=tmp_path / "parent", progress=False) / "model.safetensors")
+    assert read_meta(child / "model.safetensors")["config"]["grid_rows"] == h
 
 
 def test_bad_windows_are_refused(tiny_models, tmp_path):

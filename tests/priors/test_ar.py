@@ -308,3 +308,88 @@ def test_sampling_precision_argument():
     assert int(out.tokens.min()) >= 0 and int(out.tokens.max()) < V
     with pytest.raises(NarError, match="precision must be one of"):
         p.sample(1, (4, 4), generator=gen(0), precision="fp16")
+
+
+# ---- absolute rows (grid_rows): windows cut from a taller grid know how high they sit ----------
+
+def test_a_window_reads_the_rows_of_its_origin():
+    """A window at row r of the grid is embedded exactly as a window-sized model whose row table
+    is rows r … r+wh-1 of the whole grid's table."""
+    whole = tiny(num_classes=2, grid=(3, 5), grid_rows=8, seed=1)
+    x, ids = torch.randint(V, (3, 3, 5)), torch.tensor([0, 1, 2])
+    origin = torch.tensor([0, 2, 5])
+    logits = whole(x, ids, row_origin=origin)
+    for b, r in enumerate(origin.tolist()):
+        window = tiny(num_classes=2, grid=(3, 5), seed=1)
+        state = whole.state_dict()
+        state["row_emb.weight"] = state["row_emb.weight"][r:r + 3]
+        window.load_state_dict(state)
+        assert torch.allclose(logits[b], window(x[b:b + 1], ids[b:b + 1])[0], atol=1e-5)
+    with pytest.raises(NarError, match="runs past the 8 rows"):
+        whole(x, ids, row_origin=torch.tensor([0, 0, 6]))
+
+
+def test_row_shift_maps_windows_to_the_same_relative_height():
+    p = tiny(grid=(3, 5), grid_rows=8)
+    assert [p.row_shift(r, 8) for r in range(6)] == list(range(6))  # the training grid: identity
+    assert p.row_shift(0, 14) == 0 and p.row_shift(11, 14) == 5 and p.row_shift(6, 14) == 3  # taller
+    assert p.row_shift(0, 3) == 0  # a grid no taller than the window
+    assert tiny(grid=(3, 5)).row_shift(4, 8) == 0  # without absolute rows: the window's own rows
+
+
+@pytest.mark.parametrize("grid", [(8, 5), (8, 9), (13, 7)])
+def test_cached_sliding_window_equals_uncached_with_absolute_rows(grid):
+    p = tiny(num_classes=2, grid=(3, 5), grid_rows=8, seed=3)
+    kw = dict(temperature=1.0, cond=torch.tensor([0, 1]), cfg_scale=2.0)
+    a = p.sample(2, grid, generator=gen(2), **kw)
+    b = p.sample(2, grid, generator=gen(2), use_cache=False, **kw)
+    assert a.tokens.shape == (2, *grid) and torch.equal(a.tokens, b.tokens)
+
+
+def test_absolute_rows_learn_what_sits_where():
+    """Grids of 8 rows: 'sky' (code 1) over 'ground' (code 2), learned from 2-row windows. Only
+    the model that knows each window's row can draw sky over ground; one that sees window rows
+    cannot tell a window of sky at the top from one of ground at the bottom."""
+    grid = torch.full((8, 4), 1)
+    grid[4:] = 2
+    tokens = grid.expand(16, 8, 4)
+
+    def trained(**cfg):
+        p = tiny(grid=(2, 4), seed=0, **cfg).train()
+        opt = torch.optim.Adam(p.parameters(), lr=3e-3)
+        g = gen(0)
+        for _ in range(150):
+            top = torch.randint(7, (16,), generator=g)
+            windows = torch.stack([t[r:r + 2] for t, r in zip(tokens, top.tolist())])
+            loss = p.loss(windows, row_origin=top)["loss"]
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return p.eval()
+
+    drawn = trained(grid_rows=8).sample(2, (8, 4), temperature=0, generator=gen(0)).tokens
+    assert torch.equal(drawn, tokens[:2])
+    blind = trained().sample(2, (8, 4), temperature=0, generator=gen(0)).tokens
+    assert not torch.equal(blind, tokens[:2])
+
+
+def test_adopting_a_parent_stretches_its_row_table():
+    parent = tiny(grid=(3, 5), seed=2)
+    meta = {"name": "ar", "config": {"grid_rows": 0}, "train_grid": [3, 5]}
+    child = tiny(grid=(3, 5), grid_rows=9, seed=4)
+    assert child.adopts(meta) and not child.adopts({**meta, "config": {"grid_rows": 9}})
+    child.adopt_weights(parent.state_dict(), meta)
+    rows, old = child.row_emb.weight, parent.row_emb.weight
+    assert rows.shape == (9, 32)
+    assert torch.allclose(rows[0], old[0]) and torch.allclose(rows[4], old[1]) and torch.allclose(rows[8], old[2])
+    assert torch.allclose(rows[2], (old[0] + old[1]) / 2, atol=1e-6)
+    assert torch.equal(child.head.weight, parent.head.weight)  # everything else copied
+    with pytest.raises(NarError, match="only from another ar"):
+        child.adopt_weights(parent.state_dict(), {**meta, "name": "sundae"})
+
+
+def test_bad_grid_rows_are_refused():
+    with pytest.raises(NarError, match="grid_rows = 2 needs 2d positions and at least"):
+        tiny(grid=(3, 5), grid_rows=2)
+    with pytest.raises(NarError, match="needs 2d positions"):
+        tiny(grid=(3, 5), grid_rows=8, pos="rotary")
