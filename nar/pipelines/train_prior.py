@@ -144,12 +144,10 @@ def _train(name, cls, model_cfg, train_cfg, cache, out, tokenizer, conditional, 
 
 def _init_weights(prior, name: str, init_from) -> None:
     """The weights of a trained checkpoint: of the same prior (blocks its config lacks keep their
-    initialisation), or of another prior that this one knows how to adopt (``adopt_weights``,
-    e.g. maskgit from a sundae of the same hourglass)."""
+    initialisation), or one that the prior maps itself (``Prior.adopts`` / ``adopt_weights``: e.g.
+    maskgit from a sundae of the same hourglass, an ar from one with a shorter row table)."""
     meta = read_meta(init_from)
-    source = meta.get("name")
-    adopts = getattr(prior, "adopts", lambda meta: False)(meta)  # its own kind, but tables of another shape
-    if meta.get("kind") == "prior" and (source != name or adopts) and hasattr(prior, "adopt_weights"):
+    if meta.get("kind") == "prior" and prior.adopts(meta):
         tensors, meta = load_checkpoint(init_from)
         prior.adopt_weights(tensors, meta)
     else:

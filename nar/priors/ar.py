@@ -176,10 +176,10 @@ class ARPrior(Prior):
         return round(r0 * (self.grid_rows - wh) / (h - wh))
 
     def adopts(self, meta: dict) -> bool:
-        """Whether `adopt_weights` must map this checkpoint: an ar whose row table has another
-        length (a parent trained without absolute rows, or on a grid of other height)."""
+        """Also an ar whose row table has another length (a parent trained without absolute
+        rows, or on a grid of other height): `adopt_weights` stretches it."""
         rows = (meta.get("config") or {}).get("grid_rows", 0) or (meta.get("train_grid") or [0])[0]
-        return meta.get("name") == self.name and self.use_2d and rows != self.row_emb.num_embeddings
+        return super().adopts(meta) or (self.use_2d and rows != self.row_emb.num_embeddings)
 
     def adopt_weights(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
         """Start from an ar checkpoint whose row table has another length (`nar train --prior ar
@@ -319,6 +319,7 @@ class ARPrior(Prior):
                     spare.extend(caches.values())
                     caches.clear()
                     row_origin = r0
+                    row0 = self.row_shift(r0, h)  # the row id of the window's first row
                 p = (i - r0) * ww + (j - c0)  # position of cell (i, j) in its window's sequence
                 cache, fed = None, 0
                 if use_cache:
@@ -333,7 +334,6 @@ class ARPrior(Prior):
                     seq = grid2d[:, r0:i + 1, c0:c0 + ww].reshape(n, -1)  # window rows up to i
                 # inputs for positions fed … p are the tokens at fed-1 … p-1 (all final by now)
                 prev = seq[:, max(fed - 1, 0):p]
-                row0 = self.row_shift(r0, h)
                 if use_cache:
                     logits = fast.logits(ids, torch.cat([prev, prev]) if guide else prev, cache, row0)
                     if guide:

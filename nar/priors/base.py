@@ -67,6 +67,11 @@ class Prior(nn.Module):
         self.num_classes = int(num_classes)
         self.train_grid = tuple(int(x) for x in train_grid)
 
+    def adopts(self, meta: dict) -> bool:
+        """Whether a checkpoint to start from (``meta``) goes through ``adopt_weights``, a mapping,
+        rather than a plain copy: by default, one of another prior that this one can adopt."""
+        return meta.get("name") != self.name and hasattr(self, "adopt_weights")
+
     def _load_adopted(self, mapped: dict[str, torch.Tensor], source: str, hint: str) -> None:
         """Load another prior's tensors, renamed to this one's (``adopt_weights``); every tensor
         must be there with this prior's shape, else one clear error (``hint``: what to match)."""
