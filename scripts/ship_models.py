@@ -62,7 +62,12 @@ def training_record(run_dir: Path, step: int | None, token_cache: str | None = N
         fresh = json.loads(schedule.read_text())
         made = int(fresh["initial"] + fresh["per_step"] * (step or 0))
         window = f", batches from the newest {fresh['window']}" if fresh.get("window") else ""
-        record["data"] = (f"fresh procedural {fresh['size']}² renders encoded while it trained "
+        pool = Path(fresh.get("folder") or run_dir / "fresh_tokens").resolve()
+        if pool == (run_dir / "fresh_tokens").resolve():
+            made_by = "encoded while it trained"
+        else:   # --fresh-dir: another run's pool, which that run's worker (or this one's) filled
+            made_by = f"read from the shared pool {os.path.relpath(pool, Path.cwd())}"
+        record["data"] = (f"fresh procedural {fresh['size']}² renders {made_by} "
                           f"(LandscapeDataset seed {fresh['seed']}: {made} grids by step {step}{window})")
         return record
     for name in ("header.json", "index.json"):   # a single cache, or a sharded one (index.json)
