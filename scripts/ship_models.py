@@ -20,6 +20,7 @@ import torch
 
 from nar.core.checkpoint import load_checkpoint, read_meta, save_checkpoint, tensors_hash
 from nar.pipelines.models import MODELS_DIR, TOKENIZER_FILE
+from nar.pipelines.train_prior import FRESH_POOL_DIR
 from nar.tokenizer import tokenizer_hash
 
 
@@ -62,8 +63,9 @@ def training_record(run_dir: Path, step: int | None, token_cache: str | None = N
         fresh = json.loads(schedule.read_text())
         made = int(fresh["initial"] + fresh["per_step"] * (step or 0))
         window = f", batches from the newest {fresh['window']}" if fresh.get("window") else ""
-        pool = Path(fresh.get("folder") or run_dir / "fresh_tokens").resolve()
-        if pool == (run_dir / "fresh_tokens").resolve():
+        own_pool = (run_dir / FRESH_POOL_DIR).resolve()
+        pool = Path(fresh.get("folder") or own_pool).resolve()
+        if pool == own_pool:
             made_by = "encoded while it trained"
         else:   # --fresh-dir: another run's pool, which that run's worker (or this one's) filled
             made_by = f"read from the shared pool {os.path.relpath(pool, Path.cwd())}"

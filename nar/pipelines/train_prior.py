@@ -23,6 +23,7 @@ from nar.train.prior_task import PriorTask
 
 
 DATA_FIELDS = ("window",)
+FRESH_POOL_DIR = "fresh_tokens"   # a --fresh run's own pool, inside its run folder (unless --fresh-dir)
 
 
 def load_prior_run_config(name: str, config_path=None, overrides: dict | None = None):
@@ -107,7 +108,7 @@ def _token_source(tokens, fresh: dict | None, tokenizer, out: Path):
     from nar.train.fresh_tokens import FreshTokens
     from nar.pipelines.models import resolve_tokenizer_ckpt
     settings = dict(fresh)
-    folder = Path(settings.pop("folder", None) or out / "fresh_tokens")
+    folder = Path(settings.pop("folder", None) or out / FRESH_POOL_DIR)
     pool = FreshTokens(resolve_tokenizer_ckpt(tokenizer), folder, **settings)
     # the schedule is this run's (a shared pool folder serves runs of other schedules): kept beside it
     record = {"folder": str(folder.resolve()), "size": pool.size, "seed": pool.seed, **pool.schedule}
