@@ -61,11 +61,18 @@ Refinement (``refine_rounds`` R > 0, off by default)
     then re-masked and decoded again in ``refine_steps`` steps of the sampler above (kept
     tokens of inpainting are never scored or changed). This is the model acting as its own
     critic (as Token-Critic's separate critic does), at 4 + ``refine_steps`` forwards per round.
+
+Best of K (``candidates`` K > 1, inpainting only; off by default)
+    A fill is drawn K times in one batch, and each candidate is scored by how likely the model
+    finds the *kept* tokens within ``rank_ring`` cells of the region given everything else (the
+    four lattice passes above, scoring those cells only). The best-scoring fill is kept: the one
+    that best explains its surroundings. Scoring the fill's own tokens instead prefers flat,
+    predictable fills (benchmarks/results/issue13, session 18).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import torch
@@ -113,6 +120,8 @@ class MaskGITConfig:
     refine_rounds: int = 0          # sampling: rounds of re-masking the least likely tokens (Refinement)
     refine_ratio: float = 0.1       # share of the generated tokens re-masked per round
     refine_steps: int = 2           # decoding steps that redraw them
+    candidates: int = 1             # inpainting: fills drawn per image, the best one kept (Best of K)
+    rank_ring: int = 1              # inpainting: width in tokens of the kept ring that ranks the fills
     cfg_schedule: str = "constant"  # sampling: guidance scale over the steps (nar.sampling.schedules)
     epsilon: float = 0.0            # sampling: drop codes below this probability (epsilon sampling; 0: off)
 
@@ -127,6 +136,7 @@ class MaskGITConfig:
         if not 0.0 <= self.box_corruption <= 1.0:
             raise NarError(f"maskgit: box_corruption must be in [0, 1], got {self.box_corruption}")
         check_refinement(self.refine_rounds, self.refine_ratio, self.refine_steps)
+        check_best_of(self.candidates, self.rank_ring)
 
 
 def check_refinement(rounds, ratio, steps) -> tuple[int, float, int]:
@@ -140,12 +150,28 @@ def check_refinement(rounds, ratio, steps) -> tuple[int, float, int]:
     return int(float(rounds)), float(ratio), int(float(steps))
 
 
+def check_best_of(candidates, ring) -> tuple[int, int]:
+    """The best-of-K settings as (int, int); an `ArgumentError` names a bad one."""
+    if float(candidates) != int(float(candidates)) or float(candidates) < 1:
+        raise ArgumentError("candidates", f"maskgit: candidates must be a whole number >= 1, got {candidates}")
+    if float(ring) != int(float(ring)) or float(ring) < 1:
+        raise ArgumentError("rank_ring", f"maskgit: rank_ring must be a whole number >= 1, got {ring}")
+    return int(float(candidates)), int(float(ring))
+
+
+def kept_ring(keep: torch.Tensor, width: int) -> torch.Tensor:
+    """(n, h, w) bool keep mask -> the kept cells within ``width`` cells (Chebyshev distance) of a
+    regenerated one: the surroundings a fill has to agree with."""
+    near = F.max_pool2d((~keep)[:, None].float(), 2 * width + 1, stride=1, padding=width)[:, 0] > 0
+    return near & keep
+
+
 # refinement's scoring passes: the cells of each (row mod 2, col mod 2) lattice, masked together
 LATTICE = ((0, 0), (0, 1), (1, 0), (1, 1))
 
 # options ``sample`` accepts beyond the shared arguments
 SAMPLE_OPTIONS = ("choice_temperature", "schedule", "refine_rounds", "refine_ratio", "refine_steps", "cfg_schedule",
-                  "epsilon")
+                  "epsilon", "candidates", "rank_ring")
 
 
 @PRIORS.register("maskgit")
@@ -304,6 +330,12 @@ class MaskGITPrior(Prior):
         epsilon = float(opts.get("epsilon", cfg.epsilon))
         if not 0.0 <= epsilon < 1.0:
             raise ArgumentError("epsilon", f"maskgit: epsilon must be in [0, 1), got {epsilon}")
+        candidates, ring = check_best_of(opts.get("candidates", cfg.candidates), opts.get("rank_ring", cfg.rank_ring))
+        if candidates > 1:
+            if req.keep is None:
+                raise ArgumentError("candidates", "maskgit: candidates > 1 ranks inpainting fills by the kept tokens "
+                                                  "around them; free sampling has none (give known / keep)")
+            return self._best_of(req, candidates, ring)
         steps = req.steps if req.steps is not None else (cfg.steps or self.default_steps)
         n, (h, w), known, keep = req.n, req.grid, req.known, req.keep
         ids = torch.full((n, h * w), self.mask_id, dtype=torch.long, device=self.device)
@@ -338,6 +370,25 @@ class MaskGITPrior(Prior):
                                epsilon)
             passes, done = passes + scoring_passes + refine_steps, done + refine_steps
         return SampleOutput(tokens=ids.reshape(n, h, w), steps_run=done, forward_passes=passes)
+
+    def _best_of(self, req: SampleRequest, candidates: int, ring: int) -> SampleOutput:
+        """Best of K (inpainting): draw ``candidates`` fills of every image in one batch, and keep
+        the one under which the kept tokens within ``ring`` cells of the region are most likely
+        (their mean log p(token | every other token), read off the model as refinement's scores
+        are): the fill that best explains what surrounds it. The batch, and so the cost of every
+        pass, is K times wider; the callback sees each image's first candidate."""
+        n, k = req.n, candidates
+        repeat = lambda x: x.repeat_interleave(k, dim=0)   # (n, ...) -> (n*k, ...), an image's candidates adjacent
+        callback = None if req.callback is None else (lambda t, total, ids: req.callback(t, total, ids[::k]))
+        wide = replace(req, n=n * k, class_ids=repeat(req.class_ids), known=repeat(req.known), keep=repeat(req.keep),
+                       options={**req.options, "candidates": 1}, callback=callback)
+        out = self._sample(wide)
+        ids = out.tokens.reshape(n * k, -1)
+        scored = kept_ring(wide.keep.to(ids.device), ring).reshape(n * k, -1)
+        support, passes = self._support(wide, ids, scored)
+        score = (support * scored).sum(dim=1) / scored.sum(dim=1).clamp(min=1)
+        best = score.reshape(n, k).argmax(dim=1) + torch.arange(n, device=ids.device) * k
+        return SampleOutput(tokens=out.tokens[best], steps_run=out.steps_run, forward_passes=out.forward_passes + passes)
 
     def _decode(self, req: SampleRequest, ids: torch.Tensor, unknown: list[int], steps: int, schedule,
                 choice_temperature: float, step0: int, total: int,

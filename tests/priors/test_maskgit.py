@@ -329,3 +329,60 @@ def test_epsilon_keeps_every_draw_off_the_smoothing_floor():
     assert (plain.tokens != target).any() and torch.equal(cut.tokens, target.expand(4, 8, 8))
     with pytest.raises(NarError, match="epsilon"):
         prior.sample(1, (4, 4), generator=gen(0), epsilon=1.5)
+
+
+def test_kept_ring_is_the_kept_cells_next_to_the_region():
+    from nar.priors.maskgit import kept_ring
+    keep = torch.ones(1, 8, 8, dtype=torch.bool)
+    keep[0, 3:5, 3:5] = False
+    ring = kept_ring(keep, 1)[0]
+    expected = torch.zeros(8, 8, dtype=torch.bool)
+    expected[2:6, 2:6] = True
+    expected[3:5, 3:5] = False
+    assert torch.equal(ring, expected)
+    assert kept_ring(keep, 2)[0].sum() == 36 - 4 and not (kept_ring(keep, 3)[0] & ~keep[0]).any()
+
+
+def _ring_reader(prior, cell, margin):
+    """A forward under which every cell predicts the token at ``cell`` (by ``margin`` nats), and
+    nothing in particular while ``cell`` is still masked."""
+    def forward(ids, class_ids, grid, select=None, shift=(0, 0)):
+        logits = torch.zeros(*ids.shape, V + 1)
+        logits[..., V] = -1e9
+        anchor = ids[:, cell]
+        known = anchor != prior.mask_id
+        logits[known] = logits[known].scatter(-1, anchor[known].reshape(-1, 1, 1).expand(-1, ids.shape[1], 1), margin)
+        return logits if select is None else logits[select]
+    prior.forward = forward
+
+
+def test_best_of_k_keeps_the_fill_that_best_explains_its_surroundings():
+    prior = make()
+    grid, k, cell = (8, 8), 8, 3 * 8 + 3
+    _ring_reader(prior, cell, margin=4.0)
+    known = torch.full((1, *grid), 5)
+    keep = torch.ones(1, *grid, dtype=torch.bool)
+    keep[0, 2:6, 2:6] = False
+    # the same draws as best-of-k makes: k rows of the one image, in one batch
+    every = prior.sample(k, grid, steps=4, known=known.expand(k, -1, -1), keep=keep.expand(k, -1, -1),
+                         generator=gen(0)).tokens
+    best = prior.sample(1, grid, steps=4, known=known, keep=keep, generator=gen(0), candidates=k)
+    anchors = every.reshape(k, -1)[:, cell]
+    assert (anchors == 5).any() and not (anchors == 5).all()   # the test can tell a good fill from a bad one
+    assert best.tokens.shape == (1, *grid) and best.tokens.reshape(-1)[cell] == 5   # the ring is all 5s
+    assert torch.equal(best.tokens[0], every[int((anchors == 5).nonzero()[0])])
+    assert torch.equal(best.tokens[keep], known[keep])
+    # 4 decoding steps, then one scoring pass per lattice that holds ring cells
+    assert (best.steps_run, best.forward_passes) == (4, 4 + 4)
+
+
+def test_best_of_k_settings_are_checked():
+    prior = make()
+    known, keep = torch.zeros(1, 4, 4, dtype=torch.long), torch.rand(1, 4, 4, generator=gen(0)) < 0.5
+    for bad in (dict(candidates=0), dict(candidates=1.5), dict(rank_ring=0)):
+        with pytest.raises(NarError, match=next(iter(bad))):
+            prior.sample(1, (4, 4), known=known, keep=keep, generator=gen(0), **bad)
+    with pytest.raises(NarError, match="free sampling"):
+        prior.sample(1, (4, 4), generator=gen(0), candidates=2)
+    with pytest.raises(NarError, match="candidates"):
+        make(candidates=0)
