@@ -62,6 +62,12 @@ Refinement (``refine_rounds`` R > 0, off by default)
     tokens of inpainting are never scored or changed). This is the model acting as its own
     critic (as Token-Critic's separate critic does), at 4 + ``refine_steps`` forwards per round.
 
+Fill order (``outside_in`` λ > 0, inpainting only; off by default)
+    Each masked cell's confidence loses λ nats per cell of (Chebyshev) distance from the nearest
+    kept token, so a fill is fixed from its border inwards, ring by ring for large λ, as
+    classical exemplar-based inpainting orders its patches: every committed token then has
+    committed neighbours on the kept side, and structure can be carried across the border.
+
 Best of K (``candidates`` K > 1, inpainting only; off by default)
     A fill is drawn K times in one batch, and each candidate is scored by how likely the model
     finds the *kept* tokens within ``rank_ring`` cells of the region given everything else (the
@@ -120,6 +126,8 @@ class MaskGITConfig:
     refine_rounds: int = 0          # sampling: rounds of re-masking the least likely tokens (Refinement)
     refine_ratio: float = 0.1       # share of the generated tokens re-masked per round
     refine_steps: int = 2           # decoding steps that redraw them
+    outside_in: float = 0.0         # inpainting: confidence cost in nats per cell of distance from the kept
+                                    # tokens (Fill order; 0: off)
     candidates: int = 1             # inpainting: fills drawn per image, the best one kept (Best of K)
     rank_ring: int = 1              # inpainting: width in tokens of the kept ring that ranks the fills
     cfg_schedule: str = "constant"  # sampling: guidance scale over the steps (nar.sampling.schedules)
@@ -159,6 +167,21 @@ def check_best_of(candidates, ring) -> tuple[int, int]:
     return int(float(candidates)), int(float(ring))
 
 
+def distance_to_kept(keep: torch.Tensor) -> torch.Tensor:
+    """(n, h, w) bool keep mask -> (n, h, w) float: each cell's Chebyshev distance in cells to the
+    nearest kept cell (0 on kept cells; h + w in an image with nothing kept)."""
+    h, w = keep.shape[-2:]
+    dist = torch.where(keep, 0.0, float(h + w))
+    reached = keep
+    for d in range(1, max(h, w)):
+        grown = F.max_pool2d(reached[:, None].float(), 3, stride=1, padding=1)[:, 0] > 0
+        dist = torch.where(grown & ~reached, float(d), dist)
+        if bool(grown.all()) or torch.equal(grown, reached):
+            break
+        reached = grown
+    return dist
+
+
 def kept_ring(keep: torch.Tensor, width: int) -> torch.Tensor:
     """(n, h, w) bool keep mask -> the kept cells within ``width`` cells (Chebyshev distance) of a
     regenerated one: the surroundings a fill has to agree with."""
@@ -171,7 +194,7 @@ LATTICE = ((0, 0), (0, 1), (1, 0), (1, 1))
 
 # options ``sample`` accepts beyond the shared arguments
 SAMPLE_OPTIONS = ("choice_temperature", "schedule", "refine_rounds", "refine_ratio", "refine_steps", "cfg_schedule",
-                  "epsilon", "candidates", "rank_ring")
+                  "epsilon", "outside_in", "candidates", "rank_ring")
 
 
 @PRIORS.register("maskgit")
@@ -330,6 +353,10 @@ class MaskGITPrior(Prior):
         epsilon = float(opts.get("epsilon", cfg.epsilon))
         if not 0.0 <= epsilon < 1.0:
             raise ArgumentError("epsilon", f"maskgit: epsilon must be in [0, 1), got {epsilon}")
+        outside_in = float(opts.get("outside_in", cfg.outside_in))
+        if outside_in < 0 or (outside_in > 0 and req.keep is None):
+            raise ArgumentError("outside_in", f"maskgit: outside_in must be >= 0 and needs kept tokens (inpainting), "
+                                              f"got {outside_in}{'' if req.keep is not None else ' for free sampling'}")
         candidates, ring = check_best_of(opts.get("candidates", cfg.candidates), opts.get("rank_ring", cfg.rank_ring))
         if candidates > 1:
             if req.keep is None:
@@ -353,13 +380,15 @@ class MaskGITPrior(Prior):
         total = decode_steps + rounds * refine_steps   # what the callback counts
         n_generated = sum(unknown)
 
+        order_cost = None if not outside_in else outside_in * distance_to_kept(keep.to(ids.device)).reshape(n, -1)
+
         def scale_at(is_masked: torch.Tensor) -> float:  # progress: the share of generated tokens fixed
             if cfg_schedule == "constant" or req.cfg_scale == 1.0:
                 return req.cfg_scale
             return guidance_scale(req.cfg_scale, 1.0 - int(is_masked.sum()) / n_generated, cfg_schedule)
 
         ids = self._decode(req, ids, unknown, decode_steps, schedule, choice_temperature, 0, total, scale_at,
-                           epsilon)
+                           epsilon, order_cost)
         passes, done = decode_steps, decode_steps
         for _ in range(rounds):
             support, scoring_passes = self._support(req, ids, generated)  # (n, h*w) log p(token | the rest)
@@ -367,7 +396,7 @@ class MaskGITPrior(Prior):
             ranks = support.masked_fill(~generated, math.inf).argsort(dim=-1, stable=True).argsort(dim=-1, stable=True)
             ids = ids.masked_fill(ranks < torch.tensor(redraw, device=ids.device)[:, None], self.mask_id)
             ids = self._decode(req, ids, redraw, refine_steps, schedule, choice_temperature, done, total, scale_at,
-                               epsilon)
+                               epsilon, order_cost)
             passes, done = passes + scoring_passes + refine_steps, done + refine_steps
         return SampleOutput(tokens=ids.reshape(n, h, w), steps_run=done, forward_passes=passes)
 
@@ -392,12 +421,14 @@ class MaskGITPrior(Prior):
 
     def _decode(self, req: SampleRequest, ids: torch.Tensor, unknown: list[int], steps: int, schedule,
                 choice_temperature: float, step0: int, total: int,
-                scale_at: Callable[[torch.Tensor], float], epsilon: float = 0.0) -> torch.Tensor:
+                scale_at: Callable[[torch.Tensor], float], epsilon: float = 0.0,
+                order_cost: torch.Tensor | None = None) -> torch.Tensor:
         """Fill the ``mask_id`` cells of ids (n, h*w), ``unknown[i]`` of them in row i, in ``steps``
         steps; a row with fewer unknown cells than ``steps`` finishes early (its later counts are 0).
         step0 / total: where these steps sit in the whole sampling call (patch shift, callback);
         scale_at(is_masked): the guidance scale of a step (the guidance schedule); epsilon: the
-        probability floor below which codes are never drawn (`epsilon_filter`)."""
+        probability floor below which codes are never drawn (`epsilon_filter`); order_cost: (n, h*w)
+        nats taken off each cell's confidence (Fill order)."""
         n, (h, w), generator, device = req.n, req.grid, req.generator, ids.device
         per_sample = [mask_counts(u, steps, schedule) if u else [] for u in unknown]
         counts = torch.tensor([c + [0] * (steps - len(c)) for c in per_sample], dtype=torch.long, device=device)
@@ -414,6 +445,8 @@ class MaskGITPrior(Prior):
                 logp = logp + noise_scale * gumbel_noise(logp.shape, generator, device)
             sampled = ids.masked_scatter(is_masked, new)
             confidence = torch.full(ids.shape, math.inf, device=device).masked_scatter(is_masked, logp)
+            if order_cost is not None:
+                confidence = confidence - order_cost
             # re-mask the n_t least confident new tokens (rank 0 = least confident)
             ranks = confidence.argsort(dim=-1, stable=True).argsort(dim=-1, stable=True)
             ids = sampled.masked_fill(ranks < counts[:, t: t + 1], self.mask_id)

@@ -386,3 +386,42 @@ def test_best_of_k_settings_are_checked():
         prior.sample(1, (4, 4), generator=gen(0), candidates=2)
     with pytest.raises(NarError, match="candidates"):
         make(candidates=0)
+
+
+def test_distance_to_kept_counts_cells_to_the_nearest_kept_one():
+    from nar.priors.maskgit import distance_to_kept
+    keep = torch.ones(1, 8, 8, dtype=torch.bool)
+    keep[0, 2:7, 1:6] = False   # a 5x5 hole: rings at distance 1, 2, 3
+    dist = distance_to_kept(keep)[0]
+    assert (dist[keep[0]] == 0).all() and dist[4, 3] == 3 and dist[2, 1] == 1 and dist[3, 2] == 2
+    assert (distance_to_kept(torch.zeros(1, 3, 3, dtype=torch.bool)) == 6).all()   # nothing kept
+
+
+def test_outside_in_fixes_the_region_from_its_border_inwards():
+    from nar.priors.maskgit import distance_to_kept
+    prior = make()
+    grid = (8, 8)
+    known = torch.randint(0, V, (2, *grid), generator=gen(1))
+    keep = torch.ones(2, *grid, dtype=torch.bool)
+    keep[:, 1:7, 1:7] = False
+    dist = distance_to_kept(keep)
+    seen = []
+    out = prior.sample(2, grid, steps=6, known=known, keep=keep, generator=gen(0), outside_in=1000.0,
+                       callback=lambda t, total, ids: seen.append(ids.clone()))
+    assert torch.equal(out.tokens[keep], known[keep])
+    for ids in seen[:-1]:
+        masked = ids == prior.mask_id
+        fixed = ~masked & ~keep
+        for i in range(2):   # every cell fixed so far lies no deeper than any cell still masked
+            if fixed[i].any() and masked[i].any():
+                assert dist[i][fixed[i]].max() <= dist[i][masked[i]].min()
+    # the plain order does not: some step fixes a deeper cell before a shallower one
+    plain = []
+    prior.sample(2, grid, steps=6, known=known, keep=keep, generator=gen(0),
+                 callback=lambda t, total, ids: plain.append(ids.clone()))
+    assert any(dist[i][(ids[i] != prior.mask_id) & ~keep[i]].max() > dist[i][ids[i] == prior.mask_id].min()
+               for ids in plain[:-1] for i in range(2) if (ids[i] == prior.mask_id).any())
+    with pytest.raises(NarError, match="outside_in"):
+        prior.sample(1, grid, generator=gen(0), outside_in=1.0)   # free sampling: nothing kept
+    with pytest.raises(NarError, match="outside_in"):
+        prior.sample(2, grid, known=known, keep=keep, generator=gen(0), outside_in=-1.0)
