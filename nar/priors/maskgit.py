@@ -145,6 +145,8 @@ class MaskGITConfig:
             raise NarError(f"maskgit: box_corruption must be in [0, 1], got {self.box_corruption}")
         check_refinement(self.refine_rounds, self.refine_ratio, self.refine_steps)
         check_best_of(self.candidates, self.rank_ring)
+        if self.outside_in < 0:
+            raise NarError(f"maskgit: outside_in must be >= 0, got {self.outside_in}")
 
 
 def check_refinement(rounds, ratio, steps) -> tuple[int, float, int]:
