@@ -68,12 +68,15 @@ Fill order (``outside_in`` λ > 0, inpainting only; off by default)
     classical exemplar-based inpainting orders its patches: every committed token then has
     committed neighbours on the kept side, and structure can be carried across the border.
 
-Best of K (``candidates`` K > 1, inpainting only; off by default)
-    A fill is drawn K times in one batch, and each candidate is scored by how likely the model
-    finds the *kept* tokens within ``rank_ring`` cells of the region given everything else (the
-    four lattice passes above, scoring those cells only). The best-scoring fill is kept: the one
-    that best explains its surroundings. Scoring the fill's own tokens instead prefers flat,
-    predictable fills (benchmarks/results/issue13, session 18).
+Best of K (``candidates`` K > 1; off by default)
+    Every image is drawn K times in one batch, and one candidate is kept. Inpainting: each fill
+    is scored by how likely the model finds the *kept* tokens within ``rank_ring`` cells of the
+    region given everything else (the four lattice passes above, scoring those cells only): the
+    fill that best explains its surroundings. Scoring the fill's own tokens instead prefers flat,
+    predictable fills. Class-conditional sampling: each sample is scored by the model's implicit
+    classifier, the pseudo-log-likelihood ratio log p(x | class) - log p(x | null) over all
+    cells (four lattice passes, conditional and null batched): the sample most typical of its
+    class rather than of the data at large (benchmarks/results/issue13, session 18).
 """
 from __future__ import annotations
 
@@ -128,7 +131,7 @@ class MaskGITConfig:
     refine_steps: int = 2           # decoding steps that redraw them
     outside_in: float = 0.0         # inpainting: confidence cost in nats per cell of distance from the kept
                                     # tokens (Fill order; 0: off)
-    candidates: int = 1             # inpainting: fills drawn per image, the best one kept (Best of K)
+    candidates: int = 1             # sampling: draws per image, the best one kept (Best of K)
     rank_ring: int = 1              # inpainting: width in tokens of the kept ring that ranks the fills
     cfg_schedule: str = "constant"  # sampling: guidance scale over the steps (nar.sampling.schedules)
     epsilon: float = 0.0            # sampling: drop codes below this probability (epsilon sampling; 0: off)
@@ -361,9 +364,10 @@ class MaskGITPrior(Prior):
                                               f"got {outside_in}{'' if req.keep is not None else ' for free sampling'}")
         candidates, ring = check_best_of(opts.get("candidates", cfg.candidates), opts.get("rank_ring", cfg.rank_ring))
         if candidates > 1:
-            if req.keep is None:
+            if req.keep is None and bool((req.class_ids == self.null_class).any()):
                 raise ArgumentError("candidates", "maskgit: candidates > 1 ranks inpainting fills by the kept tokens "
-                                                  "around them; free sampling has none (give known / keep)")
+                                                  "around them, and free samples by their class; unconditional free "
+                                                  "sampling has nothing to rank by (give a class, or known / keep)")
             return self._best_of(req, candidates, ring)
         steps = req.steps if req.steps is not None else (cfg.steps or self.default_steps)
         n, (h, w), known, keep = req.n, req.grid, req.known, req.keep
@@ -403,21 +407,31 @@ class MaskGITPrior(Prior):
         return SampleOutput(tokens=ids.reshape(n, h, w), steps_run=done, forward_passes=passes)
 
     def _best_of(self, req: SampleRequest, candidates: int, ring: int) -> SampleOutput:
-        """Best of K (inpainting): draw ``candidates`` fills of every image in one batch, and keep
-        the one under which the kept tokens within ``ring`` cells of the region are most likely
-        (their mean log p(token | every other token), read off the model as refinement's scores
-        are): the fill that best explains what surrounds it. The batch, and so the cost of every
-        pass, is K times wider; the callback sees each image's first candidate."""
+        """Best of K: draw ``candidates`` samples of every image in one batch and keep one. A fill
+        (inpainting) is ranked by the mean log p(token | every other token) of the kept tokens
+        within ``ring`` cells of the region, read off the model as refinement's scores are: the
+        fill that best explains what surrounds it. A class-conditional free sample is ranked by
+        the model's implicit classifier, the mean over all cells of log p(token | rest, class) -
+        log p(token | rest, null). The batch, and so the cost of every pass, is K times wider;
+        the callback sees each image's first candidate."""
         n, k = req.n, candidates
-        repeat = lambda x: x.repeat_interleave(k, dim=0)   # (n, ...) -> (n*k, ...), an image's candidates adjacent
+        def repeat(x):   # (n, ...) -> (n*k, ...), an image's candidates adjacent
+            return None if x is None else x.repeat_interleave(k, dim=0)
         callback = None if req.callback is None else (lambda t, total, ids: req.callback(t, total, ids[::k]))
         wide = replace(req, n=n * k, class_ids=repeat(req.class_ids), known=repeat(req.known), keep=repeat(req.keep),
                        options={**req.options, "candidates": 1}, callback=callback)
         out = self._sample(wide)
         ids = out.tokens.reshape(n * k, -1)
-        scored = kept_ring(wide.keep.to(ids.device), ring).reshape(n * k, -1)
-        support, passes = self._support(wide, ids, scored)
-        score = (support * scored).sum(dim=1) / scored.sum(dim=1).clamp(min=1)
+        if req.keep is not None:
+            scored = kept_ring(wide.keep.to(ids.device), ring).reshape(n * k, -1)
+            support, passes = self._support(wide, ids, scored)
+            score = (support * scored).sum(dim=1) / scored.sum(dim=1).clamp(min=1)
+        else:   # [cond; null] unguided, in one batch per lattice
+            null = torch.full_like(wide.class_ids, self.null_class)
+            both = replace(wide, n=2 * n * k, class_ids=torch.cat([wide.class_ids, null]), cfg_scale=1.0)
+            support, passes = self._support(both, ids.repeat(2, 1), torch.ones_like(ids, dtype=torch.bool).repeat(2, 1))
+            conditional, unconditional = support.chunk(2)
+            score = (conditional - unconditional).mean(dim=1)
         best = score.reshape(n, k).argmax(dim=1) + torch.arange(n, device=ids.device) * k
         return SampleOutput(tokens=out.tokens[best], steps_run=out.steps_run, forward_passes=out.forward_passes + passes)
 

@@ -425,3 +425,25 @@ def test_outside_in_fixes_the_region_from_its_border_inwards():
         prior.sample(1, grid, generator=gen(0), outside_in=1.0)   # free sampling: nothing kept
     with pytest.raises(NarError, match="outside_in"):
         prior.sample(2, grid, known=known, keep=keep, generator=gen(0), outside_in=-1.0)
+
+
+def test_best_of_k_ranks_class_conditional_samples_by_the_implicit_classifier():
+    prior = make(num_classes=3)
+    grid, k, margin = (4, 4), 6, 1.5
+
+    def forward(ids, class_ids, grid, select=None, shift=(0, 0)):
+        """class c prefers code c everywhere by ``margin`` nats; the null class is uniform."""
+        logits = torch.zeros(*ids.shape, V + 1)
+        logits[..., V] = -1e9
+        conditioned = class_ids != prior.null_class
+        logits[torch.arange(len(ids))[conditioned], :, class_ids[conditioned]] = margin
+        return logits if select is None else logits[select]
+
+    prior.forward = forward
+    every = prior.sample(k, grid, steps=4, cond=torch.full((k,), 2), generator=gen(0)).tokens
+    best = prior.sample(1, grid, steps=4, cond=torch.tensor([2]), generator=gen(0), candidates=k)
+    # log p(x | 2) - log p(x | null) grows with the number of cells holding code 2
+    hits = (every == 2).flatten(1).sum(1)
+    assert hits.max() > hits.min()
+    assert torch.equal(best.tokens[0], every[int(hits.argmax())])
+    assert best.forward_passes == 4 + 4   # 4 decoding steps, 4 lattice passes ([cond; null] batched)
