@@ -98,6 +98,7 @@ from nar.nn.positions import AbsolutePositions2D, grid_positions
 from nar.nn.rotary import AxialRotary2D
 from nar.priors.base import Prior, SampleOutput, SampleRequest
 from nar.priors.registry import PRIORS
+from nar.sampling.fill import distance_to_kept, kept_ring
 from nar.sampling.filters import epsilon_filter, gumbel_noise, sample_logits
 from nar.sampling.schedules import check_guidance_schedule, get_schedule, guidance_scale, mask_counts
 
@@ -170,28 +171,6 @@ def check_best_of(candidates, ring) -> tuple[int, int]:
     if float(ring) != int(float(ring)) or float(ring) < 1:
         raise ArgumentError("rank_ring", f"maskgit: rank_ring must be a whole number >= 1, got {ring}")
     return int(float(candidates)), int(float(ring))
-
-
-def distance_to_kept(keep: torch.Tensor) -> torch.Tensor:
-    """(n, h, w) bool keep mask -> (n, h, w) float: each cell's Chebyshev distance in cells to the
-    nearest kept cell (0 on kept cells; h + w in an image with nothing kept)."""
-    h, w = keep.shape[-2:]
-    dist = torch.where(keep, 0.0, float(h + w))
-    reached = keep
-    for d in range(1, max(h, w)):
-        grown = F.max_pool2d(reached[:, None].float(), 3, stride=1, padding=1)[:, 0] > 0
-        dist = torch.where(grown & ~reached, float(d), dist)
-        if bool(grown.all()) or torch.equal(grown, reached):
-            break
-        reached = grown
-    return dist
-
-
-def kept_ring(keep: torch.Tensor, width: int) -> torch.Tensor:
-    """(n, h, w) bool keep mask -> the kept cells within ``width`` cells (Chebyshev distance) of a
-    regenerated one: the surroundings a fill has to agree with."""
-    near = F.max_pool2d((~keep)[:, None].float(), 2 * width + 1, stride=1, padding=width)[:, 0] > 0
-    return near & keep
 
 
 # refinement's scoring passes: the cells of each (row mod 2, col mod 2) lattice, masked together

@@ -1,9 +1,11 @@
-"""Token-grid fills used to start inpainting from something better than noise."""
+"""Token-grid fills used to start inpainting from something better than noise, and the geometry of
+an inpainting region on the grid (how far a cell is from the kept tokens, the kept ring around it)."""
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
-__all__ = ["nearest_fill", "shift_grid"]
+__all__ = ["distance_to_kept", "kept_ring", "nearest_fill", "shift_grid"]
 
 
 def nearest_fill(tokens: torch.Tensor, keep: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -44,3 +46,25 @@ def shift_grid(x: torch.Tensor, dy: int, dx: int, fill) -> torch.Tensor:
 def _any_neighbour(known: torch.Tensor) -> torch.Tensor:
     return (shift_grid(known, -1, 0, False) | shift_grid(known, 1, 0, False)
             | shift_grid(known, 0, -1, False) | shift_grid(known, 0, 1, False))
+
+
+def distance_to_kept(keep: torch.Tensor) -> torch.Tensor:
+    """(n, h, w) bool keep mask -> (n, h, w) float: each cell's Chebyshev distance in cells to the
+    nearest kept cell (0 on kept cells; h + w in an image with nothing kept)."""
+    h, w = keep.shape[-2:]
+    dist = torch.where(keep, 0.0, float(h + w))
+    reached = keep
+    for d in range(1, max(h, w)):
+        grown = F.max_pool2d(reached[:, None].float(), 3, stride=1, padding=1)[:, 0] > 0
+        dist = torch.where(grown & ~reached, float(d), dist)
+        if bool(grown.all()) or torch.equal(grown, reached):
+            break
+        reached = grown
+    return dist
+
+
+def kept_ring(keep: torch.Tensor, width: int) -> torch.Tensor:
+    """(n, h, w) bool keep mask -> the kept cells within ``width`` cells (Chebyshev distance) of a
+    regenerated one: the surroundings a fill has to agree with."""
+    near = F.max_pool2d((~keep)[:, None].float(), 2 * width + 1, stride=1, padding=width)[:, 0] > 0
+    return near & keep

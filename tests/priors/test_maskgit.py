@@ -331,18 +331,6 @@ def test_epsilon_keeps_every_draw_off_the_smoothing_floor():
         prior.sample(1, (4, 4), generator=gen(0), epsilon=1.5)
 
 
-def test_kept_ring_is_the_kept_cells_next_to_the_region():
-    from nar.priors.maskgit import kept_ring
-    keep = torch.ones(1, 8, 8, dtype=torch.bool)
-    keep[0, 3:5, 3:5] = False
-    ring = kept_ring(keep, 1)[0]
-    expected = torch.zeros(8, 8, dtype=torch.bool)
-    expected[2:6, 2:6] = True
-    expected[3:5, 3:5] = False
-    assert torch.equal(ring, expected)
-    assert kept_ring(keep, 2)[0].sum() == 36 - 4 and not (kept_ring(keep, 3)[0] & ~keep[0]).any()
-
-
 def _ring_reader(prior, cell, margin):
     """A forward under which every cell predicts the token at ``cell`` (by ``margin`` nats), and
     nothing in particular while ``cell`` is still masked."""
@@ -388,17 +376,8 @@ def test_best_of_k_settings_are_checked():
         make(candidates=0)
 
 
-def test_distance_to_kept_counts_cells_to_the_nearest_kept_one():
-    from nar.priors.maskgit import distance_to_kept
-    keep = torch.ones(1, 8, 8, dtype=torch.bool)
-    keep[0, 2:7, 1:6] = False   # a 5x5 hole: rings at distance 1, 2, 3
-    dist = distance_to_kept(keep)[0]
-    assert (dist[keep[0]] == 0).all() and dist[4, 3] == 3 and dist[2, 1] == 1 and dist[3, 2] == 2
-    assert (distance_to_kept(torch.zeros(1, 3, 3, dtype=torch.bool)) == 6).all()   # nothing kept
-
-
 def test_outside_in_fixes_the_region_from_its_border_inwards():
-    from nar.priors.maskgit import distance_to_kept
+    from nar.sampling.fill import distance_to_kept
     prior = make()
     grid = (8, 8)
     known = torch.randint(0, V, (2, *grid), generator=gen(1))

@@ -1,6 +1,6 @@
 import torch
 
-from nar.sampling.fill import nearest_fill
+from nar.sampling.fill import distance_to_kept, kept_ring, nearest_fill
 
 
 def test_nearest_fill_continues_the_border_and_keeps_known_tokens():
@@ -25,3 +25,22 @@ def test_nearest_fill_without_known_tokens_is_a_no_op_and_is_seeded():
     a = nearest_fill(tokens, keep, torch.Generator().manual_seed(3))
     b = nearest_fill(tokens, keep, torch.Generator().manual_seed(3))
     assert torch.equal(a, b)
+
+
+def test_kept_ring_is_the_kept_cells_next_to_the_region():
+    keep = torch.ones(1, 8, 8, dtype=torch.bool)
+    keep[0, 3:5, 3:5] = False
+    ring = kept_ring(keep, 1)[0]
+    expected = torch.zeros(8, 8, dtype=torch.bool)
+    expected[2:6, 2:6] = True
+    expected[3:5, 3:5] = False
+    assert torch.equal(ring, expected)
+    assert kept_ring(keep, 2)[0].sum() == 36 - 4 and not (kept_ring(keep, 3)[0] & ~keep[0]).any()
+
+
+def test_distance_to_kept_counts_cells_to_the_nearest_kept_one():
+    keep = torch.ones(1, 8, 8, dtype=torch.bool)
+    keep[0, 2:7, 1:6] = False   # a 5x5 hole: rings at distance 1, 2, 3
+    dist = distance_to_kept(keep)[0]
+    assert (dist[keep[0]] == 0).all() and dist[4, 3] == 3 and dist[2, 1] == 1 and dist[3, 2] == 2
+    assert (distance_to_kept(torch.zeros(1, 3, 3, dtype=torch.bool)) == 6).all()   # nothing kept
