@@ -62,11 +62,12 @@ Refinement (``refine_rounds`` R > 0, off by default)
     tokens of inpainting are never scored or changed). This is the model acting as its own
     critic (as Token-Critic's separate critic does), at 4 + ``refine_steps`` forwards per round.
 
-Fill order (``outside_in`` λ > 0, inpainting only; off by default)
-    Each masked cell's confidence loses λ nats per cell of (Chebyshev) distance from the nearest
-    kept token, so a fill is fixed from its border inwards, ring by ring for large λ, as
-    classical exemplar-based inpainting orders its patches: every committed token then has
-    committed neighbours on the kept side, and structure can be carried across the border.
+Fill order and start (inpainting only)
+    ``outside_in`` λ > 0: a masked cell's confidence loses λ nats per cell of distance from the
+    kept tokens, so a fill is fixed from its border inwards (ring by ring for large λ).
+    ``init = "reflect"``: the region starts as its kept border mirrored in, row by row
+    (`nar.sampling.fill.reflect_fill`, exemplar-based inpainting's copy step), and the model
+    only redraws it through its refinement rounds (no decoding steps).
 
 Best of K (``candidates`` K > 1; off by default)
     Every image is drawn K times in one batch, and one candidate is kept. Inpainting: each fill
@@ -81,7 +82,7 @@ Best of K (``candidates`` K > 1; off by default)
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -97,8 +98,9 @@ from nar.nn.hourglass import Hourglass2D, HourglassConfig, count_flops, patch_of
 from nar.nn.positions import AbsolutePositions2D, grid_positions
 from nar.nn.rotary import AxialRotary2D
 from nar.priors.base import Prior, SampleOutput, SampleRequest
+from nar.priors.maskgit_critic import SelfCritic
 from nar.priors.registry import PRIORS
-from nar.sampling.fill import distance_to_kept, kept_ring
+from nar.sampling.fill import distance_to_kept, reflect_fill
 from nar.sampling.filters import epsilon_filter, gumbel_noise, sample_logits
 from nar.sampling.schedules import check_guidance_schedule, get_schedule, guidance_scale, mask_counts
 
@@ -130,8 +132,8 @@ class MaskGITConfig:
     refine_rounds: int = 0          # sampling: rounds of re-masking the least likely tokens (Refinement)
     refine_ratio: float = 0.1       # share of the generated tokens re-masked per round
     refine_steps: int = 2           # decoding steps that redraw them
-    outside_in: float = 0.0         # inpainting: confidence cost in nats per cell of distance from the kept
-                                    # tokens (Fill order; 0: off)
+    init: str = "mask"              # inpainting: start the region all [MASK] | from the reflected kept tokens
+    outside_in: float = 0.0         # inpainting: nats off the confidence per cell from the kept tokens (Fill order)
     candidates: int = 1             # sampling: draws per image, the best one kept (Best of K)
     rank_ring: int = 1              # inpainting: width in tokens of the kept ring that ranks the fills
     cfg_schedule: str = "constant"  # sampling: guidance scale over the steps (nar.sampling.schedules)
@@ -166,23 +168,19 @@ def check_refinement(rounds, ratio, steps) -> tuple[int, float, int]:
 
 def check_best_of(candidates, ring) -> tuple[int, int]:
     """The best-of-K settings as (int, int); an `ArgumentError` names a bad one."""
-    if float(candidates) != int(float(candidates)) or float(candidates) < 1:
-        raise ArgumentError("candidates", f"maskgit: candidates must be a whole number >= 1, got {candidates}")
-    if float(ring) != int(float(ring)) or float(ring) < 1:
-        raise ArgumentError("rank_ring", f"maskgit: rank_ring must be a whole number >= 1, got {ring}")
+    for name, value in (("candidates", candidates), ("rank_ring", ring)):
+        if float(value) != int(float(value)) or float(value) < 1:
+            raise ArgumentError(name, f"maskgit: {name} must be a whole number >= 1, got {value}")
     return int(float(candidates)), int(float(ring))
 
 
-# refinement's scoring passes: the cells of each (row mod 2, col mod 2) lattice, masked together
-LATTICE = ((0, 0), (0, 1), (1, 0), (1, 1))
-
 # options ``sample`` accepts beyond the shared arguments
 SAMPLE_OPTIONS = ("choice_temperature", "schedule", "refine_rounds", "refine_ratio", "refine_steps", "cfg_schedule",
-                  "epsilon", "outside_in", "candidates", "rank_ring")
+                  "epsilon", "init", "outside_in", "candidates", "rank_ring")
 
 
 @PRIORS.register("maskgit")
-class MaskGITPrior(Prior):
+class MaskGITPrior(SelfCritic, Prior):
     name = "maskgit"
     config_cls = MaskGITConfig
     default_steps = 12
@@ -357,8 +355,13 @@ class MaskGITPrior(Prior):
         unknown = generated.sum(dim=1).tolist()
         if max(unknown) == 0:  # everything kept: nothing to sample
             return SampleOutput(tokens=ids.reshape(n, h, w), steps_run=0, forward_passes=0)
+        init = opts.get("init", cfg.init)
+        if init not in ("mask", "reflect") or (init == "reflect" and keep is None):
+            raise ArgumentError("init", f"maskgit: init must be 'mask' or 'reflect' (inpainting only), got {init!r}")
+        if init == "reflect":   # the region starts as its reflected border; refinement alone redraws it
+            ids = reflect_fill(known.reshape(n, h, w), keep.reshape(n, h, w)).reshape(n, -1).to(ids.device)
 
-        decode_steps = min(steps, max(unknown))
+        decode_steps = 0 if init == "reflect" else min(steps, max(unknown))
         redraw = [round(ratio * u) for u in unknown]
         rounds = rounds if max(redraw) else 0
         refine_steps = min(refine_steps, max(max(redraw), 1))
@@ -372,8 +375,9 @@ class MaskGITPrior(Prior):
                 return req.cfg_scale
             return guidance_scale(req.cfg_scale, 1.0 - int(is_masked.sum()) / n_generated, cfg_schedule)
 
-        ids = self._decode(req, ids, unknown, decode_steps, schedule, choice_temperature, 0, total, scale_at,
-                           epsilon, order_cost)
+        if decode_steps:
+            ids = self._decode(req, ids, unknown, decode_steps, schedule, choice_temperature, 0, total, scale_at,
+                               epsilon, order_cost)
         passes, done = decode_steps, decode_steps
         for _ in range(rounds):
             support, scoring_passes = self._support(req, ids, generated)  # (n, h*w) log p(token | the rest)
@@ -384,35 +388,6 @@ class MaskGITPrior(Prior):
                                epsilon, order_cost)
             passes, done = passes + scoring_passes + refine_steps, done + refine_steps
         return SampleOutput(tokens=ids.reshape(n, h, w), steps_run=done, forward_passes=passes)
-
-    def _best_of(self, req: SampleRequest, candidates: int, ring: int) -> SampleOutput:
-        """Best of K: draw ``candidates`` samples of every image in one batch and keep one. A fill
-        (inpainting) is ranked by the mean log p(token | every other token) of the kept tokens
-        within ``ring`` cells of the region, read off the model as refinement's scores are: the
-        fill that best explains what surrounds it. A class-conditional free sample is ranked by
-        the model's implicit classifier, the mean over all cells of log p(token | rest, class) -
-        log p(token | rest, null). The batch, and so the cost of every pass, is K times wider;
-        the callback sees each image's first candidate."""
-        n, k = req.n, candidates
-        def repeat(x):   # (n, ...) -> (n*k, ...), an image's candidates adjacent
-            return None if x is None else x.repeat_interleave(k, dim=0)
-        callback = None if req.callback is None else (lambda t, total, ids: req.callback(t, total, ids[::k]))
-        wide = replace(req, n=n * k, class_ids=repeat(req.class_ids), known=repeat(req.known), keep=repeat(req.keep),
-                       options={**req.options, "candidates": 1}, callback=callback)
-        out = self._sample(wide)
-        ids = out.tokens.reshape(n * k, -1)
-        if req.keep is not None:
-            scored = kept_ring(wide.keep.to(ids.device), ring).reshape(n * k, -1)
-            support, passes = self._support(wide, ids, scored)
-            score = (support * scored).sum(dim=1) / scored.sum(dim=1).clamp(min=1)
-        else:   # [cond; null] unguided, in one batch per lattice
-            null = torch.full_like(wide.class_ids, self.null_class)
-            both = replace(wide, n=2 * n * k, class_ids=torch.cat([wide.class_ids, null]), cfg_scale=1.0)
-            support, passes = self._support(both, ids.repeat(2, 1), torch.ones_like(ids, dtype=torch.bool).repeat(2, 1))
-            conditional, unconditional = support.chunk(2)
-            score = (conditional - unconditional).mean(dim=1)
-        best = score.reshape(n, k).argmax(dim=1) + torch.arange(n, device=ids.device) * k
-        return SampleOutput(tokens=out.tokens[best], steps_run=out.steps_run, forward_passes=out.forward_passes + passes)
 
     def _decode(self, req: SampleRequest, ids: torch.Tensor, unknown: list[int], steps: int, schedule,
                 choice_temperature: float, step0: int, total: int,
@@ -448,25 +423,6 @@ class MaskGITPrior(Prior):
             if req.callback is not None:
                 req.callback(step0 + t, total, ids.view(n, h, w))
         return ids
-
-    def _support(self, req: SampleRequest, ids: torch.Tensor, scored: torch.Tensor) -> tuple[torch.Tensor, int]:
-        """(n, h*w) log-probability of each ``scored`` cell's token given every other token (the
-        guided model, as sampled), and the forwards run: one per (row mod 2, col mod 2) lattice
-        with scored cells, masking those cells only. Unscored cells hold 0."""
-        h, w = req.grid
-        rows = torch.arange(h, device=ids.device)[:, None].expand(h, w)
-        cols = torch.arange(w, device=ids.device)[None, :].expand(h, w)
-        support, passes = torch.zeros(ids.shape, device=ids.device), 0
-        for i, (dr, dc) in enumerate(LATTICE):
-            lattice = ((rows % 2 == dr) & (cols % 2 == dc)).reshape(1, -1)
-            masked = scored & lattice
-            if not bool(masked.any()):
-                continue
-            logits = self._masked_logits(ids.masked_fill(masked, self.mask_id), masked, req.class_ids,
-                                         req.cfg_scale, (h, w), self.patch_shift(i))
-            logp = logits.log_softmax(dim=-1).gather(-1, ids[masked][:, None]).squeeze(-1)
-            support, passes = support.masked_scatter(masked, logp), passes + 1
-        return support, passes
 
     # ---- cost -----------------------------------------------------------------------------
     flops_note = "one full forward per step, logits head on the still-masked tokens"

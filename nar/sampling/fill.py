@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["distance_to_kept", "kept_ring", "nearest_fill", "shift_grid"]
+__all__ = ["distance_to_kept", "kept_ring", "nearest_fill", "reflect_fill", "shift_grid"]
 
 
 def nearest_fill(tokens: torch.Tensor, keep: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -68,3 +68,30 @@ def kept_ring(keep: torch.Tensor, width: int) -> torch.Tensor:
     regenerated one: the surroundings a fill has to agree with."""
     near = F.max_pool2d((~keep)[:, None].float(), 2 * width + 1, stride=1, padding=width)[:, 0] > 0
     return near & keep
+
+
+def reflect_fill(tokens: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """(B, h, w) tokens, (B, h, w) bool keep -> tokens where every unknown cell takes the kept token
+    mirrored across the nearer end of its masked run in its row, so horizontal structure (a horizon,
+    a ridge, a skyline) runs on into the region as reflection padding does. Cells whose mirror is
+    not kept (a run wider than the kept tokens beside it, a row with nothing kept) take
+    `nearest_fill`'s token. Known tokens come back unchanged."""
+    out, filled = tokens.clone(), keep.clone()
+    w = tokens.shape[-1]
+    for b, r in zip(*torch.nonzero((~keep).any(dim=-1), as_tuple=True)):
+        row_keep = keep[b, r].tolist()
+        c = 0
+        while c < w:
+            if row_keep[c]:
+                c += 1
+                continue
+            start = c
+            while c < w and not row_keep[c]:
+                c += 1
+            end = c   # the masked run is [start, end)
+            for x in range(start, end):
+                from_left = start > 0 and (end == w or x < (start + end) / 2)
+                src = 2 * start - 1 - x if from_left else 2 * end - 1 - x
+                if 0 <= src < w and row_keep[src]:
+                    out[b, r, x], filled[b, r, x] = tokens[b, r, src], True
+    return nearest_fill(out, filled) if not bool(filled.all()) else out

@@ -426,3 +426,24 @@ def test_best_of_k_ranks_class_conditional_samples_by_the_implicit_classifier():
     assert hits.max() > hits.min()
     assert torch.equal(best.tokens[0], every[int(hits.argmax())])
     assert best.forward_passes == 4 + 4   # 4 decoding steps, 4 lattice passes ([cond; null] batched)
+
+
+def test_reflect_init_starts_from_the_mirrored_border_and_only_refines():
+    from nar.sampling.fill import reflect_fill
+    prior = make()
+    grid = (8, 8)
+    known = torch.randint(0, V, (1, *grid), generator=gen(2))
+    keep = torch.ones(1, *grid, dtype=torch.bool)
+    keep[:, 2:6, 2:6] = False
+    calls = []
+    plain = prior.sample(1, grid, known=known, keep=keep, generator=gen(0), init="reflect", refine_rounds=0)
+    assert torch.equal(plain.tokens, reflect_fill(known, keep)) and plain.steps_run == 0
+    out = prior.sample(1, grid, known=known, keep=keep, generator=gen(0), init="reflect", refine_rounds=2,
+                       refine_ratio=0.25, refine_steps=2, callback=lambda t, total, ids: calls.append((t, total)))
+    assert torch.equal(out.tokens[keep], known[keep])
+    assert ((out.tokens != plain.tokens).sum() <= 2 * 4)   # at most 2 rounds x 25 % of the 16 cells redrawn
+    assert calls == [(t, 4) for t in range(4)] and (out.steps_run, out.forward_passes) == (4, 2 * (4 + 2))
+    with pytest.raises(NarError, match="init"):
+        prior.sample(1, grid, generator=gen(0), init="reflect")    # free sampling: nothing to mirror
+    with pytest.raises(NarError, match="init"):
+        prior.sample(1, grid, known=known, keep=keep, generator=gen(0), init="noise")

@@ -1,6 +1,6 @@
 import torch
 
-from nar.sampling.fill import distance_to_kept, kept_ring, nearest_fill
+from nar.sampling.fill import distance_to_kept, kept_ring, nearest_fill, reflect_fill
 
 
 def test_nearest_fill_continues_the_border_and_keeps_known_tokens():
@@ -44,3 +44,16 @@ def test_distance_to_kept_counts_cells_to_the_nearest_kept_one():
     dist = distance_to_kept(keep)[0]
     assert (dist[keep[0]] == 0).all() and dist[4, 3] == 3 and dist[2, 1] == 1 and dist[3, 2] == 2
     assert (distance_to_kept(torch.zeros(1, 3, 3, dtype=torch.bool)) == 6).all()   # nothing kept
+
+
+def test_reflect_fill_mirrors_the_kept_tokens_into_each_rows_run():
+    tokens = torch.arange(8).repeat(1, 3, 1)
+    keep = torch.ones(1, 3, 8, dtype=torch.bool)
+    keep[0, 0, 2:6] = False    # a run inside the row: its halves mirror the kept tokens either side
+    keep[0, 1, 0:3] = False    # a run at the left edge: mirrored from the right only
+    keep[0, 2, 1:] = False     # one kept token: too few to mirror, the rest comes from the row above
+    out = reflect_fill(tokens.masked_fill(~keep, 99), keep)
+    assert out[0, 0].tolist() == [0, 1, 1, 0, 7, 6, 6, 7]
+    assert out[0, 1].tolist() == [5, 4, 3, 3, 4, 5, 6, 7]
+    assert out[0, 2, :2].tolist() == [0, 0] and (out[0, 2] != 99).all()
+    assert torch.equal(out[keep], tokens[keep])

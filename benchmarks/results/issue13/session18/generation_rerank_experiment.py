@@ -5,7 +5,7 @@ from nar.eval.metrics import evaluate_images
 from nar.eval.scene_classifier import evaluate_accuracy, shipped_scene_classifier
 from nar.pipelines.bench.quality import render_real
 from nar.pipelines.pipeline import Pipeline
-from nar.priors.maskgit import LATTICE
+from nar.priors.maskgit_critic import LATTICE
 
 PRIOR, PER, K, CFG, SEED = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
 torch.set_num_threads(2)
