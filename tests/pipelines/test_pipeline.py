@@ -95,15 +95,16 @@ def test_inpaint_samples_cooler_than_free_generation(pipe, monkeypatch):
 
 
 def test_inpaint_refines_maskgit_fills_unless_told_otherwise(pipe):
-    """INPAINT_OPTIONS: a maskgit fill runs its refinement rounds (more steps, recorded in the
-    settings); the caller's own options win; free sampling stays unrefined."""
+    """INPAINT_OPTIONS: a maskgit fill starts from its mirrored border and runs its refinement
+    rounds (recorded in the settings); the caller's own options win; free sampling stays unrefined."""
     from nar.sampling import INPAINT_OPTIONS
-    rounds = INPAINT_OPTIONS["maskgit"]["refine_rounds"]
+    rounds, steps = INPAINT_OPTIONS["maskgit"]["refine_rounds"], INPAINT_OPTIONS["maskgit"]["refine_steps"]
     image, mask = np.zeros((16, 16, 3), np.uint8), np.zeros((16, 16), bool)
     mask[4:12, 4:12] = True
     out = pipe.inpaint(image, mask, prior="maskgit", steps=2)
-    assert rounds > 0 and out.settings["options"]["refine_rounds"] == rounds and out.steps_run > 2
-    plain = pipe.inpaint(image, mask, prior="maskgit", steps=2, refine_rounds=0)
+    assert rounds > 0 and out.settings["options"]["refine_rounds"] == rounds
+    assert out.settings["options"]["init"] == "reflect" and 0 < out.steps_run <= rounds * steps   # no decoding steps
+    plain = pipe.inpaint(image, mask, prior="maskgit", steps=2, init="mask", refine_rounds=0)
     assert plain.steps_run == 2 and plain.settings["options"]["refine_rounds"] == 0
     assert pipe.sample(prior="maskgit", n=1, steps=2).steps_run == 2
     assert "options" not in pipe.inpaint(image, mask, prior="sundae", steps=2).settings  # sundae's own defaults
