@@ -359,7 +359,7 @@ class MaskGITPrior(SelfCritic, Prior):
         if init not in ("mask", "reflect") or (init == "reflect" and keep is None):
             raise ArgumentError("init", f"maskgit: init must be 'mask' or 'reflect' (inpainting only), got {init!r}")
         if init == "reflect":   # the region starts as its reflected border; refinement alone redraws it
-            ids = reflect_fill(known.reshape(n, h, w), keep.reshape(n, h, w)).reshape(n, -1).to(ids.device)
+            ids = reflect_fill(known.reshape(n, h, w), keep.reshape(n, h, w), req.generator).reshape(n, -1).to(ids.device)
 
         decode_steps = 0 if init == "reflect" else min(steps, max(unknown))
         redraw = [round(ratio * u) for u in unknown]

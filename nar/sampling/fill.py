@@ -70,12 +70,12 @@ def kept_ring(keep: torch.Tensor, width: int) -> torch.Tensor:
     return near & keep
 
 
-def reflect_fill(tokens: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+def reflect_fill(tokens: torch.Tensor, keep: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """(B, h, w) tokens, (B, h, w) bool keep -> tokens where every unknown cell takes the kept token
     mirrored across the nearer end of its masked run in its row, so horizontal structure (a horizon,
     a ridge, a skyline) runs on into the region as reflection padding does. Cells whose mirror is
     not kept (a run wider than the kept tokens beside it, a row with nothing kept) take
-    `nearest_fill`'s token. Known tokens come back unchanged."""
+    `nearest_fill`'s token (ties drawn from ``generator``). Known tokens come back unchanged."""
     out, filled = tokens.clone(), keep.clone()
     w = tokens.shape[-1]
     for b, r in zip(*torch.nonzero((~keep).any(dim=-1), as_tuple=True)):
@@ -94,4 +94,4 @@ def reflect_fill(tokens: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
                 src = 2 * start - 1 - x if from_left else 2 * end - 1 - x
                 if 0 <= src < w and row_keep[src]:
                     out[b, r, x], filled[b, r, x] = tokens[b, r, src], True
-    return nearest_fill(out, filled) if not bool(filled.all()) else out
+    return nearest_fill(out, filled, generator) if not bool(filled.all()) else out
