@@ -153,6 +153,8 @@ class MaskGITConfig:
         check_best_of(self.candidates, self.rank_ring)
         if self.outside_in < 0:
             raise NarError(f"maskgit: outside_in must be >= 0, got {self.outside_in}")
+        if self.init not in INITS:
+            raise NarError(f"maskgit: init must be one of {', '.join(INITS)}, got {self.init!r}")
 
 
 def check_refinement(rounds, ratio, steps) -> tuple[int, float, int]:
@@ -174,6 +176,7 @@ def check_best_of(candidates, ring) -> tuple[int, int]:
     return int(float(candidates)), int(float(ring))
 
 
+INITS = ("mask", "reflect")   # how an inpainting region starts (Fill order, above)
 # options ``sample`` accepts beyond the shared arguments
 SAMPLE_OPTIONS = ("choice_temperature", "schedule", "refine_rounds", "refine_ratio", "refine_steps", "cfg_schedule",
                   "epsilon", "init", "outside_in", "candidates", "rank_ring")
@@ -339,6 +342,10 @@ class MaskGITPrior(SelfCritic, Prior):
         if outside_in < 0 or (outside_in > 0 and req.keep is None):
             raise ArgumentError("outside_in", f"maskgit: outside_in must be >= 0 and needs kept tokens (inpainting), "
                                               f"got {outside_in}{'' if req.keep is not None else ' for free sampling'}")
+        init = opts.get("init", cfg.init)
+        if init not in INITS or (init == "reflect" and req.keep is None):
+            raise ArgumentError("init", f"maskgit: init must be one of {', '.join(INITS)} ('reflect': inpainting "
+                                        f"only), got {init!r}{'' if req.keep is not None else ' for free sampling'}")
         candidates, ring = check_best_of(opts.get("candidates", cfg.candidates), opts.get("rank_ring", cfg.rank_ring))
         if candidates > 1:
             if req.keep is None and bool((req.class_ids == self.null_class).any()):
@@ -355,9 +362,6 @@ class MaskGITPrior(SelfCritic, Prior):
         unknown = generated.sum(dim=1).tolist()
         if max(unknown) == 0:  # everything kept: nothing to sample
             return SampleOutput(tokens=ids.reshape(n, h, w), steps_run=0, forward_passes=0)
-        init = opts.get("init", cfg.init)
-        if init not in ("mask", "reflect") or (init == "reflect" and keep is None):
-            raise ArgumentError("init", f"maskgit: init must be 'mask' or 'reflect' (inpainting only), got {init!r}")
         if init == "reflect":   # the region starts as its reflected border; refinement alone redraws it
             ids = reflect_fill(known.reshape(n, h, w), keep.reshape(n, h, w), req.generator).reshape(n, -1).to(ids.device)
 

@@ -447,3 +447,7 @@ def test_reflect_init_starts_from_the_mirrored_border_and_only_refines():
         prior.sample(1, grid, generator=gen(0), init="reflect")    # free sampling: nothing to mirror
     with pytest.raises(NarError, match="init"):
         prior.sample(1, grid, known=known, keep=keep, generator=gen(0), init="noise")
+    with pytest.raises(NarError, match="init"):   # checked even when nothing is left to draw
+        prior.sample(1, grid, known=known, keep=torch.ones_like(keep), generator=gen(0), init="noise")
+    with pytest.raises(NarError, match="init"):   # and when the config is built
+        MaskGITConfig(init="noise")
