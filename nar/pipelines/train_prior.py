@@ -16,6 +16,7 @@ from nar.core.config import from_dict, load_toml, to_dict, _deep_update
 from nar.core.recipes import KINDS_PRIOR
 from nar.core.errors import NarError
 from nar.data.tokens import TokenCache
+from nar.nn.positions import AbsolutePositions2D, resize_table
 from nar.pipelines.pipeline import Pipeline
 from nar.priors import PRIORS
 from nar.train.loop import STATE_FILE, TrainConfig, Trainer
@@ -152,8 +153,33 @@ def _init_weights(prior, name: str, init_from) -> None:
         tensors, meta = load_checkpoint(init_from)
         prior.adopt_weights(tensors, meta)
     else:
+        tables = _token_tables(prior, init_from, meta)
+        stretched = _stretched_positions(prior, init_from)
         load_weights_into(prior, init_from, "prior", name, allow_new=True,
-                          keep_own=_token_tables(prior, init_from, meta))
+                          keep_own=lambda k: k in stretched or bool(tables and tables(k)))
+        with torch.no_grad():
+            for key, table in stretched.items():
+                prior.get_parameter(key).copy_(table)
+
+
+def _stretched_positions(prior, init_from) -> dict[str, torch.Tensor]:
+    """A parent trained on another grid (e.g. 64x64 tokens, and this run 32x32): its learned
+    2D position tables (`AbsolutePositions2D`, which stretch to any grid at sampling time anyway)
+    are stretched to this run's table length, so the child starts from the layout its parent
+    learned. Name -> stretched table, for the tables whose length differs."""
+    tensors, _ = load_checkpoint(init_from)
+    out = {}
+    for mod_name, module in prior.named_modules():
+        if not isinstance(module, AbsolutePositions2D):
+            continue
+        for table_name in ("row_emb", "col_emb"):
+            key, own = f"{mod_name}.{table_name}", getattr(module, table_name)
+            theirs = tensors.get(key)
+            if theirs is not None and theirs.shape[1:] == own.shape[1:] and theirs.shape[0] != own.shape[0]:
+                out[key] = resize_table(theirs.float(), own.shape[0]).to(own.dtype)
+    if out:
+        print(f"{init_from}: position tables stretched to this run's grid ({', '.join(sorted(out))})", flush=True)
+    return out
 
 
 def _token_tables(prior, init_from, meta: dict):

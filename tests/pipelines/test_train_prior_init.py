@@ -68,3 +68,28 @@ def test_init_from_a_prior_of_a_smaller_codebook_keeps_the_network_and_renews_to
     assert after["tok_emb.weight"].shape[0] == size and after["head.weight"].shape[0] == size
     body = [k for k in before if k.startswith("net.")]
     assert body and all(torch.allclose(before[k].float(), after[k].float(), atol=1e-6) for k in body)   # lr 1e-12
+
+
+def test_init_from_a_prior_of_another_grid_stretches_its_position_tables(tiny_models, tmp_path):
+    """A child trained on a smaller token grid (e.g. 512² images after a 1024² parent) starts from
+    its parent's learned 2D positions stretched to its own length, as sampling stretches them."""
+    import numpy as np
+    from nar.data.tokens import TokenCache, write_token_cache
+    from nar.nn.positions import resize_table
+    with_positions = {**QUICK, "model.abs_positions": True}
+    parent = train_prior("sundae", tiny_models["tokens"], CONFIGS / "priors" / "sundae_tiny.toml",
+                         {**with_positions, "train.lr": 1e-3}, out=tmp_path / "parent", progress=False)
+    old = TokenCache.open(tiny_models["tokens"])
+    h, w = old.grid
+    tokens = np.asarray(old.tokens[:16])[:, : h // 2, : w // 2]
+    small = write_token_cache(tmp_path / "half_grid", tokens, np.asarray(old.labels[:16]),
+                              {k: v for k, v in old.header.items() if k not in ("n", "grid", "dtype", "format", "version")})
+    child = train_prior("sundae", small, CONFIGS / "priors" / "sundae_tiny.toml", with_positions,
+                        out=tmp_path / "child", progress=False, init_from=parent / "model.safetensors")
+    before, after = load_file(parent / "model.safetensors"), load_file(child / "model.safetensors")
+    for key, length in (("positions.row_emb", h // 2), ("positions.col_emb", w // 2)):
+        assert before[key].shape[0] == h if key.endswith("row_emb") else w
+        assert after[key].shape[0] == length
+        assert torch.allclose(after[key].float(), resize_table(before[key].float(), length), atol=1e-5)
+    body = [k for k in before if k.startswith("net.")]
+    assert body and all(torch.allclose(before[k].float(), after[k].float(), atol=1e-6) for k in body)
