@@ -66,6 +66,7 @@ from x_transformers import Decoder
 from nar.core.errors import NarError
 from nar.nn.flops import block_flops
 from nar.nn.kv_cache import StaticKVCache
+from nar.nn.positions import resize_table
 from nar.priors.ar_decode import FastARDecoder
 from nar.priors.base import Prior, SampleOutput, SampleRequest
 from nar.priors.registry import PRIORS
@@ -176,21 +177,24 @@ class ARPrior(Prior):
         return round(r0 * (self.grid_rows - wh) / (h - wh))
 
     def adopts(self, meta: dict) -> bool:
-        """Also an ar whose row table has another length (a parent trained without absolute
-        rows, or on a grid of other height): `adopt_weights` stretches it."""
-        rows = (meta.get("config") or {}).get("grid_rows", 0) or (meta.get("train_grid") or [0])[0]
-        return super().adopts(meta) or (self.use_2d and rows != self.row_emb.num_embeddings)
+        """Also an ar whose row or column table has another length (a parent trained without
+        absolute rows, or on a grid of other size, e.g. 64x64 tokens for this run's 32x32):
+        `adopt_weights` stretches them."""
+        grid = meta.get("train_grid") or [0, 0]
+        rows = (meta.get("config") or {}).get("grid_rows", 0) or grid[0]
+        return super().adopts(meta) or (self.use_2d and (rows != self.row_emb.num_embeddings
+                                                         or grid[1] != self.col_emb.num_embeddings))
 
     def adopt_weights(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
-        """Start from an ar checkpoint whose row table has another length (`nar train --prior ar
-        --init-from ar.safetensors --set model.grid_rows=64`): its table is stretched linearly
-        over this one's rows (the top row stays the top, the bottom the bottom); the rest is copied."""
+        """Start from an ar checkpoint whose row or column table has another length (`nar train
+        --prior ar --init-from ar.safetensors --set model.grid_rows=64`, or a parent of another
+        grid): each table is stretched linearly over this one's length (the top row stays the
+        top, the bottom the bottom, and so for columns); the rest is copied."""
         if meta.get("name") != self.name:
             raise NarError(f"ar starts only from another ar checkpoint, not a {meta.get('name')} one")
         mapped = dict(tensors)
-        old = tensors["row_emb.weight"].float()  # (R_old, d) -> (R_new, d)
-        mapped["row_emb.weight"] = F.interpolate(old.T[None], size=self.row_emb.num_embeddings, mode="linear",
-                                                 align_corners=True)[0].T
+        for key, table in (("row_emb.weight", self.row_emb), ("col_emb.weight", self.col_emb)):
+            mapped[key] = resize_table(tensors[key].float(), table.num_embeddings)   # (L_old, d) -> (L_new, d)
         self._load_adopted(mapped, "ar", "the same network, tokenizer and classes")
 
     def _embed(self, class_ids: torch.Tensor, prev: torch.Tensor, offset: int, width: int,

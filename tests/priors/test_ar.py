@@ -388,6 +388,21 @@ def test_adopting_a_parent_stretches_its_row_table():
         child.adopt_weights(parent.state_dict(), {**meta, "name": "sundae"})
 
 
+
+def test_adopting_a_parent_of_a_larger_grid_stretches_both_tables():
+    """A child on half the grid (512² images after a 1024² parent): rows and columns both
+    shrink by stretching, so column j of the child starts from the parent's column at the same
+    fraction of the width."""
+    parent = tiny(grid=(5, 5), seed=2)
+    meta = {"name": "ar", "config": {"grid_rows": 0}, "train_grid": [5, 5]}
+    child = tiny(grid=(3, 3), seed=4)
+    assert child.adopts(meta) and not child.adopts({**meta, "train_grid": [3, 3]})
+    child.adopt_weights(parent.state_dict(), meta)
+    for new, old in ((child.row_emb.weight, parent.row_emb.weight), (child.col_emb.weight, parent.col_emb.weight)):
+        assert new.shape == (3, 32)
+        assert torch.allclose(new[0], old[0]) and torch.allclose(new[1], old[2]) and torch.allclose(new[2], old[4])
+    assert torch.equal(child.head.weight, parent.head.weight)
+
 def test_bad_grid_rows_are_refused():
     with pytest.raises(NarError, match="grid_rows = 2 needs 2d positions and at least"):
         tiny(grid=(3, 5), grid_rows=2)
