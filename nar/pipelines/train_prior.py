@@ -152,22 +152,22 @@ def _init_weights(prior, name: str, init_from) -> None:
     if meta.get("kind") == "prior" and prior.adopts(meta):
         tensors, meta = load_checkpoint(init_from)
         prior.adopt_weights(tensors, meta)
-    else:
-        tables = _token_tables(prior, init_from, meta)
-        stretched = _stretched_positions(prior, init_from)
-        load_weights_into(prior, init_from, "prior", name, allow_new=True,
-                          keep_own=lambda k: k in stretched or bool(tables and tables(k)))
-        with torch.no_grad():
-            for key, table in stretched.items():
-                prior.get_parameter(key).copy_(table)
+        return
+    tensors, _ = load_checkpoint(init_from)   # read once for both kinds of table it may not fit
+    fresh = _token_tables(prior, tensors, meta, init_from)
+    stretched = _stretched_positions(prior, tensors, init_from)
+    load_weights_into(prior, init_from, "prior", name, allow_new=True,
+                      keep_own=lambda k: k in stretched or k in fresh)
+    with torch.no_grad():
+        for key, table in stretched.items():
+            prior.get_parameter(key).copy_(table)
 
 
-def _stretched_positions(prior, init_from) -> dict[str, torch.Tensor]:
+def _stretched_positions(prior, tensors: dict[str, torch.Tensor], init_from) -> dict[str, torch.Tensor]:
     """A parent trained on another grid (e.g. 64x64 tokens, and this run 32x32): its learned
     2D position tables (`AbsolutePositions2D`, which stretch to any grid at sampling time anyway)
     are stretched to this run's table length, so the child starts from the layout its parent
     learned. Name -> stretched table, for the tables whose length differs."""
-    tensors, _ = load_checkpoint(init_from)
     out = {}
     for mod_name, module in prior.named_modules():
         if not isinstance(module, AbsolutePositions2D):
@@ -182,22 +182,21 @@ def _stretched_positions(prior, init_from) -> dict[str, torch.Tensor]:
     return out
 
 
-def _token_tables(prior, init_from, meta: dict):
+def _token_tables(prior, tensors: dict[str, torch.Tensor], meta: dict, init_from) -> set[str]:
     """A parent trained on another tokenizer's codebook (e.g. 512 codes, and this run 4096): its
     token tables (embedding and output rows, one per code, + [MASK] where there is one) mean
     nothing for the new codes, so they keep this run's initialisation; the network between them
-    is what carries over. None when the codebooks have the same size."""
+    is what carries over. Their names; none when the codebooks have the same size."""
     old_size = int(meta.get("codebook_size", prior.codebook_size))
     if old_size == prior.codebook_size:
-        return None
-    tensors, _ = load_checkpoint(init_from)
+        return set()
     own = prior.state_dict()
     tables = {k for k, v in tensors.items() if k in own and v.shape != own[k].shape
               and v.shape[0] in (old_size, old_size + 1) and own[k].shape[0] in (prior.codebook_size,
                                                                                   prior.codebook_size + 1)}
     print(f"{init_from}: {old_size} codes, this run {prior.codebook_size}; its network is kept, "
           f"{len(tables)} token tables ({', '.join(sorted(tables))}) start fresh", flush=True)
-    return tables.__contains__
+    return tables
 
 
 def _resolve_codebook_init(name: str, model_cfg, pipe: Pipeline | None, cache: TokenCache, out: Path,
