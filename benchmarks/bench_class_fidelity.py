@@ -25,6 +25,7 @@ import torch
 from rich.console import Console
 from rich.progress import track
 
+from nar.core.images import to_tensor
 from nar.data.landscapes import LandscapeDataset
 from nar.eval.machine import environment, setup_device
 from nar.eval.scene_classifier import evaluate_accuracy, shipped_scene_classifier
@@ -63,7 +64,7 @@ def prior_row(pipe: Pipeline, name: str, size: int, per_class: int, cfg: float, 
     for class_id in track(range(len(classes)), description=f"{name} {size}²"):
         out = pipe.sample(prior=name, n=per_class, size=size, steps=steps, cond=[class_id] * per_class, cfg=cfg,
                           seed=seed + class_id)
-        images.append(pipe.decode_tensor(out.tokens))
+        images.append(torch.stack([to_tensor(im) for im in out.images]))   # as saved: SR'd above native
         labels += [class_id] * per_class
     row = evaluate_accuracy(classifier, torch.cat(images), torch.tensor(labels))
     row.update(cfg=cfg, steps=steps, seconds=time.perf_counter() - t0)

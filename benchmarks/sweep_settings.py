@@ -34,11 +34,12 @@ from rich.progress import track
 
 from nar.core.config import parse_overrides
 from nar.core.errors import NarError
+from nar.core.images import to_tensor
 from nar.eval.machine import environment, setup_device
 from nar.eval.metrics import evaluate_images
 from nar.eval.scene_classifier import evaluate_accuracy, shipped_scene_classifier
 from nar.eval.sharpness import relative_to, sharpness_report
-from nar.pipelines.bench.quality import merged_patch_sizes, render_real
+from nar.pipelines.bench.quality import block_pitches, render_real
 from nar.pipelines.pipeline import Pipeline
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,7 +64,7 @@ def sample_setting(pipe: Pipeline, prior: str, size: int, per_class: int, settin
         cond = [class_id] * per_class if cfg > 0 else None
         out = pipe.sample(prior=prior, n=per_class, size=size, cond=cond, cfg=max(cfg, 1.0),
                           seed=seed + 1000 * class_id, **opts)
-        images.append(pipe.decode_tensor(out.tokens).float().clamp(-1, 1))
+        images.append(torch.stack([to_tensor(im) for im in out.images]))   # as saved: SR'd above native
         labels += [class_id] * per_class
     return torch.cat(images), torch.tensor(labels), time.perf_counter() - t0
 
@@ -130,7 +131,7 @@ def main() -> None:
         raise SystemExit(f"{args.prior}: unconditional model; class fidelity needs classes")
     classifier = shipped_scene_classifier(dev)
     n = args.per_class * len(pipe.class_names(args.prior))
-    blocks = merged_patch_sizes(pipe.prior(args.prior), int(pipe.tokenizer.factor))
+    blocks = block_pitches(pipe.prior(args.prior), int(pipe.tokenizer.factor), args.size)
 
     console.print(f"rendering {2 * n} real images at {args.size}²")
     real_a, real_b = render_real(n, args.size, REAL_SEED), render_real(n, args.size, REAL_SEED + n)

@@ -16,6 +16,20 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
+def tiny_sr(tmp_path_factory):
+    """A 2x super-resolution checkpoint of a tiny, untrained-but-not-identity SR net."""
+    from nar.core.checkpoint import save_checkpoint
+    from nar.core.config import to_dict
+    from nar.sr.model import SRModelConfig, SRNet
+    torch.manual_seed(0)
+    net = SRNet(SRModelConfig(channels=8, blocks=2)).eval()
+    torch.nn.init.normal_(net.tail.weight, std=0.05)   # a trained-like tail, not the zero start
+    path = tmp_path_factory.mktemp("sr") / "sr.safetensors"
+    save_checkpoint(path, net.state_dict(), {"kind": "sr", "name": "srnet", "config": to_dict(net.cfg), "scale": 2})
+    return path
+
+
+@pytest.fixture(scope="session")
 def benchmark_script():
     """Import a script of benchmarks/ by name (they are scripts, not a package)."""
     import importlib.util

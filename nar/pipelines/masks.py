@@ -16,7 +16,7 @@ from einops import reduce
 from nar.core.errors import NarError
 from nar.core.images import load_image
 
-__all__ = ["parse_box", "load_mask", "latent_keep_mask", "seam_alpha", "pad_to_multiple"]
+__all__ = ["parse_box", "load_mask", "latent_keep_mask", "seam_alpha", "pad_to_multiple", "downscale_for_fill"]
 
 
 def parse_box(text: str, width: int, height: int) -> np.ndarray:
@@ -70,3 +70,15 @@ def pad_to_multiple(image: np.ndarray, regenerate: np.ndarray, factor: int):
     # padded pixels count as kept so they never force a real block to be regenerated
     regenerate = np.pad(regenerate, ((0, ph), (0, pw)), constant_values=False)
     return image, regenerate
+
+
+def downscale_for_fill(image: np.ndarray, regenerate: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W, 3) uint8 image and (H, W) regenerate-mask -> both at 1/scale (sides rounded up, the
+    image edge-padded first): the image box-averaged, the mask marking every cell that holds a
+    regenerated pixel, so the small fill covers all of the region. ``scale`` 1: unchanged."""
+    if scale == 1:
+        return image, regenerate
+    padded, regen = pad_to_multiple(image, regenerate, scale)
+    small = reduce(padded.astype(np.float64), "(h a) (w b) c -> h w c", "mean", a=scale, b=scale)
+    cells = reduce(regen.astype(np.uint8), "(h a) (w b) -> h w", "max", a=scale, b=scale)
+    return np.round(small).astype(np.uint8), cells.astype(bool)

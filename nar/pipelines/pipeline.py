@@ -67,8 +67,9 @@ from nar.core.errors import ArgumentError, NarError
 from nar.core.images import load_image, to_tensor, to_uint8
 from nar.core.timing import sync
 from nar.pipelines.seams import extend_from_kept, fill_from_kept, harmonize_seam
-from nar.pipelines.masks import latent_keep_mask, pad_to_multiple, seam_alpha
+from nar.pipelines.masks import downscale_for_fill, latent_keep_mask, pad_to_multiple, seam_alpha
 from nar.pipelines.models import default_tokenizer_path, resolve_prior_ckpt
+from nar.pipelines.upscale import fill_passes, load_sr, resolve_sr_ckpt, sample_plan, upscale, upscale_output
 from nar.priors import PRIORS, Prior, load_prior
 from nar.priors.base import default_grid
 from nar.sampling import INPAINT_PRIOR, INPAINT_TEMPERATURE, inpaint_options
@@ -211,6 +212,12 @@ class Pipeline:
         self._priors[name] = prior
         return prior
 
+    def native_size(self, prior: str) -> int:
+        """The largest image side ``prior`` draws directly (`nar.pipelines.upscale.native_size`: the
+        scenes it learnt, 1024 for the shipped set); larger sizes go through super-resolution."""
+        from nar.pipelines.upscale import native_size
+        return native_size(self.prior(prior), self.factor)
+
     def class_names(self, prior: str) -> list[str]:
         return list(getattr(self.prior(prior), "meta_info", {}).get("class_names") or [])
 
@@ -319,12 +326,18 @@ class Pipeline:
     def sample(self, prior: str = "sundae", n: int = 4, size: int | None = None, grid: Sequence[int] | None = None,
                steps: int | None = None, temperature: float | None = None, top_k: int | None = None,
                top_p: float | None = None, class_name: str | None = None, cond=None, cfg: float = 1.0,
-               seed: int = 0, callback: Callable | None = None, **options: Any) -> PipelineOutput:
-        """n images from ``prior``: tokens sampled in one call, then decoded."""
+               seed: int = 0, callback: Callable | None = None, sr_ckpt: str | Path | None = None,
+               **options: Any) -> PipelineOutput:
+        """n images from ``prior``: tokens sampled in one call, then decoded. A ``size`` above the
+        prior's native one (`native_size`) is drawn at that size and 2x super-resolved up to
+        ``size`` (``sr_ckpt``: the SR model, default the shipped one); ``tokens`` stay the drawn grid."""
         if cfg is None or cfg < 0:
             raise ArgumentError("cfg", f"the guidance scale cfg must be >= 0 (got {cfg})")
         p = self.prior(prior)
         p.check_sample_args(n=n, steps=steps, temperature=temperature, top_k=top_k, top_p=top_p)
+        size, sr_passes = sample_plan(size, self.native_size(prior)) if grid is None else (size, 0)
+        if sr_passes:
+            resolve_sr_ckpt(sr_ckpt)   # a missing SR model is said before any sampling
         grid = self.resolve_grid(prior, size, grid)
         cond_ids = self._cond(prior, n, class_name, cond)
         out, t0, t_sample = self._run_prior(prior, n, grid, steps=steps, temperature=temperature, top_k=top_k,
@@ -340,14 +353,15 @@ class Pipeline:
             cfg=cfg, seed=seed, options=dict(options), grid=list(grid), image_size=[grid[0] * f, grid[1] * f],
             steps_run=out.steps_run, forward_passes=out.forward_passes)
         images = [Image.fromarray(a) for a in to_uint8(pixels)]
-        return PipelineOutput(images=images, tokens=out.tokens.cpu(), settings=settings, steps_run=out.steps_run,
-                              forward_passes=out.forward_passes, seconds_sampling=t_sample, seconds_total=t_total)
+        result = PipelineOutput(images=images, tokens=out.tokens.cpu(), settings=settings, steps_run=out.steps_run,
+                                forward_passes=out.forward_passes, seconds_sampling=t_sample, seconds_total=t_total)
+        return upscale_output(result, sr_ckpt, self.device, passes=sr_passes) if sr_passes else result
 
     def inpaint(self, image, mask, prior: str = INPAINT_PRIOR, seed: int = 0, steps: int | None = None,
                 temperature: float | None = INPAINT_TEMPERATURE, top_k: int | None = None, top_p: float | None = None,
                 class_name: str | None = None, cond=None, cfg: float = 1.0, feather: int = 0,
                 harmonize: bool = True, blend: int | None = None, callback: Callable | None = None,
-                **options: Any) -> PipelineOutput:
+                sr_ckpt: str | Path | None = None, **options: Any) -> PipelineOutput:
         """Regenerate the masked (white / True) part of ``image``; kept pixels come back unchanged
         and, by default, nothing of the original under the mask reaches the result: the masked
         pixels are replaced by a fill from the kept ones before encoding. A token is kept only
@@ -360,7 +374,10 @@ class Pipeline:
         smoothly to the region; ``blend`` (default one tokenizer cell) ramps the first pixels
         inside towards the kept border carried across it (each ring repeats its nearest kept
         neighbour). ``feather`` (default 0) is the only
-        setting that mixes original pixels under the mask back in, over that many pixels."""
+        setting that mixes original pixels under the mask back in, over that many pixels.
+        An image of at least twice the prior's native size is filled at 1/2^k of its size and the
+        fill super-resolved (`nar.pipelines.upscale.fill_passes`; ``sr_ckpt``, default the shipped
+        SR model), as `sample` draws sizes above the native one."""
         original = _as_array(image)
         height, width = original.shape[:2]
         regenerate = _as_mask(mask, width, height)
@@ -375,11 +392,15 @@ class Pipeline:
         p = self.prior(prior)
         p.check_sample_args(n=1, steps=steps, temperature=temperature, top_k=top_k, top_p=top_p)
         options = inpaint_options(p.name, options)
-        tok = self.full_tokenizer()
-        f = tok.factor
-        # pad to whole tokens, and to whole hourglass patches for priors that need them
+        f = self.full_tokenizer().factor
         filled = fill_from_kept(original, regenerate)   # the original under the mask is never seen
-        padded, regen_padded = pad_to_multiple(filled, regenerate, f * p.grid_multiple)
+        # above the prior's native size the fill is drawn at 1/2^k of it, then super-resolved
+        passes = fill_passes(max(height, width), self.native_size(prior))
+        if passes:
+            resolve_sr_ckpt(sr_ckpt)
+        small, regen_small = downscale_for_fill(filled, regenerate, 1 << passes)
+        # pad to whole tokens, and to whole hourglass patches for priors that need them
+        padded, regen_padded = pad_to_multiple(small, regen_small, f * p.grid_multiple)
         grid = p.check_grid((padded.shape[0] // f, padded.shape[1] // f))
         known = self.encode(padded)[None].to(self.device)
         keep = latent_keep_mask(regen_padded, f)[None].to(self.device)
@@ -387,7 +408,12 @@ class Pipeline:
         out, t0, t_sample = self._run_prior(prior, 1, grid, steps=steps, temperature=temperature, top_k=top_k,
                                             top_p=top_p, cond=cond_ids, cfg=cfg, seed=seed, callback=callback,
                                             known=known, keep=keep, options=options)
-        generated = to_uint8(self.decode_tensor(out.tokens))[0][:height, :width]
+        generated = to_uint8(self.decode_tensor(out.tokens))[0][:small.shape[0], :small.shape[1]]
+        if passes:
+            model = load_sr(sr_ckpt, self.device)
+            for _ in range(passes):
+                generated = np.asarray(upscale(Image.fromarray(generated), model))
+        generated = generated[:height, :width]
         if harmonize:  # carry the kept band's residual (original - decoded) smoothly into the region
             generated = harmonize_seam(original, generated, regenerate, band=f)
         blend = f if blend is None else blend   # default: one tokenizer cell
@@ -402,6 +428,7 @@ class Pipeline:
                                   temperature=1.0 if temperature is None else temperature, top_k=top_k,
                                   top_p=top_p, class_label=class_name, cfg=cfg, feather=feather,
                                   harmonize=harmonize, blend=blend, options=dict(options), tokens_regenerated=int((~keep).sum()),
+                                  super_resolution={"passes": passes, "fill_size": list(small.shape[:2])} if passes else None,
                                   tokens_total=grid[0] * grid[1])
         return PipelineOutput(images=[Image.fromarray(result)], tokens=out.tokens.cpu(), settings=settings,
                               steps_run=out.steps_run, forward_passes=out.forward_passes,

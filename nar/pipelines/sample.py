@@ -39,14 +39,10 @@ def output_paths(out_dir: str | Path, prior: str, seed: int, n: int) -> tuple[li
 def run_sample(s: SampleSettings, out_dir: str | Path, ckpt=None, tokenizer=None, device: str = "auto",
                overwrite: bool = False, log=print, pipeline: Pipeline | None = None,
                sr_ckpt=None, progress: bool = False) -> dict[str, Any]:
-    """Sizes above 1024 (e.g. 2048) are generated at half the size, decoded, then 2x super-resolved
-    (`nar.pipelines.upscale`); the PNG metadata's ``super_resolution`` entry says so.
-    ``progress``: a progress bar fed by the prior's per-step callback once sampling takes more
-    than a second (AR at large grids)."""
-    from nar.pipelines.upscale import resolve_sr_ckpt, sample_plan, upscale_output
-    gen_size, super_resolve = sample_plan(s.size)
-    if super_resolve:
-        resolve_sr_ckpt(sr_ckpt)   # a missing SR model is said before any sampling
+    """Sizes above the prior's native one (1024 for the shipped set; e.g. 2048) are generated at
+    that size, decoded, then 2x super-resolved (`Pipeline.sample`, `nar.pipelines.upscale`); the
+    PNG metadata's ``super_resolution`` entry says so. ``progress``: a progress bar fed by the
+    prior's per-step callback once sampling takes more than a second (AR at large grids)."""
     files, grid_file = output_paths(out_dir, s.prior, s.seed, max(s.n, 0))
     clash = [p for p in files + [grid_file] if p.exists()]
     if clash and not overwrite:
@@ -54,11 +50,10 @@ def run_sample(s: SampleSettings, out_dir: str | Path, ckpt=None, tokenizer=None
     pipe = pipeline or Pipeline.load(tokenizer=tokenizer, priors={s.prior: ckpt} if ckpt else None, device=device)
     unit = "rows" if s.prior == "ar" else "steps"
     with StepProgress(s.prior, unit=unit) as bar:
-        out = pipe.sample(prior=s.prior, n=s.n, size=gen_size, grid=s.grid, steps=s.steps, temperature=s.temperature,
+        out = pipe.sample(prior=s.prior, n=s.n, size=s.size, grid=s.grid, steps=s.steps, temperature=s.temperature,
                           top_k=s.top_k, top_p=s.top_p, class_name=s.class_label, cfg=s.cfg, seed=s.seed,
-                          callback=bar if progress else None, **s.options)
-    if super_resolve:
-        out = upscale_output(out, sr_ckpt, device=pipe.device)
+                          callback=bar if progress else None, sr_ckpt=sr_ckpt, **s.options)
+    super_resolve = "super_resolution" in out.settings
     meta = {"nar": json.dumps(out.settings)}
     for i, (image, path) in enumerate(zip(out.images, files)):
         save_png(image, path, {**meta, "nar_index": str(i)})
@@ -68,6 +63,6 @@ def run_sample(s: SampleSettings, out_dir: str | Path, ckpt=None, tokenizer=None
     log(f"{s.n} image(s) of {width}x{height} with {s.prior}: "
         f"{out.steps_run} step(s) run, {out.forward_passes} forward pass(es), {out.seconds_sampling:.2f}s "
         f"sampling + {out.seconds_total - out.seconds_sampling - sr_seconds:.2f}s decoding"
-        + (f" + {sr_seconds:.2f}s 2x super-resolution" if super_resolve else "") + f" -> {out_dir}")
+        + (f" + {sr_seconds:.2f}s {out.settings['super_resolution']['scale']}x super-resolution" if super_resolve else "") + f" -> {out_dir}")
     return {**out.settings, "files": [str(p) for p in files], "grid_file": str(grid_file),
             "seconds_sampling": out.seconds_sampling, "seconds_total": out.seconds_total}

@@ -1,6 +1,6 @@
 """2x super-resolution of any image: `load_sr` (the shipped model or a run's checkpoint) and
-`upscale(image, model=None, tile=None) -> image` (used by `nar upscale`, `nar sample --size
-2048` and `nar serve`).
+`upscale(image, model=None, tile=None) -> image` (used by `nar upscale`, by `Pipeline.sample` and
+`Pipeline.inpaint` for sizes above a prior's native one, e.g. 2048² from the 1024² set, and by `nar serve`).
 
 Inference is tiled with overlap (``nar.tokenizer.tiling.tiled_apply``, blend "center": every
 output pixel comes from the tile it lies deepest inside, with at least the net's receptive
@@ -146,30 +146,60 @@ def upscale_file(src: str | Path, out: str | Path, ckpt: str | Path | None = Non
     return {**info, "seconds": seconds, "file": str(out)}
 
 
-# ---- sizes above what the priors draw: generate at half size, then 2x SR --------------------
-SR_ABOVE = 1024   # `nar sample --size S` with S above this = generation at S/2 + decode + 2x SR
+# ---- sizes above what a prior draws: generate at its native size, then 2x SR ----------------
+SR_ABOVE = 1024   # the native size assumed where a prior's is unknown (the shipped 1024² set's)
 
 
-def sample_plan(size: int | None, scale: int = 2) -> tuple[int | None, bool]:
-    """(size to generate at, whether to super-resolve): 2048 -> (1024, True); 1024 -> (1024, False)."""
-    if size is None or size <= SR_ABOVE:
-        return size, False
-    if size % scale:
-        raise NarError(f"--size {size} above {SR_ABOVE} goes through {scale}x super-resolution, so it must be "
-                       f"a multiple of {scale}")
-    return size // scale, True
+def native_size(prior, factor: int) -> int:
+    """The largest image side ``prior`` draws directly: the scenes it learnt, its checkpoint's data
+    grid x the tokenizer ``factor``; SR_ABOVE for a prior without one (e.g. untrained weights)."""
+    from nar.priors.base import default_grid
+    grid = default_grid(getattr(prior, "meta_info", None) or {})
+    return max(grid) * int(factor) if grid else SR_ABOVE
 
 
-def upscale_output(out, ckpt: str | Path | None = None, device: str | torch.device = "cpu", tile: int | None = TILE):
-    """A `PipelineOutput` of decoded images -> the same with every image 2x super-resolved;
-    settings record the SR model and the generated size, seconds_total includes the SR."""
+def sample_plan(size: int | None, native: int | None = SR_ABOVE, scale: int = 2) -> tuple[int | None, int]:
+    """(size to generate at, number of ``scale``x super-resolution passes). A prior draws at most
+    at its native size (the scenes it learnt: data grid x tokenizer factor); a larger size S is
+    drawn at S / scale^k, the first such size at or below the native one, then super-resolved k
+    times. Native 1024: 2048 -> (1024, 1), 1024 -> (1024, 0); native 512: 1024 -> (512, 1)."""
+    if size is None or native is None or size <= native:
+        return size, 0
+    gen, passes = size, 0
+    while gen > native:
+        if gen % scale:
+            raise NarError(f"--size {size} is above the prior's native {native}², so it goes through "
+                           f"{scale}x super-resolution from {native}² or below: it must be {native} x a power "
+                           f"of {scale} (or a size that halves evenly to one at most {native})")
+        gen, passes = gen // scale, passes + 1
+    return gen, passes
+
+
+def fill_passes(side: int, native: int | None) -> int:
+    """2x SR passes for an inpainting fill of an image whose longer side is ``side``: it is filled
+    at 1/2^k of its size, k the largest with side / 2^k still at least the prior's native size (an
+    image under twice the native size is filled at its own size; its kept pixels are the user's)."""
+    passes = 0
+    while native and side >= native << (passes + 1):
+        passes += 1
+    return passes
+
+
+def upscale_output(out, ckpt: str | Path | None = None, device: str | torch.device = "cpu", tile: int | None = TILE,
+                   passes: int = 1):
+    """A `PipelineOutput` of decoded images -> the same with every image super-resolved ``passes``
+    times (2x each); settings record the SR model and the generated size, seconds_total includes
+    the SR."""
     model = load_sr(ckpt, device)
+    generated = list(out.images[0].size)[::-1]
     t0 = time.perf_counter()
-    images = [upscale(im, model, tile) for im in out.images]
+    images = out.images
+    for _ in range(passes):
+        images = [upscale(im, model, tile) for im in images]
     seconds = time.perf_counter() - t0
     w, h = images[0].size
     out.settings = {**out.settings, "size": w if w == h else None, "image_size": [h, w],
-                    "super_resolution": {"scale": model.scale, "generated_size": list(out.images[0].size)[::-1],
+                    "super_resolution": {"scale": model.scale ** passes, "passes": passes, "generated_size": generated,
                                          "sr_ckpt": str(model.source_path), "seconds": round(seconds, 3)}}
     out.images = images
     out.seconds_total += seconds

@@ -359,6 +359,8 @@ def create_app(config: ServeConfig | None = None, engine: Engine | None = None) 
                                                   "application/json")
                 result.image = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
                 result.timings["decode_remote"] = time.perf_counter() - t0
+                if req.size is not None and req.size > result.image.shape[0]:   # drawn below its size
+                    await run_in_threadpool(engine.super_resolve, result, req.size)
             return await run_in_threadpool(png_response, result)
 
     # ---- decode -------------------------------------------------------------------------------

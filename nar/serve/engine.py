@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from nar.core.errors import NarError
+from nar.pipelines.upscale import sample_plan
 from nar.priors.base import default_grid
 from nar.sampling import INPAINT_TEMPERATURE, inpaint_options
 from nar.serve.batching import BatchInfo
@@ -244,9 +245,17 @@ class Engine:
         if size is not None:
             if size > self.limits.max_size:
                 raise NarError(f"size {size} is over this server's limit of {self.limits.max_size} pixels")
-            if size < f or size % f:
-                raise NarError(f"size {size} is not a multiple of the tokenizer's factor {f}")
-            grid = (size // f, size // f)
+            # above the prior's native size: drawn at it, decoded, then 2x super-resolved (as `nar sample`)
+            native = max(default_grid(meta)) * f if default_grid(meta) else None
+            drawn, passes = sample_plan(size, native)
+            if drawn < f or drawn % f:
+                raise NarError(f"size {size} is not a multiple of the tokenizer's factor {f}"
+                               + (f" at the {drawn}² it is drawn at" if passes else ""))
+            if passes:
+                ok, why = self.upscale_available()
+                if not ok:
+                    raise NarError(f"size {size} is above {prior}'s native {native}², which needs super-resolution: {why}")
+            grid = (drawn // f, drawn // f)
         if grid is None:
             grid = default_grid(meta) or (16, 16)
         h, w = (int(v) for v in grid)
@@ -308,6 +317,9 @@ class Engine:
             t_decode = time.perf_counter() - t0
             for r, image in zip(results, images):
                 r.image, r.timings["decode"] = image, t_decode
+            if key.size is not None and key.size > key.grid[0] * f:   # drawn below the size asked for
+                for r in results:
+                    self.super_resolve(r, key.size)
         for r, info in zip(results, infos):
             r.timings["queue"] = info.queued_s
             r.settings["batch_size"] = info.size
@@ -354,7 +366,7 @@ class Engine:
         if job.image is not None:
             out = pipe.inpaint(job.image, job.mask, prior=job.prior, seed=job.seed, steps=job.steps,
                                temperature=job.temperature, class_name=job.class_name, cfg=job.cfg,
-                               feather=job.feather)
+                               feather=job.feather, sr_ckpt=self.sr_ckpt)
             wall = time.perf_counter() - t0
             timings = {"queue": info.queued_s, "encode": max(wall - out.seconds_total, 0.0),
                        "sample": out.seconds_sampling, "decode": out.seconds_total - out.seconds_sampling}
@@ -403,6 +415,22 @@ class Engine:
             raise NotAvailable(f"no super-resolution model at {path}: train one with `nar sr train` and "
                                "start the server with --sr-ckpt RUN/model.safetensors")
         return load_sr, upscale
+
+    def super_resolve(self, result: Result, size: int) -> None:
+        """A generate result drawn below its size: its image 2x super-resolved until it is ``size``."""
+        from PIL import Image
+        load_sr, upscale = self._sr_loader()
+        if self._sr is None:
+            self._sr = load_sr(self.sr_ckpt, device=self.device)
+        t0 = time.perf_counter()
+        image, drawn = Image.fromarray(result.image), list(result.image.shape[:2])
+        while image.size[0] < size:
+            image = upscale(image, self._sr)
+        result.image = np.asarray(image.convert("RGB"))
+        result.timings["upscale"] = time.perf_counter() - t0
+        result.settings.update(image_size=list(result.image.shape[:2]), super_resolution={
+            "generated_size": drawn, "scale": result.image.shape[0] // drawn[0],
+            "sr_ckpt": str(getattr(self._sr, "source_path", self.sr_ckpt))})
 
     def _upscale(self, image: np.ndarray, info: BatchInfo) -> Result:
         from PIL import Image

@@ -371,3 +371,30 @@ def test_cli_bad_option_is_one_clear_error():
     res = CliRunner().invoke(app, ["bench", "--sizes", "big"])
     assert res.exit_code != 0
     assert isinstance(res.exception, NarError) and "--sizes" in str(res.exception)
+
+
+def test_a_prior_above_its_native_size_is_drawn_there_and_super_resolved(tiny_tokenizer, tiny_classifier,
+                                                                         tiny_sr, monkeypatch):
+    """A prior whose checkpoint learnt 32² scenes (4x4 tokens), benched at 64²: its quality samples
+    and its speed row are the 32² draw + decode + 2x SR, as `nar sample --size 64` makes them; the
+    block ratios are read at the drawn grid's pitch magnified by the SR."""
+    import nar.pipelines.upscale as up
+    monkeypatch.setattr(up, "default_sr_path", lambda: tiny_sr)
+    prior = tiny_prior("maskgit")
+    prior.meta_info = {"data_grid": [4, 4]}
+    grids = []
+
+    def recording(n, grid, *args, _sample=prior.sample, **kwargs):
+        grids.append(tuple(grid))
+        return _sample(n, grid, *args, **kwargs)
+    prior.sample = recording
+    settings = BenchSettings(sizes=(64,), steps=(1,), batches=(1,), repeats=1, warmup=0, n_quality=5,
+                             quality_size=64, quality_batch=5, quality_steps=(1,))
+    result = run_bench([BenchEntry("maskgit", prior, True, "-")], tiny_tokenizer, "cpu", settings,
+                       classifier=tiny_classifier, log=lambda *_: None)
+    assert set(grids) == {(4, 4)}
+    row = next(r for r in result["quality"] if r["kind"] == "prior")
+    assert row["status"] == "ok" and "drawn at 32², 2x super-resolution" in row["note"]
+    assert row["block_ratios"].startswith("16px") and row["n_fake"] == 5
+    speed = result["speed"][0]
+    assert speed["size"] == 64 and speed["grid"] == "4x4" and speed["sr_p50_s"] > 0

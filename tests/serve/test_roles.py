@@ -81,3 +81,31 @@ def test_upscale_role_doubles_a_png(tmp_path):
         assert r.status_code == 400 and "over this server's limit of 64" in r.json()["detail"]
         assert c.post("/upscale", content=b"", headers={"Content-Type": "image/png"}).status_code == 400
         assert c.post("/generate", json={}).status_code == 404
+
+
+def test_generate_above_a_priors_native_size_is_drawn_there_and_super_resolved(tiny_models, tiny_sr):
+    """A prior that learnt 32² scenes, asked for 64²: its 4x4 grid is drawn, decoded, then 2x SR'd,
+    exactly as `nar sample` (Pipeline.sample) does it."""
+    from fastapi.testclient import TestClient
+
+    from nar.pipelines import Pipeline
+    from nar.serve import ServeConfig, create_app
+    prior = str(tiny_models["priors"]["maskgit"])
+    app = create_app(ServeConfig(role="all", device="cpu", tokenizer=str(tiny_models["tokenizer"]),
+                                 priors={"maskgit": prior}, sr_ckpt=str(tiny_sr), max_wait_ms=1))
+    with TestClient(app) as c:
+        body = {"prior": "maskgit", "size": 64, "steps": 1, "seed": 3}
+        reply = c.post("/generate", json=body)
+        assert reply.status_code == 200, reply.text
+        js = reply.json()
+        assert js["grid"] == [4, 4] and js["settings"]["size"] == 64
+        png = c.post("/generate", json={**body, "format": "png"})
+        assert png.status_code == 200, png.text
+        image = png_array(png.content)
+        assert image.shape == (64, 64, 3)
+        settings = json.loads(png.headers["X-Nar-Settings"])
+        assert settings["super_resolution"]["generated_size"] == [32, 32] and settings["image_size"] == [64, 64]
+        pipe = Pipeline.load(tokenizer=tiny_models["tokenizer"], priors={"maskgit": prior}, device="cpu")
+        expected = pipe.sample(prior="maskgit", n=1, size=64, steps=1, seed=3, sr_ckpt=tiny_sr)
+        assert js["tokens"] == expected.tokens[0].tolist()
+        assert np.array_equal(image, np.asarray(expected.images[0]))

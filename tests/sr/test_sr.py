@@ -120,16 +120,6 @@ def nar(*args):
                           env={"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
 
 
-@pytest.fixture(scope="module")
-def tiny_sr(tmp_path_factory):
-    from nar.core.checkpoint import save_checkpoint
-    from nar.core.config import to_dict
-    net = tiny_net()
-    path = tmp_path_factory.mktemp("sr") / "sr.safetensors"
-    save_checkpoint(path, net.state_dict(), {"kind": "sr", "name": "srnet", "config": to_dict(net.cfg), "scale": 2})
-    return path
-
-
 def test_upscale_cli_writes_2x_png_with_metadata(tiny_sr, tmp_path):
     src = tmp_path / "in.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (60, 100, 3), dtype=np.uint8)).save(src)
@@ -172,9 +162,14 @@ def test_upscale_bad_input_is_one_line_exit_2(tiny_sr, tmp_path, case):
 def test_sample_plan():
     from nar.core.errors import NarError
     from nar.pipelines.upscale import sample_plan
-    assert sample_plan(2048) == (1024, True)
-    assert sample_plan(1024) == (1024, False)
-    assert sample_plan(None) == (None, False)
+    assert sample_plan(2048) == (1024, 1)      # the shipped set's native 1024²
+    assert sample_plan(1024) == (1024, 0)
+    assert sample_plan(None) == (None, 0)
+    assert sample_plan(1536) == (768, 1)       # halved once to at most native
+    assert sample_plan(1024, native=512) == (512, 1)
+    assert sample_plan(2048, native=512) == (512, 2)
+    assert sample_plan(256, native=512) == (256, 0)
+    assert sample_plan(4096, native=None) == (4096, 0)   # unknown native size: drawn as asked
     with pytest.raises(NarError):
         sample_plan(2049)
 
@@ -243,3 +238,10 @@ def test_shipped_sr_model_loads_upscales_and_records_its_training():
     # a flat image stays flat (the net adds no texture where there is none)
     arr = np.asarray(out, np.int16)
     assert np.abs(arr - np.array([120, 80, 40])).max() <= 3
+
+
+def test_fill_passes():
+    from nar.pipelines.upscale import fill_passes
+    assert fill_passes(1024, 512) == 1 and fill_passes(2048, 512) == 2 and fill_passes(2048, 1024) == 1
+    assert fill_passes(1023, 512) == 0 and fill_passes(1500, 1024) == 0   # under twice native: own size
+    assert fill_passes(45, 32) == 0 and fill_passes(4096, None) == 0

@@ -20,6 +20,7 @@ from nar.eval.sharpness import relative_to, sharpness_report
 from nar.pipelines.bench.settings import (TRAINED, UNTRAINED, UNTRAINED_NOTE, BenchEntry, BenchSettings,
                                           BenchTokenizer, steps_for)
 from nar.pipelines.bench.speed import _Runner
+from nar.pipelines.upscale import native_size, sample_plan
 
 
 # ---- quality -------------------------------------------------------------------------------
@@ -43,6 +44,13 @@ def merged_patch_sizes(prior, factor: int) -> list[int]:
         total *= int(s)
         sizes.add(factor * total)
     return sorted(sizes)
+
+
+def block_pitches(prior, factor: int, size: int) -> list[int]:
+    """`merged_patch_sizes` in a ``size``² image: magnified by the super-resolution passes when the
+    prior draws it below that size (a 512²-native prior's 16-px cells are 32 px at 1024²)."""
+    _, passes = sample_plan(size, native_size(prior, factor))
+    return [b << passes for b in merged_patch_sizes(prior, factor)]
 
 
 def _sharpness_into(row: dict, images: torch.Tensor, real: dict, blocks: list[int]) -> None:
@@ -133,29 +141,35 @@ def quality_rows(entries: list[BenchEntry], tokenizer: BenchTokenizer, device: t
                 row.update(status="skipped", note=f"quality size {size} is not a multiple of the factor {f}")
                 rows.append(row)
                 continue
-            grid = (size // f, size // f)
             runner = _Runner(entry, tokenizer.model, device, s, Timer(device))
             classes = int(getattr(entry.prior, "num_classes", 0) or 0)
             guided = s.quality_cfg is not None and classes > 0
             row["cfg"] = s.quality_cfg if guided else None
             try:
+                # above the prior's native size: drawn there, then super-resolved as `nar sample` does
+                gen_size, passes = sample_plan(size, native_size(entry.prior, f))
+                grid = (gen_size // f, gen_size // f)
+                upscale = _upscaler(passes, device)
                 fakes, runs, seconds = [], [], 0.0
                 for i in range(0, n, s.quality_batch):
                     b = min(s.quality_batch, n - i)
                     cond = (torch.arange(i, i + b, device=device) % classes) if guided else None
                     out, images, ts, td = runner.timed(b, grid, steps, s.quality_seed + 500_000 + i, cond=cond,
                                                        cfg=s.quality_cfg if guided else 1.0)
-                    fakes.append(images.float().cpu().clamp(-1, 1))
+                    images, t_sr = Timer(device).time(upscale, images.float().cpu().clamp(-1, 1))
+                    fakes.append(images)
                     runs.append(out.steps_run)
-                    seconds += ts + td
+                    seconds += ts + td + t_sr
                 fakes = torch.cat(fakes)
                 _metrics_into(row, evaluate(real_a, fakes))
-                _sharpness_into(row, fakes, real_sharp, merged_patch_sizes(entry.prior, f))
+                _sharpness_into(row, fakes, real_sharp, block_pitches(entry.prior, f, size))
                 row["steps_run"] = sum(runs) / len(runs)
                 match = [r for r in speed if r["prior"] == entry.name and r["size"] == size
                          and r["steps"] == steps and r["batch"] == 1 and r["status"] == "ok"]
                 notes = ([f"class-balanced samples, cfg {s.quality_cfg:g}"] if guided else
                          ["unconditional model: unconditional samples"] if s.quality_cfg is not None else [])
+                if passes:
+                    notes.append(f"drawn at {gen_size}², {1 << passes}x super-resolution")
                 if match and not guided:  # the speed rows are unguided: a guided row times itself
                     row["time_per_image_s"] = match[0]["total_p50_s"]
                 else:
@@ -169,6 +183,21 @@ def quality_rows(entries: list[BenchEntry], tokenizer: BenchTokenizer, device: t
                 row.update(status="error", note=f"{type(e).__name__}: {e}")
             rows.append(row)
     return rows
+
+
+def _upscaler(passes: int, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Images (B, 3, H, W) -> ``passes`` times 2x super-resolved (the identity for 0 passes);
+    a missing SR model is a NarError (the row is skipped)."""
+    if not passes:
+        return lambda images: images
+    from nar.pipelines.upscale import load_sr, upscale_tensor
+    model = load_sr(None, device)
+
+    def run(images: torch.Tensor) -> torch.Tensor:
+        for _ in range(passes):
+            images = upscale_tensor(images, model)
+        return images
+    return run
 
 
 def load_quality_nets(device: torch.device, inception_path: str | Path | None, want: bool,

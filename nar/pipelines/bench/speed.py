@@ -280,11 +280,18 @@ def speed_rows_for_size(entries: list[BenchEntry], tokenizer, device: torch.devi
                         log: Callable[[str], None], slow_before: dict | None = None) -> list[dict[str, Any]]:
     """Every prior (x steps) at one size: warm-ups, then the timed batch-1 runs round-robin
     over the priors (run r of every prior before run r+1 of any), then throughput runs."""
-    from nar.pipelines.upscale import SR_ABOVE
-    if size > SR_ABOVE:   # e.g. 2048²: half-size generation + decode + 2x super-resolution
+    from nar.pipelines.upscale import native_size, sample_plan
+    plans = {e.name: sample_plan(size, native_size(e.prior, int(tokenizer.factor))) for e in entries}
+    above = [e for e in entries if plans[e.name][1]]
+    if above:   # above a prior's native size (e.g. 2048²): generation at it + decode + 2x super-resolution
         from nar.pipelines.bench.sr import sr_rows_for_size
-        return sr_rows_for_size(entries, tokenizer, device, size, settings, timer, decode_flops_cache, log,
-                                slow_before)
+        rows = []
+        for plan in dict.fromkeys(plans[e.name] for e in above):
+            rows += sr_rows_for_size([e for e in above if plans[e.name] == plan], tokenizer, device, size, plan,
+                                     settings, timer, decode_flops_cache, log, slow_before)
+        direct = [e for e in entries if not plans[e.name][1]]
+        return (speed_rows_for_size(direct, tokenizer, device, size, settings, timer, decode_flops_cache, log,
+                                    slow_before) if direct else []) + rows
     share = settings.share_decode and device.type != "cuda"  # a GPU decodes fast: time it in every row
     jobs = [_SpeedJob(e, tokenizer, device, size, steps, settings, timer, log, decode=not share)
             for e in entries for steps in steps_for(e.prior, settings.steps)]

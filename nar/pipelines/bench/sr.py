@@ -1,7 +1,8 @@
-"""`nar bench` rows above 1024² (e.g. 2048²): generation + decode at half the size, then the 2x
-super-resolution `nar sample --size 2048` runs. The SR is timed once per size on a random image
-(a convolutional net's cost does not depend on the picture), shared by every prior's row, and
-added to the totals; the grid column stays the generated one."""
+"""`nar bench` rows above a prior's native size (e.g. 2048² for the 1024² set): generation +
+decode at the size `sample_plan` picks, then the 2x super-resolution passes `nar sample` runs.
+The SR is timed once per size and plan on a random image (a convolutional net's cost does not
+depend on the picture), shared by those priors' rows, and added to the totals; the grid column
+stays the generated one."""
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -14,11 +15,11 @@ from nar.pipelines.bench.settings import BenchEntry, BenchSettings, _generator, 
 
 
 def sr_rows_for_size(entries: list[BenchEntry], tokenizer, device: torch.device, size: int,
-                     settings: BenchSettings, timer: Timer, decode_flops_cache: dict,
+                     plan: tuple[int, int], settings: BenchSettings, timer: Timer, decode_flops_cache: dict,
                      log: Callable[[str], None], slow_before: dict | None = None) -> list[dict[str, Any]]:
     from nar.pipelines.bench.speed import _skip_rows, speed_rows_for_size
-    from nar.pipelines.upscale import load_sr, sample_plan, upscale_tensor
-    gen_size, _ = sample_plan(size)
+    from nar.pipelines.upscale import load_sr, upscale_tensor
+    gen_size, passes = plan
     try:
         model = load_sr(None, device)
     except NarError as e:
@@ -27,15 +28,23 @@ def sr_rows_for_size(entries: list[BenchEntry], tokenizer, device: torch.device,
     rows = speed_rows_for_size(entries, tokenizer, device, gen_size, settings, timer, decode_flops_cache, log,
                                slow_before)
     x = torch.rand(1, 3, gen_size, gen_size, generator=_generator(torch.device("cpu"), settings.seed)) * 2 - 1
+
+    def upscale_all(x):
+        for _ in range(passes):
+            x = upscale_tensor(x, model)
+        return x
+
     if settings.warmup:
-        upscale_tensor(x, model)
-    times = [timer.time(upscale_tensor, x, model)[1] for _ in range(max(1, settings.repeats))]
+        upscale_all(x)
+    times = [timer.time(upscale_all, x)[1] for _ in range(max(1, settings.repeats))]
     sr = summarize(times)
-    log(f"  sr 2x    {gen_size:5d}px -> {size}px: {sr['p50']:.3f}s/img ({len(times)} run(s), shared by every prior)")
+    scale = model.scale ** passes
+    log(f"  sr {scale}x    {gen_size:5d}px -> {size}px: {sr['p50']:.3f}s/img ({len(times)} run(s), "
+        "shared by these priors)")
     out = []
     for row in rows:
         row = {**row, "size": size, "sr_p50_s": sr["p50"], "sr_times_s": times}
-        note = f"{gen_size}² generation + decode, then 2x SR ({sr['p50']:.2f}s/img, shared)"
+        note = f"{gen_size}² generation + decode, then {scale}x SR ({sr['p50']:.2f}s/img, shared)"
         row["note"] = f"{note}; {row['note']}" if row.get("note") else note
         if row.get("status") == "ok":
             for key in ("total_p50_s", "total_p90_s"):
