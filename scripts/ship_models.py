@@ -4,6 +4,7 @@
     python scripts/ship_models.py --sr runs/sr_v2      # the 2x super-resolution model alone
     python scripts/ship_models.py --prior ar runs/ar_1024         # one prior on the shipped tokenizer's tokens
     python scripts/ship_models.py --decoder runs/tok_gan512       # a decoder-only tokenizer fine-tune
+    python scripts/ship_models.py --finetune maskgit runs/mg512s2 [PARENT] [--note "how it was carried over"]
 
 expects RUN/tokenizer/model.safetensors and RUN/{ar,maskgit,sundae}/model.safetensors.
 The shipped tokenizer keeps the content hash of the weights it was trained as, so priors
@@ -187,10 +188,11 @@ def ship_decoder(run: Path) -> None:
     print(f"tokenizer (decoder fine-tune, step {meta.get('step')}) -> {dst}")
 
 
-def ship_finetune(name: str, run: Path, parent_name: str | None = None) -> None:
+def ship_finetune(name: str, run: Path, parent_name: str | None = None, note: str | None = None) -> None:
     """A prior fine-tuned from a shipped one (`nar train --init-from`): RUN/model.safetensors
     replaces nar/assets/models/NAME.safetensors; its record keeps the parent's training. The
-    parent is the shipped NAME, or the shipped PARENT_NAME (e.g. a maskgit started from sundae)."""
+    parent is the shipped NAME, or the shipped PARENT_NAME (e.g. a maskgit started from sundae).
+    ``note``: how the parent's weights were carried over, when not as they were."""
     parent = read_meta(MODELS_DIR / f"{parent_name or name}.safetensors")
     src = run / "model.safetensors"
     tensors, meta = load_checkpoint(src)
@@ -199,12 +201,19 @@ def ship_finetune(name: str, run: Path, parent_name: str | None = None) -> None:
     record = training_record(run, meta.get("step"), meta.get("token_cache"))
     record["fine_tuned_from"] = ({"prior": parent.get("name")} | {k: parent.get(k) for k in ("step", "source_run")}
                                  | {"training": parent.get("training")})
+    if note:
+        record["fine_tuned_from"]["how"] = note
     save_prior(name, run, tensors, meta, parent.get("tokenizer_factor"), record, how="fine-tuned, ")
 
 
 if __name__ == "__main__":
+    note = None
+    if "--note" in sys.argv:   # --finetune ... --note TEXT: how the parent's weights were carried over
+        i = sys.argv.index("--note")
+        note = sys.argv[i + 1]
+        del sys.argv[i:i + 2]
     if len(sys.argv) > 3 and sys.argv[1] == "--finetune":   # python scripts/ship_models.py --finetune sundae runs/sundae_local [PARENT]
-        ship_finetune(sys.argv[2], Path(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 else None)
+        ship_finetune(sys.argv[2], Path(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 else None, note)
     elif len(sys.argv) > 3 and sys.argv[1] == "--prior":  # python scripts/ship_models.py --prior ar runs/ar_1024
         ship_prior(sys.argv[2], Path(sys.argv[3]))
     elif len(sys.argv) > 2 and sys.argv[1] == "--decoder":  # python scripts/ship_models.py --decoder runs/tok_gan512

@@ -28,7 +28,7 @@ from nar.nn.local_mixing import LocalMixer, local_mixer_flops
 from nar.nn.rotary import AxialRotary2D
 
 __all__ = ["HourglassConfig", "HourglassError", "Hourglass2D", "PatchMerge", "PatchSplit",
-           "count_flops", "patch_offset", "run_shifted"]
+           "count_flops", "patch_offset", "refine_patch_weights", "run_shifted"]
 
 
 class HourglassError(NarError, ValueError):
@@ -114,6 +114,22 @@ class PatchSplit(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:  # (B, h, w, D) -> (B, h*s, w*s, D)
         return rearrange(self.proj(x), "b h w (s1 s2 d) -> b (h s1) (w s2) d", s1=self.s, s2=self.s)
+
+
+def refine_patch_weights(merge_w: Tensor, split_w: Tensor, split_b: Tensor, old: int, new: int
+                         ) -> tuple[Tensor, Tensor, Tensor]:
+    """An outer merge / split of old×old patches carried over to new×new ones (``new`` dividing
+    ``old``), for a network that keeps its valley and halves (or quarters) the patch: the new merge
+    reads a new×new patch as the old one read it upsampled (nearest) to old×old, and each token of
+    the new split gets the mean of the old split's outputs over the cells it was upsampled to.
+    Shapes: merge (D, old²·D) -> (D, new²·D), split (old²·D, D) -> (new²·D, D), bias likewise."""
+    if old % new:
+        raise HourglassError(f"a {old}x{old} patch merge can only be refined to a divisor of {old}, not {new}")
+    axes = dict(i=new, a=old // new, j=new, b=old // new)   # old patch row = i·k + a: new row i upsampled k times
+    merge = rearrange(merge_w, "o (i a j b d) -> o (i j d) a b", **axes).sum((-2, -1))
+    split = rearrange(split_w, "(i a j b d) e -> (i j d) e a b", **axes).mean((-2, -1))
+    bias = rearrange(split_b, "(i a j b d) -> (i j d) a b", **axes).mean((-2, -1))
+    return merge, split, bias
 
 
 def _stack(cfg: HourglassConfig, depth: int) -> TransformerStack:

@@ -16,6 +16,7 @@ from nar.core.config import from_dict, load_toml, to_dict, _deep_update
 from nar.core.recipes import KINDS_PRIOR
 from nar.core.errors import NarError
 from nar.data.tokens import TokenCache
+from nar.nn.hourglass import refine_patch_weights
 from nar.nn.positions import AbsolutePositions2D, resize_table
 from nar.pipelines.pipeline import Pipeline
 from nar.priors import PRIORS
@@ -149,18 +150,35 @@ def _init_weights(prior, name: str, init_from) -> None:
     initialisation), or one that the prior maps itself (``Prior.adopts`` / ``adopt_weights``: e.g.
     maskgit from a sundae of the same hourglass, an ar from one with a shorter row table)."""
     meta = read_meta(init_from)
+    tensors, meta = load_checkpoint(init_from)   # read once for every kind of tensor it may not fit
+    refined = _refined_patches(prior, tensors, meta, init_from)
     if meta.get("kind") == "prior" and prior.adopts(meta):
-        tensors, meta = load_checkpoint(init_from)
-        prior.adopt_weights(tensors, meta)
+        prior.adopt_weights(tensors | refined, meta)
         return
-    tensors, _ = load_checkpoint(init_from)   # read once for both kinds of table it may not fit
     fresh = _token_tables(prior, tensors, meta, init_from)
-    stretched = _stretched_positions(prior, tensors, init_from)
+    carried = _stretched_positions(prior, tensors, init_from) | refined
     load_weights_into(prior, init_from, "prior", name, allow_new=True,
-                      keep_own=lambda k: k in stretched or k in fresh)
+                      keep_own=lambda k: k in carried or k in fresh)
     with torch.no_grad():
-        for key, table in stretched.items():
-            prior.get_parameter(key).copy_(table)
+        for key, value in carried.items():
+            prior.get_parameter(key).copy_(value)
+
+
+def _refined_patches(prior, tensors: dict[str, torch.Tensor], meta: dict, init_from) -> dict[str, torch.Tensor]:
+    """A parent whose hourglass merges larger patches at its outer level (e.g. 4x4, and this run
+    2x2, so the same valley works on a 4x finer grid): its merge and split carried over to this
+    run's patch (`nar.nn.hourglass.refine_patch_weights`). Name -> tensor; none when they agree."""
+    own_net = getattr(getattr(prior, "cfg", None), "net", None)
+    their_net = (meta.get("config") or {}).get("net") or {}
+    if own_net is None or not own_net.shorten or not their_net.get("shorten"):
+        return {}
+    old, new = int(their_net["shorten"][0]), int(own_net.shorten[0])
+    keys = ("net.root.merge.proj.weight", "net.root.split.proj.weight", "net.root.split.proj.bias")
+    if old == new or not all(k in tensors for k in keys):
+        return {}
+    refined = dict(zip(keys, refine_patch_weights(*(tensors[k].float() for k in keys), old, new)))
+    print(f"{init_from}: its {old}x{old} outer patch merge and split carried over to {new}x{new}", flush=True)
+    return refined
 
 
 def _stretched_positions(prior, tensors: dict[str, torch.Tensor], init_from) -> dict[str, torch.Tensor]:

@@ -198,3 +198,29 @@ def test_local_blocks_config_is_checked_and_counted():
     a = HourglassConfig(dim=32, heads=2, dim_head=16, depths=(0, 1, 0), shorten=(4,))
     b = HourglassConfig(dim=32, heads=2, dim_head=16, depths=(0, 1, 0), shorten=(4,), local_blocks=(0, 2))
     assert count_flops(b, 8, 8) - count_flops(a, 8, 8) == 2 * 64 * (2 * 32 * 9 + 4 * 32 * 32)
+
+
+def test_refined_patch_weights_read_a_patch_as_its_upsampled_coarse_patch():
+    """4x4 -> 2x2 merge: the new merge of a 2x2 patch equals the old merge of that patch upsampled
+    (nearest) to 4x4, and the new split of a token is the old split averaged over each 2x2 cell."""
+    from einops import rearrange, repeat
+    from nar.nn.hourglass import refine_patch_weights
+    torch.manual_seed(0)
+    d = 3
+    old_merge, old_split = PatchMerge(d, 4), PatchSplit(d, 4)
+    merge_w, split_w, split_b = refine_patch_weights(old_merge.proj.weight, old_split.proj.weight,
+                                                     old_split.proj.bias, 4, 2)
+    new_merge, new_split = PatchMerge(d, 2), PatchSplit(d, 2)
+    with torch.no_grad():
+        new_merge.proj.weight.copy_(merge_w)
+        new_merge.proj.bias.copy_(old_merge.proj.bias)
+        new_split.proj.weight.copy_(split_w)
+        new_split.proj.bias.copy_(split_b)
+    x = torch.randn(2, 2, 2, d)                                  # one 2x2 patch per sample
+    up = repeat(x, "b h w d -> b (h a) (w c) d", a=2, c=2)       # the same patch at 4x4
+    torch.testing.assert_close(new_merge(x), old_merge(up))
+    v = torch.randn(2, 1, 1, d)
+    coarse = rearrange(old_split(v), "b (h a) (w c) d -> b h w (a c) d", a=2, c=2).mean(-2)
+    torch.testing.assert_close(new_split(v), coarse)
+    with pytest.raises(HourglassError):
+        refine_patch_weights(old_merge.proj.weight, old_split.proj.weight, old_split.proj.bias, 4, 3)

@@ -93,3 +93,26 @@ def test_init_from_a_prior_of_another_grid_stretches_its_position_tables(tiny_mo
         assert torch.allclose(after[key].float(), resize_table(before[key].float(), length), atol=1e-5)
     body = [k for k in before if k.startswith("net.")]
     assert body and all(torch.allclose(before[k].float(), after[k].float(), atol=1e-6) for k in body)
+
+
+@pytest.mark.parametrize("child", ["sundae", "maskgit"])
+def test_init_from_a_parent_with_a_larger_outer_patch_refines_its_merge(tiny_models, tmp_path, child):
+    """A parent merging 4x4 patches, a child merging 2x2 (its valley on a 4x finer grid): the valley
+    carries over as it was, the merge and split are the parent's refined to 2x2 (also through
+    maskgit's adoption of a sundae)."""
+    from nar.nn.hourglass import refine_patch_weights
+    parent = train_prior("sundae", tiny_models["tokens"], CONFIGS / "priors" / "sundae_tiny.toml",
+                         {**QUICK, "model.net.shorten": [4], "model.abs_positions": True}, out=tmp_path / "parent",
+                         progress=False)
+    net = {"dim": 64, "heads": 2, "dim_head": 32, "depths": [1, 2, 1], "shorten": [2], "ff_mult": 2}
+    overrides = {**QUICK, **({"model.net.shorten": [2], "model.abs_positions": True} if child == "sundae" else
+                             {"model.net": net})}
+    run = train_prior(child, tiny_models["tokens"], CONFIGS / "priors" / f"{child}_tiny.toml", overrides,
+                      out=tmp_path / "child", progress=False, init_from=parent / "model.safetensors")
+    before, after = load_file(parent / "model.safetensors"), load_file(run / "model.safetensors")
+    keys = ("net.root.merge.proj.weight", "net.root.split.proj.weight", "net.root.split.proj.bias")
+    expected = refine_patch_weights(*(before[k].float() for k in keys), 4, 2)
+    for key, value in zip(keys, expected):
+        assert after[key].shape == value.shape and torch.allclose(after[key].float(), value, atol=1e-5), key
+    valley = [k for k in before if k.startswith("net.root.valley.")]
+    assert valley and all(torch.allclose(before[k].float(), after[k].float(), atol=1e-6) for k in valley)
