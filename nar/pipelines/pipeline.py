@@ -24,18 +24,21 @@ Public API (stable; the CLI, the bench, training snapshots and the services use 
   is loaded on the first `encode` / `inpaint`).
 - ``pipe.sample(prior="sundae", n=4, size=None, grid=None, steps=None, temperature=None,
   top_k=None, top_p=None, class_name=None, cond=None, cfg=1.0, seed=0, callback=None,
-  **options) -> PipelineOutput``. ``size`` (pixels per side) or ``grid`` ((h, w) tokens);
-  neither: the prior's training grid. ``class_name`` (a name or a class-id string) or ``cond``
+  sr_ckpt=None, **options) -> PipelineOutput``. ``size`` (pixels per side) or ``grid`` ((h, w)
+  tokens); neither: the prior's training grid. A ``size`` above the prior's native one
+  (``pipe.native_size(name)``: the scenes it learnt) is drawn at it and 2x super-resolved
+  (``sr_ckpt``, default the shipped SR net); ``out.tokens`` is then the drawn grid. ``class_name`` (a name or a class-id string) or ``cond``
   (one id, or a list of n ids). ``options`` are prior-specific (e.g. sundae's
   ``temperature_end``, ``min_change``). ``callback(step, total, tokens)`` is called after
   every sampling step (ar: every finished row).
 - ``pipe.inpaint(image, mask, prior="maskgit", seed=0, steps=None, temperature=None,
   top_k=None, top_p=None, class_name=None, cond=None, cfg=1.0, feather=0, harmonize=True,
-  blend=None, callback=None,
+  blend=None, callback=None, sr_ckpt=None,
   **options) -> PipelineOutput``. ``image``: PIL image, (H, W, 3) uint8 array or path;
   ``mask``: (H, W) bool array / PIL image / path, WHITE (True) = regenerate. Kept pixels come
   back unchanged, and with the default ``feather=0`` nothing of the original under the mask
-  survives; ``out.images`` holds one image of the input's size.
+  survives; ``out.images`` holds one image of the input's size (one of at least twice the
+  native size is filled at 1/2^k of it, the fill super-resolved).
 - ``pipe.decode(tokens, tile=None) -> list[PIL.Image]`` ((h, w) or (B, h, w) tokens);
   ``pipe.decode_tensor(tokens, tile=None) -> (B, 3, H, W)`` float in [-1, 1] on the CPU.
   ``tile``: True decodes in tiles, False whole, None (default: the pipeline's ``tile``, set
