@@ -186,7 +186,7 @@ def sample(prior: str = typer.Option("sundae", "--prior", help="ar | maskgit | s
            tokenizer: Optional[Path] = typer.Option(None, "--tokenizer"),
            steps: Optional[int] = typer.Option(None, "--steps", help="Sampling steps (default: the prior's; AR ignores it)."),
            n: int = typer.Option(4, "--n"),
-           size: Optional[int] = typer.Option(None, "--size", help="Image side in pixels (multiple of the tokenizer factor); above 1024 (e.g. 2048): half-size generation + 2x super-resolution."),
+           size: Optional[int] = typer.Option(None, "--size", help="Image side in pixels (multiple of the tokenizer factor); above the prior's native size (`nar models`): drawn at it + 2x super-resolution."),
            grid: Optional[str] = typer.Option(None, "--grid", help="Token grid HxW instead of --size."),
            temperature: float = typer.Option(1.0, "--temperature", help=">= 0; 0 = greedy."),
            temperature_end: Optional[float] = typer.Option(None, "--temperature-end", help="SUNDAE: final annealed temperature."),
@@ -199,7 +199,7 @@ def sample(prior: str = typer.Option("sundae", "--prior", help="ar | maskgit | s
            seed: int = SeedOpt, device: str = DeviceOpt,
            out: Path = typer.Option(Path("samples"), "--out"),
            overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
-           sr_ckpt: Optional[Path] = typer.Option(None, "--sr-ckpt", help="SR model for sizes above 1024 (default: shipped)."),
+           sr_ckpt: Optional[Path] = typer.Option(None, "--sr-ckpt", help="SR model for sizes above the prior's native one (default: shipped)."),
            tile: Optional[bool] = TileOpt, max_memory: Optional[str] = MaxMemoryOpt,
            precision: Optional[str] = PrecisionOpt):
     """Generate images: one PNG per image plus a grid, settings stored in PNG metadata."""
@@ -291,13 +291,13 @@ def models():
         if r["kind"] == "tokenizer":
             images = f"f{m.get('factor')}, {m.get('codebook_size')} codes"
         elif r["kind"] == "sr":
-            images = f"{m.get('scale')}x super-resolution, any size (1024² -> 2048²)"
+            images = f"{m.get('scale')}x super-resolution, any size (e.g. 512² -> 1024² -> 2048²)"
         else:
             grid = default_grid(m) or (0, 0)
             window = m.get("train_grid")
             factor = int(m.get("tokenizer_factor") or 16)
             classes = m.get("class_names") or []
-            images = (f"{grid[0] * factor}² ({grid[0]}x{grid[1]} tokens"
+            images = (f"{grid[0] * factor}² native ({grid[0]}x{grid[1]} tokens"
                       + (f"; trained on {window[0]}x{window[1]} windows" if window and tuple(window) != grid else "")
                       + ")" + (f", {len(classes)} classes" if classes else ", unconditional"))
         t = m.get("training") or {}

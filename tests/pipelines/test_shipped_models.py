@@ -61,7 +61,7 @@ def test_nar_models_lists_every_file():
     assert out.returncode == 0, out.stderr
     for m in installed_models():
         assert m["file"] in out.stdout
-    assert "1024² (64x64 tokens)" in out.stdout  # the default sundae is a megapixel model
+    assert "1024² native (64x64 tokens)" in out.stdout  # the default sundae draws megapixel images
 
 
 def test_shipped_sundae_moves_its_patch_grid_and_starts_from_maskgit():
