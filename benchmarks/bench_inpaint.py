@@ -40,7 +40,7 @@ HELD_OUT = 7_000_000   # procedural seeds far from the training ranges used by t
 
 SETTINGS = {   # neither setting lets any original pixel under the mask into the result
     "paper (uniform z0, decoded region pasted in)": dict(init="uniform", harmonize=False, blend=0),
-    "nar default (nearest z0, harmonised seam, ramp of one cell)": dict(),
+    "nar default (the prior's inpainting start, harmonised seam, ramp of one cell)": dict(),
 }
 
 
