@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 sample: $(STAMP)
-	$(VENV)/bin/nar sample --prior sundae --steps 20 --out samples --overwrite
+	$(VENV)/bin/nar sample --prior sundae --steps 20 --size 1024 --out samples --overwrite
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -28,7 +28,7 @@
 #      16x16 grid; `nar train --init-from` refines the merge and split), 2000 steps more
 #  15. sundae from the stage-14 maskgit (the same hourglass), 400 steps
 #  16. ar from the v2 ar (its row and column tables stretched to 32), the whole 32x32 grid as one
-#      sequence: 600 steps, then a second 600-step schedule on new scenes
+#      sequence: 600 steps
 # Usage: bash scripts/train_defaults.sh [RUN_DIR]    (every step resumes if interrupted)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -105,27 +105,22 @@ $NAR tokenizer train --config configs/tokenizer/f16_small_seam.toml --set train.
   --set init_from="$RUN/tok_seam_1/model.safetensors" --out "$RUN/tok_seam_2" > "$RUN/tok_seam_2.log" 2>&1
 .venv/bin/python scripts/ship_models.py --decoder "$RUN/tok_seam_2"
 # 14. the 512² maskgit: 3000 steps on 512² renders, then the 2x2 outer merge (shipped as maskgit v3)
-S20=benchmarks/results/issue13
 $NAR train --prior maskgit --fresh 512 --fresh-per-step 2 --fresh-workers 1 --fresh-seed 3 --fresh-dir "$RUN/fresh_512_s3" \
-  --tokenizer "$RUN/tokenizer/model.safetensors" --config $S20/session19/maskgit_512.toml \
+  --tokenizer "$RUN/tokenizer/model.safetensors" --config configs/defaults/maskgit_512.toml \
   --init-from nar/assets/models/maskgit.safetensors --out "$RUN/mg512" > "$RUN/mg512.log" 2>&1
 .venv/bin/python scripts/ship_models.py --finetune maskgit "$RUN/mg512"
 $NAR train --prior maskgit --fresh 512 --fresh-per-step 1.5 --fresh-initial 256 --fresh-workers 1 --fresh-seed 4 \
-  --fresh-dir "$RUN/fresh_512_s4" --tokenizer "$RUN/tokenizer/model.safetensors" --config $S20/session20/maskgit_512_s2.toml \
+  --fresh-dir "$RUN/fresh_512_s4" --tokenizer "$RUN/tokenizer/model.safetensors" --config configs/defaults/maskgit_512_s2.toml \
   --init-from nar/assets/models/maskgit.safetensors --stop-after 2000 --out "$RUN/mg512s2" > "$RUN/mg512s2.log" 2>&1
 .venv/bin/python scripts/ship_models.py --finetune maskgit "$RUN/mg512s2" \
   --note "4x4 outer patch merge and split refined to 2x2 (nar.nn.hourglass.refine_patch_weights); valley as it was"
 # 15. sundae from it (shipped as sundae v5)
 $NAR train --prior sundae --fresh 512 --fresh-per-step 0.5 --fresh-workers 1 --fresh-seed 4 --fresh-dir "$RUN/fresh_512_s4" \
-  --tokenizer "$RUN/tokenizer/model.safetensors" --config $S20/session20/sundae_512_s2.toml \
-  --init-from nar/assets/models/maskgit.safetensors --out "$RUN/sundae512s2" > "$RUN/sundae512s2.log" 2>&1
+  --tokenizer "$RUN/tokenizer/model.safetensors" --config configs/defaults/sundae_512.toml \
+  --init-from nar/assets/models/maskgit.safetensors --stop-after 200 --out "$RUN/sundae512s2" > "$RUN/sundae512s2.log" 2>&1
 .venv/bin/python scripts/ship_models.py --finetune sundae "$RUN/sundae512s2" maskgit
 # 16. ar on the 32x32 grid (shipped as ar v3)
 $NAR train --prior ar --fresh 512 --fresh-per-step 0.5 --fresh-workers 1 --fresh-seed 3 --fresh-dir "$RUN/fresh_512_s3" \
-  --tokenizer "$RUN/tokenizer/model.safetensors" --config $S20/session19/ar_512.toml \
+  --tokenizer "$RUN/tokenizer/model.safetensors" --config configs/defaults/ar_512.toml \
   --init-from nar/assets/models/ar.safetensors --out "$RUN/ar512" > "$RUN/ar512.log" 2>&1
 .venv/bin/python scripts/ship_models.py --finetune ar "$RUN/ar512"
-$NAR train --prior ar --fresh 512 --fresh-per-step 0.5 --fresh-workers 1 --fresh-seed 4 --fresh-dir "$RUN/fresh_512_s4" \
-  --tokenizer "$RUN/tokenizer/model.safetensors" --config $S20/session20/ar_512_b.toml \
-  --init-from nar/assets/models/ar.safetensors --out "$RUN/ar512b" > "$RUN/ar512b.log" 2>&1
-.venv/bin/python scripts/ship_models.py --finetune ar "$RUN/ar512b"

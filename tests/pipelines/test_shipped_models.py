@@ -40,16 +40,19 @@ def test_shipped_models_describe_their_training():
             assert "token grids" in training["data"] or "fresh procedural" in training["data"]
 
 
-def test_all_three_priors_share_the_1024_grid_and_the_tokens():
-    """Issue 13 item 4: ar, maskgit and sundae sample the same 64x64 grid of the same tokens; the
-    shipped tokenizer's decoder was fine-tuned alone, so it makes the tokens the priors learnt."""
+def test_all_three_priors_share_one_grid_and_the_tokens():
+    """Issue 13 item 4: ar, maskgit and sundae draw the same 32x32 grid of the same tokens (512², their
+    native size; 1024² comes from the SR net); the shipped tokenizer's decoder was fine-tuned alone,
+    so it makes the tokens the priors learnt."""
     from nar.priors.base import default_grid
     from nar.tokenizer.load import tokenizer_hash
     metas = {m["name"]: m["meta"] for m in installed_models() if m["kind"] == "prior"}
-    assert {name: default_grid(meta) for name, meta in metas.items()} == {name: (64, 64) for name in metas}
+    assert {name: default_grid(meta) for name, meta in metas.items()} == {name: (32, 32) for name in metas}
     tokens = tokenizer_hash(default_tokenizer_path())
     assert all(meta["tokenizer_hash"] == tokens for meta in metas.values())
-    assert tuple(metas["ar"]["train_grid"]) == (16, 64)     # trained on whole-row windows, sampled sliding
+    assert tuple(metas["ar"]["train_grid"]) == (32, 32)     # the whole grid is one sequence
+    pipe = Pipeline.load(device="cpu")
+    assert {name: pipe.native_size(name) for name in metas} == {name: 512 for name in metas}
 
 
 def test_nar_models_lists_every_file():
@@ -61,31 +64,34 @@ def test_nar_models_lists_every_file():
     assert out.returncode == 0, out.stderr
     for m in installed_models():
         assert m["file"] in out.stdout
-    assert "1024² native (64x64 tokens)" in out.stdout  # the default sundae draws megapixel images
+    assert "512² native (32x32 tokens)" in out.stdout  # the priors' draws, before super-resolution
 
 
 def test_shipped_sundae_moves_its_patch_grid_and_starts_from_maskgit():
-    """The default (v4): sundae's objective for 200 steps on fresh renders, started from the shipped
-    maskgit v2 (the same hourglass); the patch grid moves every sampling step (no fixed 64-px patch
-    borders), and its record keeps the chain of parents, maskgit v2 (200 steps) and v1 (2400)."""
+    """The default (v5): sundae's objective for 200 steps on fresh 512² renders, started from the
+    shipped maskgit v3 (the same hourglass, 2x2 outer merge); the patch grid moves every sampling
+    step, and its record keeps the chain of parents: maskgit v3 (2000 steps), the 4x4-merge 512²
+    maskgit (3000), maskgit v2 (200)."""
     prior = Pipeline.load(device="cpu").prior("sundae")
     assert prior.cfg.shift_patches and prior.cfg.abs_positions and prior.cfg.box_corruption == 0.25
-    assert len({prior.patch_shift(t) for t in range(16)}) == 16
+    assert tuple(prior.cfg.net.shorten) == (2,)
+    assert len({prior.patch_shift(t) for t in range(4)}) == 4
     meta = next(m["meta"] for m in installed_models() if (m["kind"], m["name"]) == ("prior", "sundae"))
     assert meta["training"]["steps"] == 200
-    assert meta["training"]["data"].startswith("fresh procedural 1024² renders")
+    assert meta["training"]["data"].startswith("fresh procedural 512² renders")
     parent = meta["training"]["fine_tuned_from"]
-    assert (parent["prior"], parent["step"]) == ("maskgit", 200)
-    assert parent["training"]["fine_tuned_from"]["step"] == 2400
+    assert (parent["prior"], parent["step"]) == ("maskgit", 2000)
+    assert parent["training"]["fine_tuned_from"]["step"] == 3000
 
 
-def test_shipped_maskgit_is_the_fresh_render_fine_tune():
-    """The default maskgit (v2): the 1024² maskgit (step 2400 on cached grids) fine-tuned 200 steps on
-    fresh renders with box corruption (the inpainting setting); its record keeps the parent's run."""
+def test_shipped_maskgit_is_the_2x2_merge_on_the_512_grid():
+    """The default maskgit (v3): the 512² maskgit (v2 fine-tuned 3000 steps on 512² renders) with its
+    4x4 outer merge refined to 2x2, 2000 steps more; its record keeps both parents and says how."""
     prior = Pipeline.load(device="cpu").prior("maskgit")
-    assert prior.cfg.shift_patches and prior.cfg.box_corruption == 0.25
+    assert prior.cfg.shift_patches and prior.cfg.box_corruption == 0.25 and tuple(prior.cfg.net.shorten) == (2,)
     meta = next(m["meta"] for m in installed_models() if (m["kind"], m["name"]) == ("prior", "maskgit"))
-    assert meta["training"]["steps"] == 200
-    assert meta["training"]["data"].startswith("fresh procedural 1024² renders")
+    assert meta["training"]["steps"] == 2000
+    assert meta["training"]["data"].startswith("fresh procedural 512² renders")
     parent = meta["training"]["fine_tuned_from"]
-    assert parent["prior"] == "maskgit" and parent["step"] == 2400
+    assert parent["prior"] == "maskgit" and parent["step"] == 3000 and "2x2" in parent["how"]
+    assert parent["training"]["fine_tuned_from"]["step"] == 200   # maskgit v2
