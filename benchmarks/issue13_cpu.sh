@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Issue 13 (quality) measurements of the shipped defaults on this CPU: every row >= 48 images at
-# 1024², seeds not used in training. Writes benchmarks/results/issue13/ (about 1 h on 2 threads,
-# most of it ar's 4096 sequential steps per image).
+# 1024², seeds not used in training (the shipped priors draw 512² and the SR net brings them to
+# 1024², as `nar sample --size 1024` does). Writes benchmarks/results/issue13/ (about 40 min on 2 threads).
 #   bash benchmarks/issue13_cpu.sh [THREADS]   PRIORS=ar,maskgit,sundae by default (the three priors on the
-#                                              1024² grid); INPAINT_PRIORS=maskgit,sundae (the parallel
+#                                              one 32x32 grid); INPAINT_PRIORS=maskgit,sundae (the parallel
 #                                              samplers); SKIP_TOKENIZER=1 skips the tokenizer rows; OUT=DIR
 set -euo pipefail
 cd "$(dirname "$0")/.."
