@@ -27,9 +27,9 @@ Public API (stable; the CLI, the bench, training snapshots and the services use 
   sr_ckpt=None, **options) -> PipelineOutput``. ``size`` (pixels per side) or ``grid`` ((h, w)
   tokens); neither: the prior's training grid. A ``size`` above the prior's native one
   (``pipe.native_size(name)``: the scenes it learnt) is drawn at it and 2x super-resolved
-  (``sr_ckpt``, default the shipped SR net); ``out.tokens`` is then the drawn grid. ``class_name`` (a name or a class-id string) or ``cond``
-  (one id, or a list of n ids). ``options`` are prior-specific (e.g. sundae's
-  ``temperature_end``, ``min_change``). ``callback(step, total, tokens)`` is called after
+  (``sr_ckpt``, default the shipped SR net); ``out.tokens`` is then the drawn grid.
+  ``class_name`` (a name or a class-id string) or ``cond`` (one id, or a list of n ids).
+  ``options`` are prior-specific (e.g. sundae's ``temperature_end``, ``min_change``). ``callback(step, total, tokens)`` is called after
   every sampling step (ar: every finished row).
 - ``pipe.inpaint(image, mask, prior="maskgit", seed=0, steps=None, temperature=None,
   top_k=None, top_p=None, class_name=None, cond=None, cfg=1.0, feather=0, harmonize=True,
@@ -217,7 +217,7 @@ class Pipeline:
 
     def native_size(self, prior: str) -> int:
         """The largest image side ``prior`` draws directly (`nar.pipelines.upscale.native_size`: the
-        scenes it learnt, 1024 for the shipped set); larger sizes go through super-resolution."""
+        scenes it learnt, 512 for the shipped set); larger sizes go through super-resolution."""
         from nar.pipelines.upscale import native_size
         return native_size(self.prior(prior), self.factor)
 

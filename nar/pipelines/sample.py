@@ -39,7 +39,7 @@ def output_paths(out_dir: str | Path, prior: str, seed: int, n: int) -> tuple[li
 def run_sample(s: SampleSettings, out_dir: str | Path, ckpt=None, tokenizer=None, device: str = "auto",
                overwrite: bool = False, log=print, pipeline: Pipeline | None = None,
                sr_ckpt=None, progress: bool = False) -> dict[str, Any]:
-    """Sizes above the prior's native one (1024 for the shipped set; e.g. 2048) are generated at
+    """Sizes above the prior's native one (512 for the shipped set; e.g. 1024) are generated at
     that size, decoded, then 2x super-resolved (`Pipeline.sample`, `nar.pipelines.upscale`); the
     PNG metadata's ``super_resolution`` entry says so. ``progress``: a progress bar fed by the
     prior's per-step callback once sampling takes more than a second (AR at large grids)."""

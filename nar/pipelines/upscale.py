@@ -147,7 +147,7 @@ def upscale_file(src: str | Path, out: str | Path, ckpt: str | Path | None = Non
 
 
 # ---- sizes above what a prior draws: generate at its native size, then 2x SR ----------------
-SR_ABOVE = 1024   # the native size assumed where a prior's is unknown (the shipped 1024² set's)
+SR_ABOVE = 1024   # the native size assumed where a prior's checkpoint records none (e.g. untrained weights)
 
 
 def native_size(prior, factor: int) -> int:
@@ -162,7 +162,8 @@ def sample_plan(size: int | None, native: int | None = SR_ABOVE, scale: int = 2)
     """(size to generate at, number of ``scale``x super-resolution passes). A prior draws at most
     at its native size (the scenes it learnt: data grid x tokenizer factor); a larger size S is
     drawn at S / scale^k, the first such size at or below the native one, then super-resolved k
-    times. Native 1024: 2048 -> (1024, 1), 1024 -> (1024, 0); native 512: 1024 -> (512, 1)."""
+    times. Native 1024: 2048 -> (1024, 1), 1024 -> (1024, 0); native 512 (the shipped set):
+    1024 -> (512, 1), 2048 -> (512, 2)."""
     if size is None or native is None or size <= native:
         return size, 0
     gen, passes = size, 0
