@@ -29,8 +29,8 @@ Public API (stable; the CLI, the bench, training snapshots and the services use 
   (``pipe.native_size(name)``: the scenes it learnt) is drawn at it and 2x super-resolved
   (``sr_ckpt``, default the shipped SR net); ``out.tokens`` is then the drawn grid.
   ``class_name`` (a name or a class-id string) or ``cond`` (one id, or a list of n ids).
-  ``options`` are prior-specific (e.g. sundae's ``temperature_end``, ``min_change``). ``callback(step, total, tokens)`` is called after
-  every sampling step (ar: every finished row).
+  ``options`` are prior-specific (e.g. sundae's ``temperature_end``, ``min_change``).
+  ``callback(step, total, tokens)`` is called after every sampling step (ar: every finished row).
 - ``pipe.inpaint(image, mask, prior="maskgit", seed=0, steps=None, temperature=None,
   top_k=None, top_p=None, class_name=None, cond=None, cfg=1.0, feather=0, harmonize=True,
   blend=None, callback=None, sr_ckpt=None,
