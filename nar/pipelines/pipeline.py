@@ -72,7 +72,8 @@ from nar.core.timing import sync
 from nar.pipelines.seams import extend_from_kept, fill_from_kept, harmonize_seam
 from nar.pipelines.masks import downscale_for_fill, latent_keep_mask, pad_to_multiple, seam_alpha
 from nar.pipelines.models import default_tokenizer_path, resolve_prior_ckpt
-from nar.pipelines.upscale import fill_passes, load_sr, resolve_sr_ckpt, sample_plan, upscale, upscale_output
+from nar.pipelines.upscale import (fill_passes, load_sr, prior_native_size, resolve_sr_ckpt, sample_plan, upscale,
+                                   upscale_output)
 from nar.priors import PRIORS, Prior, load_prior
 from nar.priors.base import default_grid
 from nar.sampling import INPAINT_PRIOR, INPAINT_TEMPERATURE, inpaint_options
@@ -216,10 +217,9 @@ class Pipeline:
         return prior
 
     def native_size(self, prior: str) -> int:
-        """The largest image side ``prior`` draws directly (`nar.pipelines.upscale.native_size`: the
+        """The largest image side ``prior`` draws directly (`nar.pipelines.upscale.prior_native_size`: the
         scenes it learnt, 512 for the shipped set); larger sizes go through super-resolution."""
-        from nar.pipelines.upscale import native_size
-        return native_size(self.prior(prior), self.factor)
+        return prior_native_size(self.prior(prior), self.factor)
 
     def class_names(self, prior: str) -> list[str]:
         return list(getattr(self.prior(prior), "meta_info", {}).get("class_names") or [])
@@ -413,9 +413,7 @@ class Pipeline:
                                             known=known, keep=keep, options=options)
         generated = to_uint8(self.decode_tensor(out.tokens))[0][:small.shape[0], :small.shape[1]]
         if passes:
-            model = load_sr(sr_ckpt, self.device)
-            for _ in range(passes):
-                generated = np.asarray(upscale(Image.fromarray(generated), model))
+            generated = np.asarray(upscale(Image.fromarray(generated), load_sr(sr_ckpt, self.device), passes=passes))
         generated = generated[:height, :width]
         if harmonize:  # carry the kept band's residual (original - decoded) smoothly into the region
             generated = harmonize_seam(original, generated, regenerate, band=f)

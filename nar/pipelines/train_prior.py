@@ -149,7 +149,6 @@ def _init_weights(prior, name: str, init_from) -> None:
     """The weights of a trained checkpoint: of the same prior (blocks its config lacks keep their
     initialisation), or one that the prior maps itself (``Prior.adopts`` / ``adopt_weights``: e.g.
     maskgit from a sundae of the same hourglass, an ar from one with a shorter row table)."""
-    meta = read_meta(init_from)
     tensors, meta = load_checkpoint(init_from)   # read once for every kind of tensor it may not fit
     refined = _refined_patches(prior, tensors, meta, init_from)
     if meta.get("kind") == "prior" and prior.adopts(meta):

@@ -65,9 +65,16 @@ def tile_overlap(model: SRNet) -> int:
     return 8 * -(-(2 * model.receptive_radius + 4) // 8)
 
 
-def upscale_tensor(images: torch.Tensor, model: SRNet, tile: int | None = TILE) -> torch.Tensor:
-    """(B, 3, H, W) in [-1, 1] -> (B, 3, sH, sW) float32 on the CPU, clamped to [-1, 1]. ``tile``:
-    low-res tile side (None or 0: untiled; at least twice the overlap)."""
+def upscale_tensor(images: torch.Tensor, model: SRNet, tile: int | None = TILE, passes: int = 1) -> torch.Tensor:
+    """(B, 3, H, W) in [-1, 1] -> (B, 3, sH, sW) float32 on the CPU, clamped to [-1, 1], the net run
+    ``passes`` times (s = scale^passes). ``tile``: low-res tile side (None or 0: untiled; at least
+    twice the overlap)."""
+    for _ in range(passes):
+        images = _upscale_once(images, model, tile)
+    return images
+
+
+def _upscale_once(images: torch.Tensor, model: SRNet, tile: int | None) -> torch.Tensor:
     from nar.tokenizer.tiling import tiled_apply
     device = next(model.parameters()).device
 
@@ -93,20 +100,24 @@ def check_size(width: int, height: int, max_pixels: int = MAX_INPUT_PIXELS) -> N
                        f"(its 2x output would be {4 * width * height / 1e6:.0f} MP); crop or resize it first")
 
 
-def upscale(image, model: SRNet | None = None, tile: int | None = TILE):
-    """2x super-resolution of a PIL image (returns a PIL image) or a (3, H, W) / (B, 3, H, W)
-    tensor in [-1, 1] (returns a float tensor of the same rank)."""
+def upscale(image, model: SRNet | None = None, tile: int | None = TILE, passes: int = 1):
+    """2x super-resolution, ``passes`` times, of a PIL image (returns a PIL image, 8-bit after every
+    pass, as saving it between passes would be) or a (3, H, W) / (B, 3, H, W) tensor in [-1, 1]
+    (returns a float tensor of the same rank)."""
     from nar.core.images import to_pil, to_tensor
     model = model if model is not None else load_sr()
     if isinstance(image, Image.Image):
-        check_size(*image.size)
-        return to_pil(upscale_tensor(to_tensor(image.convert("RGB"))[None], model, tile)[0])
+        for _ in range(passes):
+            check_size(*image.size)
+            image = to_pil(upscale_tensor(to_tensor(image.convert("RGB"))[None], model, tile)[0])
+        return image
     if not torch.is_tensor(image) or image.ndim not in (3, 4) or image.shape[-3] != 3:
         raise NarError("upscale expects a PIL image or an RGB tensor (3, H, W) / (B, 3, H, W)")
-    check_size(image.shape[-1], image.shape[-2])
     batch = image[None] if image.ndim == 3 else image
-    out = upscale_tensor(batch, model, tile)
-    return out[0] if image.ndim == 3 else out
+    for _ in range(passes):
+        check_size(batch.shape[-1], batch.shape[-2])
+        batch = upscale_tensor(batch, model, tile)
+    return batch[0] if image.ndim == 3 else batch
 
 
 def open_checked(path: str | Path, max_pixels: int = MAX_INPUT_PIXELS) -> Image.Image:
@@ -150,12 +161,18 @@ def upscale_file(src: str | Path, out: str | Path, ckpt: str | Path | None = Non
 SR_ABOVE = 1024   # the native size assumed where a prior's checkpoint records none (e.g. untrained weights)
 
 
-def native_size(prior, factor: int) -> int:
-    """The largest image side ``prior`` draws directly: the scenes it learnt, its checkpoint's data
-    grid x the tokenizer ``factor``; SR_ABOVE for a prior without one (e.g. untrained weights)."""
+def native_size(meta: dict | None, factor: int) -> int | None:
+    """The largest image side a prior draws directly: the scenes it learnt, its checkpoint
+    metadata's data grid x the tokenizer ``factor``; None for metadata that records no grid."""
     from nar.priors.base import default_grid
-    grid = default_grid(getattr(prior, "meta_info", None) or {})
-    return max(grid) * int(factor) if grid else SR_ABOVE
+    grid = default_grid(meta or {})
+    return max(grid) * int(factor) if grid else None
+
+
+def prior_native_size(prior, factor: int) -> int:
+    """`native_size` of a loaded prior; SR_ABOVE for one whose checkpoint records no grid (e.g.
+    untrained weights)."""
+    return native_size(getattr(prior, "meta_info", None), factor) or SR_ABOVE
 
 
 def sample_plan(size: int | None, native: int | None = SR_ABOVE, scale: int = 2) -> tuple[int | None, int]:
@@ -194,9 +211,7 @@ def upscale_output(out, ckpt: str | Path | None = None, device: str | torch.devi
     model = load_sr(ckpt, device)
     generated = list(out.images[0].size)[::-1]
     t0 = time.perf_counter()
-    images = out.images
-    for _ in range(passes):
-        images = [upscale(im, model, tile) for im in images]
+    images = [upscale(im, model, tile, passes) for im in out.images]
     seconds = time.perf_counter() - t0
     w, h = images[0].size
     out.settings = {**out.settings, "size": w if w == h else None, "image_size": [h, w],

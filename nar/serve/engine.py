@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from nar.core.errors import NarError
-from nar.pipelines.upscale import sample_plan
+from nar.pipelines.upscale import native_size, sample_plan
 from nar.priors.base import default_grid
 from nar.sampling import INPAINT_TEMPERATURE, inpaint_options
 from nar.serve.batching import BatchInfo
@@ -246,7 +246,7 @@ class Engine:
             if size > self.limits.max_size:
                 raise NarError(f"size {size} is over this server's limit of {self.limits.max_size} pixels")
             # above the prior's native size: drawn at it, decoded, then 2x super-resolved (as `nar sample`)
-            native = max(default_grid(meta)) * f if default_grid(meta) else None
+            native = native_size(meta, f)
             drawn, passes = sample_plan(size, native)
             if drawn < f or drawn % f:
                 raise NarError(f"size {size} is not a multiple of the tokenizer's factor {f}"
@@ -423,10 +423,9 @@ class Engine:
         if self._sr is None:
             self._sr = load_sr(self.sr_ckpt, device=self.device)
         t0 = time.perf_counter()
-        image, drawn = Image.fromarray(result.image), list(result.image.shape[:2])
-        while image.size[0] < size:
-            image = upscale(image, self._sr)
-        result.image = np.asarray(image.convert("RGB"))
+        drawn = list(result.image.shape[:2])
+        passes = (size // drawn[1]).bit_length() - 1   # size = drawn side x 2^passes (sample_plan)
+        result.image = np.asarray(upscale(Image.fromarray(result.image), self._sr, passes=passes).convert("RGB"))
         result.timings["upscale"] = time.perf_counter() - t0
         result.settings.update(image_size=list(result.image.shape[:2]), super_resolution={
             "generated_size": drawn, "scale": result.image.shape[0] // drawn[0],

@@ -20,7 +20,7 @@ from nar.eval.sharpness import relative_to, sharpness_report
 from nar.pipelines.bench.settings import (TRAINED, UNTRAINED, UNTRAINED_NOTE, BenchEntry, BenchSettings,
                                           BenchTokenizer, steps_for)
 from nar.pipelines.bench.speed import _Runner
-from nar.pipelines.upscale import native_size, sample_plan
+from nar.pipelines.upscale import prior_native_size, sample_plan
 
 
 # ---- quality -------------------------------------------------------------------------------
@@ -49,7 +49,7 @@ def merged_patch_sizes(prior, factor: int) -> list[int]:
 def block_pitches(prior, factor: int, size: int) -> list[int]:
     """`merged_patch_sizes` in a ``size``² image: magnified by the super-resolution passes when the
     prior draws it below that size (a 512²-native prior's 16-px cells are 32 px at 1024²)."""
-    _, passes = sample_plan(size, native_size(prior, factor))
+    _, passes = sample_plan(size, prior_native_size(prior, factor))
     return [b << passes for b in merged_patch_sizes(prior, factor)]
 
 
@@ -147,7 +147,7 @@ def quality_rows(entries: list[BenchEntry], tokenizer: BenchTokenizer, device: t
             row["cfg"] = s.quality_cfg if guided else None
             try:
                 # above the prior's native size: drawn there, then super-resolved as `nar sample` does
-                gen_size, passes = sample_plan(size, native_size(entry.prior, f))
+                gen_size, passes = sample_plan(size, prior_native_size(entry.prior, f))
                 grid = (gen_size // f, gen_size // f)
                 upscale = _upscaler(passes, device)
                 fakes, runs, seconds = [], [], 0.0
@@ -192,12 +192,7 @@ def _upscaler(passes: int, device: torch.device) -> Callable[[torch.Tensor], tor
         return lambda images: images
     from nar.pipelines.upscale import load_sr, upscale_tensor
     model = load_sr(None, device)
-
-    def run(images: torch.Tensor) -> torch.Tensor:
-        for _ in range(passes):
-            images = upscale_tensor(images, model)
-        return images
-    return run
+    return lambda images: upscale_tensor(images, model, passes=passes)
 
 
 def load_quality_nets(device: torch.device, inception_path: str | Path | None, want: bool,

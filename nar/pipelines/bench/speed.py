@@ -280,8 +280,8 @@ def speed_rows_for_size(entries: list[BenchEntry], tokenizer, device: torch.devi
                         log: Callable[[str], None], slow_before: dict | None = None) -> list[dict[str, Any]]:
     """Every prior (x steps) at one size: warm-ups, then the timed batch-1 runs round-robin
     over the priors (run r of every prior before run r+1 of any), then throughput runs."""
-    from nar.pipelines.upscale import native_size, sample_plan
-    plans = {e.name: sample_plan(size, native_size(e.prior, int(tokenizer.factor))) for e in entries}
+    from nar.pipelines.upscale import prior_native_size, sample_plan
+    plans = {e.name: sample_plan(size, prior_native_size(e.prior, int(tokenizer.factor))) for e in entries}
     above = [e for e in entries if plans[e.name][1]]
     if above:   # above a prior's native size (e.g. 2048²): generation at it + decode + 2x super-resolution
         from nar.pipelines.bench.sr import sr_rows_for_size

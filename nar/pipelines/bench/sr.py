@@ -28,15 +28,9 @@ def sr_rows_for_size(entries: list[BenchEntry], tokenizer, device: torch.device,
     rows = speed_rows_for_size(entries, tokenizer, device, gen_size, settings, timer, decode_flops_cache, log,
                                slow_before)
     x = torch.rand(1, 3, gen_size, gen_size, generator=_generator(torch.device("cpu"), settings.seed)) * 2 - 1
-
-    def upscale_all(x):
-        for _ in range(passes):
-            x = upscale_tensor(x, model)
-        return x
-
     if settings.warmup:
-        upscale_all(x)
-    times = [timer.time(upscale_all, x)[1] for _ in range(max(1, settings.repeats))]
+        upscale_tensor(x, model, passes=passes)
+    times = [timer.time(upscale_tensor, x, model, passes=passes)[1] for _ in range(max(1, settings.repeats))]
     sr = summarize(times)
     scale = model.scale ** passes
     log(f"  sr {scale}x    {gen_size:5d}px -> {size}px: {sr['p50']:.3f}s/img ({len(times)} run(s), "
