@@ -68,7 +68,8 @@ class SundaeConfig:
     cond_drop_prob: float = 0.1       # training: class id -> null id with this probability (for CFG)
     unroll_steps: int = 2             # training: T of the unrolled denoising loss (>= 1)
     steps: int = 20                   # sampling: default number of steps
-    temperature_end: float = 0.7      # sampling: temperature reached at the last step
+    temperature_end: float = 0.7      # sampling: last-step temperature for a start temperature of 1; it
+                                      # scales with the start (0.7 start -> 0.7 x this), so it may exceed 1
     update_proportion: float = 0.5    # sampling: share of tokens updated per step when steps >= partial_update_from
     partial_update_from: int = 20     # sampling: runs with fewer steps update every token (paper §3.4)
     min_change: int = 0               # sampling: freeze a sample once one step changes <= this many of its tokens
@@ -265,11 +266,12 @@ class SundaePrior(Prior):
 
     # ---- sampling -----------------------------------------------------------------------
     def temperatures(self, steps: int, temperature: float, temperature_end: float | None) -> list[float]:
-        """Per-step temperatures: linear from ``temperature`` to ``temperature_end`` (the config
-        value, capped at ``temperature``, when None). temperature 0 is greedy throughout."""
+        """Per-step temperatures: linear from ``temperature`` to ``temperature_end``; when None, to the
+        config's end scaled by the start temperature (the config states it for a start of 1, so a
+        cooler start, as inpainting uses, ends proportionally cooler). temperature 0 is greedy throughout."""
         if temperature == 0:
             return [0.0] * steps
-        end = min(self.cfg.temperature_end, temperature) if temperature_end is None else float(temperature_end)
+        end = self.cfg.temperature_end * temperature if temperature_end is None else float(temperature_end)
         if steps == 1:
             return [float(temperature)]
         return [temperature + (end - temperature) * t / (steps - 1) for t in range(steps)]
@@ -279,7 +281,7 @@ class SundaePrior(Prior):
     def _sample(self, req: SampleRequest) -> SampleOutput:
         """Sample (n, h, w) tokens with up to ``steps`` denoising steps (default 20).
 
-        Options: ``temperature_end``: last-step temperature (default: config, capped at
+        Options: ``temperature_end``: last-step temperature (default: the config's, times
         ``temperature``). ``update_proportion``: share of tokens that take their new value each
         step; None applies the paper's rule (config proportion when steps >= ``partial_update_from``,
         else 1). ``min_change`` / ``min_steps``: once ``min_steps`` steps have run, a sample is frozen

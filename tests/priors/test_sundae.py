@@ -215,7 +215,11 @@ def test_temperature_schedule():
     p = tiny()
     temps = p.temperatures(5, 1.0, None)
     assert temps[0] == 1.0 and math.isclose(temps[-1], 0.7) and temps == sorted(temps, reverse=True)
-    assert p.temperatures(3, 0.5, None) == [0.5, 0.5, 0.5]    # never annealed upwards by default
+    assert p.temperatures(3, 0.5, None) == [0.5, 0.425, 0.35]  # the config's end scales with the start
+    hot = tiny(temperature_end=1.1)                              # an end above 1 anneals upwards
+    assert hot.temperatures(3, 1.0, None) == pytest.approx([1.0, 1.05, 1.1])
+    assert hot.temperatures(3, 0.7, None) == pytest.approx([0.7, 0.735, 0.77])
+    assert hot.temperatures(3, 0.7, 0.7) == [0.7, 0.7, 0.7]     # an explicit end is absolute
     assert p.temperatures(4, 0.0, None) == [0.0] * 4           # 0 = greedy
 
 
