@@ -20,10 +20,12 @@ def sr_train(config: Optional[Path] = typer.Option(None, "--config", "-c", help=
              set_: Optional[List[str]] = typer.Option(None, "--set", help="Override a field, e.g. --set train.lr=5e-4."),
              out: Path = typer.Option(Path("runs/sr"), "--out", help="Run folder (resumed if it exists)."),
              resume: bool = typer.Option(True, "--resume/--no-resume"),
-             tensorboard: bool = typer.Option(False, "--tensorboard", help="Also log scalars and snapshot grids to OUT/tensorboard.")):
+             tensorboard: bool = typer.Option(False, "--tensorboard", help="Also log scalars and snapshot grids to OUT/tensorboard."),
+             init_from: Optional[Path] = typer.Option(None, "--init-from", help="Start from an SR checkpoint's weights (same net), e.g. the shipped model.")):
     """Train the SR net on procedural render pairs with the shared loop (resumable: rerun to continue)."""
     from nar.train.sr_task import train_sr
-    run = train_sr(config, parse_overrides(set_), out, resume=resume, progress=True, tensorboard=tensorboard)
+    run = train_sr(config, parse_overrides(set_), out, resume=resume, progress=True, tensorboard=tensorboard,
+                   init_from=init_from)
     console.print(f"sr checkpoint: {run / 'model.safetensors'}")
 
 
@@ -35,7 +37,8 @@ def sr_eval(ckpt: Optional[Path] = typer.Option(None, "--ckpt", help="SR checkpo
             tile: Optional[int] = typer.Option(None, "--tile", help="Low-res tile side (0 = untiled; default 1024)."),
             threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads."),
             low_res: str = typer.Option("supersampled", "--low-res",
-                                        help="Input: supersampled (the true 2x render box-averaged) | render (a plain 1x render)."),
+                                        help="Input: supersampled (the true 2x render box-averaged) | render (a plain 1x render) | decoded (the supersampled render's tokenizer round trip, what a prior's draw gives the SR)."),
+            tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help="--low-res decoded: tokenizer checkpoint (default: the shipped one)."),
             out_json: Optional[Path] = typer.Option(None, "--json")):
     """PSNR and sharpness of SR vs bicubic against the true 2x renders of held-out scenes."""
     import torch
@@ -45,7 +48,8 @@ def sr_eval(ckpt: Optional[Path] = typer.Option(None, "--ckpt", help="SR checkpo
         if threads < 1:
             raise NarError(f"--threads must be >= 1 (got {threads})")
         torch.set_num_threads(threads)
-    evaluate_sr(ckpt, n=n, size=size, seed=seed, tile=tile, out_json=out_json, low_res=low_res, log=console.print)
+    evaluate_sr(ckpt, n=n, size=size, seed=seed, tile=tile, out_json=out_json, low_res=low_res, tokenizer=tokenizer,
+                log=console.print)
 
 
 def upscale(image: Path = typer.Argument(..., help="Any RGB image (PNG/JPG/WebP)."),

@@ -28,8 +28,21 @@ def psnr_whole(x: torch.Tensor, y: torch.Tensor) -> float:
     return float(10 * torch.log10(1.0 / mse.clamp(min=1e-12)))
 
 
+def _decoding_tokenizer(path: str | Path | None):
+    from nar.pipelines.models import default_tokenizer_path
+    from nar.tokenizer.load import load_tokenizer
+    path = Path(path) if path is not None else default_tokenizer_path()
+    if not path.is_file():
+        raise NarError(f"tokenizer checkpoint not found: {path}")
+    return load_tokenizer(path)
+
+
 def evaluate_sr(ckpt=None, n: int = 8, size: int = 1024, seed: int = HELD_OUT_SET, tile: int | None = None,
-                out_json: str | Path | None = None, low_res: str = "supersampled", log=print) -> dict:
+                out_json: str | Path | None = None, low_res: str = "supersampled", tokenizer: str | Path | None = None,
+                log=print) -> dict:
+    """SR against the true renders of held-out scenes. ``low_res="decoded"`` feeds it the tokenizer's
+    round trip of the supersampled render (``tokenizer``: its checkpoint, default the shipped one),
+    the input a prior's draw gives it."""
     from nar.eval.sharpness import gradient_energy, high_freq_share
     from nar.pipelines.upscale import TILE, load_sr, upscale_tensor
     from nar.train.tokenizer_task import held_out_seed
@@ -41,11 +54,12 @@ def evaluate_sr(ckpt=None, n: int = 8, size: int = 1024, seed: int = HELD_OUT_SE
     if not 16 <= size <= 4096 // model.scale:
         raise NarError(f"--size must be in [16, {4096 // model.scale}] (got {size})")
     tile = TILE if tile is None else tile
+    tok = _decoding_tokenizer(tokenizer) if low_res == "decoded" else None
     rows = {"sr": [], "bicubic": [], "true": []}
     per_image, seconds = [], 0.0
     for i in range(n):
         s = held_out_seed(seed, i)
-        lo, hi = render_pair(s, size, model.scale, low_res)
+        lo, hi = render_pair(s, size, model.scale, low_res, tok)
         t0 = time.perf_counter()
         sr = upscale_tensor(lo[None], model, tile)
         seconds += time.perf_counter() - t0
@@ -58,7 +72,8 @@ def evaluate_sr(ckpt=None, n: int = 8, size: int = 1024, seed: int = HELD_OUT_SE
         rows["sr"].append(sr)
         rows["bicubic"].append(bic)
         rows["true"].append(hi[None])
-    result = {"ckpt": str(model.source_path), "low_res": low_res, "n": n, "size": size, "out_size": size * model.scale, "seed_set": seed,
+    result = {"ckpt": str(model.source_path), "low_res": low_res,
+              "tokenizer": str(tok.path) if tok is not None else None, "n": n, "size": size, "out_size": size * model.scale, "seed_set": seed,
               "tile": tile, "seconds_per_image_sr": seconds / n, "threads": torch.get_num_threads(), "per_image": per_image}
     for name, images in rows.items():
         batch = torch.cat(images)

@@ -6,7 +6,11 @@ target is the (2L)² render and the input, by default (``data.low_res``), the sa
 rendered at L² with 2x supersampling, i.e. the target box-averaged. Both are aligned pixel for
 pixel with half-pixel centres (bicubic with align_corners=False is the aligned upsampling).
 A plain L² render ("render") is not the target averaged down: it lacks the finest noise octave
-and samples edges elsewhere, noise no upscaler can predict. Every step renders
+and samples edges elsewhere, noise no upscaler can predict. "decoded" passes the supersampled
+input through the tokenizer's round trip (encode, quantize, decode, 8-bit): what the generation
+pipeline hands the net when it brings a prior's draw above its native size, so the net learns to
+restore what the tokenizer blurs (cascaded generators train their upsampling stage on the base
+stage's outputs for the same reason). Every step renders
 ``scenes_per_step`` fresh training scenes (seeds drawn from the step's generator, low
 resolution drawn from ``lr_sizes``) and takes aligned crops (``crop`` low-res pixels, 2·crop
 high-res, each the busiest of ``crop_candidates`` random placements) with matching flips.
@@ -35,7 +39,7 @@ from nar.core.train_config import TrainConfig
 SEED_SPACE = 2 ** 30
 
 
-LOW_RES_SOURCES = ("supersampled", "render")
+LOW_RES_SOURCES = ("supersampled", "render", "decoded")
 
 
 @dataclass
@@ -45,7 +49,9 @@ class SRDataConfig:
     # high-res render box-averaged (what it shows at low resolution is what the target shows);
     # "render": a plain low-res render, which lacks the target's finest noise octave and samples
     # edges elsewhere (v1; that disagreement is noise no upscaler can predict)
+    # "decoded": the supersampled input after the tokenizer's round trip (a prior's draw is decoded tokens)
     low_res: str = "supersampled"
+    tokenizer: str = ""                      # "decoded": tokenizer checkpoint (empty: the shipped one)
     # each crop is the busiest (largest mean |gradient| of the target) of this many random
     # placements: most of a landscape is smooth sky and ground that bicubic already gets right,
     # while most of bicubic's error (57% at 1024² -> 2048²) sits on the 5% of pixels at edges
@@ -85,20 +91,34 @@ def check_low_res(low_res: str) -> str:
     return low_res
 
 
-def render_pair(seed: int, lr_size: int, scale: int = 2, low_res: str = "supersampled") -> tuple[torch.Tensor, torch.Tensor]:
+def render_pair(seed: int, lr_size: int, scale: int = 2, low_res: str = "supersampled",
+                tokenizer: torch.nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(3, L, L) and (3, sL, sL) renders of one scene, in [-1, 1].
 
     ``low_res="supersampled"`` paints the scene once: the input is the target box-averaged,
-    which is exactly ``generate_landscape(seed, L, L, supersample=scale)``.
+    which is exactly ``generate_landscape(seed, L, L, supersample=scale)``. ``"decoded"`` then
+    round-trips that input through ``tokenizer`` (L a multiple of its factor).
     """
     from nar.data.landscapes import generate_landscape
     from nar.data.landscapes.dataset import box_average
     hi = generate_landscape(seed, lr_size * scale, lr_size * scale)[0]
-    if check_low_res(low_res) == "supersampled":
-        lo = box_average(hi, scale)
+    if check_low_res(low_res) == "render":
+        lo = array_to_tensor(generate_landscape(seed, lr_size, lr_size)[0])
     else:
-        lo = generate_landscape(seed, lr_size, lr_size)[0]
-    return array_to_tensor(lo), array_to_tensor(hi)
+        lo = array_to_tensor(box_average(hi, scale))
+    if low_res == "decoded":
+        if tokenizer is None:
+            raise NarError("the decoded low-res source needs a tokenizer")
+        lo = tokenizer_round_trip(tokenizer, lo)
+    return lo, array_to_tensor(hi)
+
+
+@torch.no_grad()
+def tokenizer_round_trip(tokenizer: torch.nn.Module, image: torch.Tensor) -> torch.Tensor:
+    """(3, H, W) in [-1, 1] -> its tokenizer reconstruction, clamped and rounded to 8 bits as the
+    pipeline's decoded images are."""
+    recon = tokenizer.decode_tokens(tokenizer.encode(image[None].to(tokenizer.device)))[0].float().cpu()
+    return ((recon.clamp(-1, 1) + 1) * 127.5).round() / 127.5 - 1
 
 
 def aligned_crop(lo: torch.Tensor, hi: torch.Tensor, top: int, left: int, crop: int, scale: int,
@@ -111,8 +131,9 @@ def aligned_crop(lo: torch.Tensor, hi: torch.Tensor, top: int, left: int, crop: 
 class PairSampler:
     """Batches of aligned (low, high) crops drawn deterministically from a torch.Generator."""
 
-    def __init__(self, cfg: SRConfig):
+    def __init__(self, cfg: SRConfig, tokenizer: torch.nn.Module | None = None):
         self.cfg = cfg
+        self.tokenizer = tokenizer   # "decoded" inputs only
 
     def batch(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         d, scale = self.cfg.data, self.cfg.model.scale
@@ -120,7 +141,7 @@ class PairSampler:
         seeds = [train_seed(d.data_seed, i) for i in torch.randint(SEED_SPACE, (n_scenes,), generator=generator).tolist()]
         sizes = [d.lr_sizes[i] for i in torch.randint(len(d.lr_sizes), (n_scenes,), generator=generator).tolist()]
         placements = crop_placements(batch_size, d.crop_candidates, generator)
-        pairs = [render_pair(s, L, scale, d.low_res) for s, L in zip(seeds, sizes)]
+        pairs = [render_pair(s, L, scale, d.low_res, self.tokenizer) for s, L in zip(seeds, sizes)]
         los, his = [], []
         per_scene = math.ceil(batch_size / n_scenes)
         for i, candidates in enumerate(placements):
@@ -139,7 +160,7 @@ class PairSampler:
         """Centre crops of held-out pairs (for snapshots)."""
         scale, los, his = self.cfg.model.scale, [], []
         for i in range(n):
-            lo, hi = render_pair(held_out_seed(0, i), lr_size, scale, self.cfg.data.low_res)
+            lo, hi = render_pair(held_out_seed(0, i), lr_size, scale, self.cfg.data.low_res, self.tokenizer)
             top = (lr_size - crop) // 2
             a, b = aligned_crop(lo, hi, top, top, crop, scale, False)
             los.append(a)
@@ -154,8 +175,24 @@ class SRTask:
             torch.manual_seed(cfg.train.seed)
             self.model = SRNet(cfg.model)
             self.losses = SRLoss(cfg.loss, lpips_model=lpips_model, build_perceptual=build_perceptual)
-        self.pairs = PairSampler(cfg)
+        self.pairs = PairSampler(cfg, self._data_tokenizer())
         self._snapshot: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def _data_tokenizer(self) -> torch.nn.Module | None:
+        """The frozen tokenizer that degrades "decoded" inputs (None for the other sources)."""
+        if self.cfg.data.low_res != "decoded":
+            return None
+        from nar.pipelines.models import default_tokenizer_path
+        from nar.tokenizer.load import load_tokenizer
+        path = Path(self.cfg.data.tokenizer) if self.cfg.data.tokenizer else default_tokenizer_path()
+        if not path.is_file():
+            raise NarError(f"sr data: tokenizer checkpoint not found: {path}")
+        tokenizer = load_tokenizer(path)
+        factor = tokenizer.factor
+        if any(size % factor for size in self.cfg.data.lr_sizes):
+            raise NarError(f"sr data: decoded inputs need lr_sizes that are multiples of the tokenizer's "
+                           f"factor {factor}, got {self.cfg.data.lr_sizes}")
+        return tokenizer
 
     # ---- TrainTask protocol -------------------------------------------------------------
     def optimizers(self) -> dict[str, list[torch.nn.Parameter]]:
@@ -205,8 +242,17 @@ def load_sr_config(path: str | Path | None, overrides: dict[str, Any] | None = N
 
 def train_sr(config: str | Path | None, overrides: dict[str, Any] | None, out: str | Path,
              resume: bool = True, progress: bool = True, until: int | None = None,
-             tensorboard: bool = False) -> Path:
+             tensorboard: bool = False, init_from: str | Path | None = None) -> Path:
+    """``init_from``: start a new run from an SR checkpoint's weights (same net; a resumed run
+    keeps its own)."""
     from nar.train.loop import Trainer
     cfg = load_sr_config(config, overrides)
     task = SRTask(cfg)
+    if init_from is not None:
+        from nar.pipelines.upscale import load_sr
+        parent = load_sr(init_from)
+        if parent.meta_info["config"] != to_dict(cfg.model):
+            raise NarError(f"--init-from {init_from}: its net ({parent.meta_info['config']}) is not this config's "
+                           f"({to_dict(cfg.model)})")
+        task.model.load_state_dict(parent.state_dict())
     return Trainer(task, cfg.train, out, progress=progress, tensorboard=tensorboard).run(resume=resume, until=until)

@@ -67,6 +67,44 @@ def test_pairs_are_aligned_crops_of_one_scene():
         render_pair(12345, 64, low_res="bicubic")
 
 
+def test_decoded_inputs_are_the_tokenizer_round_trip_of_the_supersampled_render(tiny_models):
+    from nar.tokenizer.load import load_tokenizer
+    from nar.train.sr_task import SRTask, load_sr_config, render_pair
+    tok = load_tokenizer(tiny_models["tokenizer"])
+    clean, hi = render_pair(12345, 32)
+    decoded, hi2 = render_pair(12345, 32, low_res="decoded", tokenizer=tok)
+    assert torch.equal(hi, hi2) and decoded.shape == clean.shape
+    expected = tok.decode_tokens(tok.encode(clean[None]))[0].clamp(-1, 1)
+    assert float((decoded - expected).abs().max()) <= 1 / 255 + 1e-6          # 8-bit, as decoded images are
+    assert torch.allclose((decoded + 1) * 127.5, ((decoded + 1) * 127.5).round(), atol=1e-4)
+    assert float((decoded - clean).abs().mean()) > 0.01                      # the round trip changed it
+    with pytest.raises(NarError, match="needs a tokenizer"):
+        render_pair(12345, 32, low_res="decoded")
+    overrides = {"data.low_res": "decoded", "data.tokenizer": str(tiny_models["tokenizer"]), "data.lr_sizes": [32]}
+    task = SRTask(load_sr_config(TINY, overrides), build_perceptual=False)
+    lo, hi = task.pairs.batch(2, torch.Generator().manual_seed(0))
+    assert lo.shape == (2, 3, 16, 16) and hi.shape == (2, 3, 32, 32)
+    with pytest.raises(NarError, match="multiples of the tokenizer's factor"):
+        SRTask(load_sr_config(TINY, {**overrides, "data.lr_sizes": [33]}), build_perceptual=False)
+
+
+def test_training_can_start_from_an_sr_checkpoint(tiny_sr, tmp_path):
+    from nar.pipelines.upscale import load_sr
+    from nar.train.sr_task import train_sr
+    parent = load_sr(tiny_sr)
+    net = {"model.channels": 8, "model.blocks": 2}
+    run = train_sr(TINY, {**net, "train.steps": 2}, tmp_path / "child", progress=False, init_from=tiny_sr)
+    started, _ = load_checkpoint(run / "model.safetensors")
+    fresh = train_sr(TINY, {**net, "train.steps": 2}, tmp_path / "fresh", progress=False)
+    other, _ = load_checkpoint(fresh / "model.safetensors")
+    # two small steps from the parent stay near it; a fresh start does not
+    near = max(float((started[k] - v).abs().max()) for k, v in parent.state_dict().items())
+    far = max(float((other[k] - v).abs().max()) for k, v in parent.state_dict().items())
+    assert near < far
+    with pytest.raises(NarError, match="is not this config"):
+        train_sr(TINY, {"train.steps": 2}, tmp_path / "other", progress=False, init_from=tiny_sr)
+
+
 def test_crop_candidates_pick_the_busiest_of_the_same_placements():
     from nar.core.images import gradient_activity
     from nar.train.sr_task import SRTask, load_sr_config
@@ -245,3 +283,15 @@ def test_fill_passes():
     assert fill_passes(1024, 512) == 1 and fill_passes(2048, 512) == 2 and fill_passes(2048, 1024) == 1
     assert fill_passes(1023, 512) == 0 and fill_passes(1500, 1024) == 0   # under twice native: own size
     assert fill_passes(45, 32) == 0 and fill_passes(4096, None) == 0
+
+
+def test_eval_on_decoded_inputs_scores_the_round_trip(tiny_sr, tiny_models):
+    from nar.pipelines.sr_eval import evaluate_sr
+    clean = evaluate_sr(tiny_sr, n=2, size=32, log=lambda *a: None)
+    decoded = evaluate_sr(tiny_sr, n=2, size=32, low_res="decoded", tokenizer=tiny_models["tokenizer"],
+                          log=lambda *a: None)
+    assert clean["tokenizer"] is None and decoded["tokenizer"].endswith("model.safetensors")
+    assert decoded["gradient_energy_true"] == clean["gradient_energy_true"]      # same scenes, same targets
+    assert decoded["psnr_bicubic"] < clean["psnr_bicubic"]                       # the round trip lost detail
+    with pytest.raises(NarError, match="tokenizer checkpoint not found"):
+        evaluate_sr(tiny_sr, n=1, size=32, low_res="decoded", tokenizer="/nonexistent.safetensors")
