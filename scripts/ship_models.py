@@ -191,7 +191,8 @@ def ship_decoder(run: Path) -> None:
 def ship_finetune(name: str, run: Path, parent_name: str | None = None, note: str | None = None) -> None:
     """A prior fine-tuned from a shipped one (`nar train --init-from`): RUN/model.safetensors
     replaces nar/assets/models/NAME.safetensors; its record keeps the parent's training. The
-    parent is the shipped NAME, or the shipped PARENT_NAME (e.g. a maskgit started from sundae).
+    parent is the shipped NAME, or the shipped PARENT_NAME (e.g. a maskgit started from sundae);
+    a later step of the run that made the shipped NAME keeps that model's parent.
     ``note``: how the parent's weights were carried over, when not as they were."""
     parent = read_meta(MODELS_DIR / f"{parent_name or name}.safetensors")
     src = run / "model.safetensors"
@@ -199,8 +200,13 @@ def ship_finetune(name: str, run: Path, parent_name: str | None = None, note: st
     if meta.get("tokenizer_hash") != parent.get("tokenizer_hash"):
         raise SystemExit(f"{src} was not trained on the shipped tokenizer's tokens")
     record = training_record(run, meta.get("step"), meta.get("token_cache"))
-    record["fine_tuned_from"] = ({"prior": parent.get("name")} | {k: parent.get(k) for k in ("step", "source_run")}
-                                 | {"training": parent.get("training")})
+    if parent.get("source_run") == str(run) and parent.get("name") == name:
+        # a later step of the very run that made the shipped model: the record, which counts the
+        # whole run, keeps the shipped model's parent rather than counting the run twice
+        record["fine_tuned_from"] = parent["training"].get("fine_tuned_from")
+    else:
+        record["fine_tuned_from"] = ({"prior": parent.get("name")} | {k: parent.get(k) for k in ("step", "source_run")}
+                                     | {"training": parent.get("training")})
     if note:
         record["fine_tuned_from"]["how"] = note
     save_prior(name, run, tensors, meta, parent.get("tokenizer_factor"), record, how="fine-tuned, ")

@@ -38,3 +38,30 @@ def test_record_of_a_run_that_made_its_grids(ship_models, tmp_path):
     _fresh_run(tmp_path / "run", tmp_path / "run" / "fresh_tokens")
     record = ship_models.training_record(tmp_path / "run", 100)
     assert "encoded while it trained" in record["data"] and "pool" not in record["data"]
+
+
+def test_a_later_step_of_the_shipped_run_keeps_the_shipped_parent(ship_models, tmp_path, monkeypatch):
+    import torch
+    from nar.core.checkpoint import read_meta, save_checkpoint
+    monkeypatch.setattr(ship_models, "MODELS_DIR", tmp_path / "models")
+    run = tmp_path / "run"
+    _fresh_run(run, run / "fresh_tokens")
+    grandparent = {"prior": "maskgit", "step": 3000, "source_run": "runs/parent", "training": {"steps": 3000}}
+    weights = {"w": torch.ones(2)}
+    save_checkpoint(tmp_path / "models" / "maskgit.safetensors", weights,
+                    {"kind": "prior", "name": "maskgit", "tokenizer_hash": "t", "tokenizer_factor": 16, "step": 20,
+                     "source_run": str(run), "training": {"steps": 20, "fine_tuned_from": grandparent}})
+    save_checkpoint(run / "model.safetensors", weights,
+                    {"kind": "prior", "name": "maskgit", "tokenizer_hash": "t", "step": 30})
+    ship_models.ship_finetune("maskgit", run)
+    record = read_meta(tmp_path / "models" / "maskgit.safetensors")["training"]
+    assert record["steps"] == 30 and record["wall_hours"] == 1.5      # the whole run, counted once
+    assert record["fine_tuned_from"] == grandparent
+    # a child of another run records the shipped model as its parent
+    other = tmp_path / "other"
+    _fresh_run(other, other / "fresh_tokens")
+    save_checkpoint(other / "model.safetensors", weights, {"kind": "prior", "name": "sundae", "tokenizer_hash": "t",
+                                                            "step": 10})
+    ship_models.ship_finetune("sundae", other, "maskgit")
+    child = read_meta(tmp_path / "models" / "sundae.safetensors")["training"]["fine_tuned_from"]
+    assert child["prior"] == "maskgit" and child["step"] == 30 and child["training"]["fine_tuned_from"] == grandparent
