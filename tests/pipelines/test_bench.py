@@ -1,5 +1,6 @@
 """`nar bench` end to end on tiny models (seconds), its outputs, and the FLOP formulas."""
 import csv
+import dataclasses
 import json
 
 import pytest
@@ -398,3 +399,32 @@ def test_a_prior_above_its_native_size_is_drawn_there_and_super_resolved(tiny_to
     assert row["block_ratios"].startswith("16px") and row["n_fake"] == 5
     speed = result["speed"][0]
     assert speed["size"] == 64 and speed["grid"] == "4x4" and speed["sr_p50_s"] > 0
+
+
+def test_seed_moves_the_quality_samples_not_the_real_sets(tiny_tokenizer, tiny_classifier):
+    """--seed draws a second sample set against the same real sets (a row's seed spread); seed 0
+    keeps the original one."""
+    from nar.pipelines.bench.quality import sample_seed
+    prior = tiny_prior("maskgit")
+    seeds, drawn = [], {}
+
+    def recording(*args, _sample=prior.sample, **kwargs):
+        seeds.append(int(kwargs["generator"].initial_seed()))
+        out = _sample(*args, **kwargs)
+        drawn[seeds[-1]] = out.tokens.clone()
+        return out
+    prior.sample = recording
+    results = []
+    for seed in (0, 1):
+        seeds.clear()
+        settings = BenchSettings(sizes=(32,), steps=(1,), batches=(1,), repeats=1, warmup=0, n_quality=4, seed=seed,
+                                 quality_size=32, quality_batch=4, quality_steps=(1,))
+        result = run_bench([BenchEntry("maskgit", prior, True, "-")], tiny_tokenizer, "cpu", settings,
+                           classifier=tiny_classifier, log=lambda *_: None)
+        assert sample_seed(settings, 0) in seeds
+        assert result["quality_settings"]["sample_seed"] == sample_seed(settings, 0)
+        results.append({r["row"]: r for r in result["quality"]})
+    assert sample_seed(BenchSettings(), 0) == 1_500_000                        # seed 0: the original samples
+    assert results[0]["real vs real (floor)"]["fd_nar"] == results[1]["real vs real (floor)"]["fd_nar"]
+    first = BenchSettings(quality_steps=(1,), quality_batch=4)
+    assert not torch.equal(drawn[sample_seed(first, 0)], drawn[sample_seed(dataclasses.replace(first, seed=1), 0)])

@@ -24,6 +24,12 @@ from nar.pipelines.upscale import prior_native_size, sample_plan
 
 
 # ---- quality -------------------------------------------------------------------------------
+def sample_seed(s, i: int) -> int:
+    """Seed of the quality batch that starts at sample i: ``--seed`` moves the samples (a second
+    sample set against the same real sets, to see a row's seed spread); seed 0 keeps the original set."""
+    return s.quality_seed + 500_000 + 100_000 * s.seed + i
+
+
 def render_real(n: int, size: int, seed: int) -> torch.Tensor:
     """n procedural landscapes (seeds seed, seed+1, ...) as (n, 3, size, size) floats in [-1, 1]."""
     return torch.stack([array_to_tensor(generate_landscape(seed + i, size, size)[0]) for i in range(n)])
@@ -154,7 +160,7 @@ def quality_rows(entries: list[BenchEntry], tokenizer: BenchTokenizer, device: t
                 for i in range(0, n, s.quality_batch):
                     b = min(s.quality_batch, n - i)
                     cond = (torch.arange(i, i + b, device=device) % classes) if guided else None
-                    out, images, ts, td = runner.timed(b, grid, steps, s.quality_seed + 500_000 + i, cond=cond,
+                    out, images, ts, td = runner.timed(b, grid, steps, sample_seed(s, i), cond=cond,
                                                        cfg=s.quality_cfg if guided else 1.0)
                     images, t_sr = Timer(device).time(upscale, images.float().cpu().clamp(-1, 1))
                     fakes.append(images)

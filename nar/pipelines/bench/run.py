@@ -26,7 +26,7 @@ from nar.core.device import use_bf16
 from nar.core.errors import NarError
 from nar.core.timing import Timer
 from nar.eval.machine import device_slug, environment, loadavg, setup_device
-from nar.pipelines.bench.quality import load_quality_nets, quality_rows
+from nar.pipelines.bench.quality import load_quality_nets, quality_rows, sample_seed
 from nar.pipelines.bench.report import print_tables, write_outputs
 from nar.pipelines.bench.settings import (SHARED_DECODE_NOTE, BenchEntry, BenchSettings,
                                           BenchTokenizer, _has_steps)
@@ -135,6 +135,7 @@ def run_bench(entries: list[BenchEntry], tokenizer: BenchTokenizer | Any, device
                     "train_grid": list(getattr(e.prior, "train_grid", [])),
                     "config": _config_dict(e.prior)} for e in entries],
         "quality_settings": {"n": s.n_quality, "size": s.quality_size, "seed": s.quality_seed,
+                             "sample_seed": sample_seed(s, 0),
                              "cfg": s.quality_cfg if s.quality_cfg is not None else "none (unconditional samples)",
                              "steps": list(s.quality_steps or s.steps or []) or "each prior's default",
                              "enabled": s.quality,

@@ -31,7 +31,8 @@ class BenchSettings:
     batch_budget_s: float | None = 40.0         # quick: skip batch>1 rows estimated to take longer
     decode_batch: int = 4                       # images per decoder call in throughput runs
     share_decode: bool = True                   # quick on CPU: time the decoder once per size, shared by all priors
-    seed: int = 0
+    seed: int = 0                               # speed rows' seeds, untrained weights, and the quality
+                                                # samples' (the real sets stay: quality_seed)
     temperature: float = 1.0
     quality: bool = True
     n_quality: int = 24                         # generated images per quality row (and real ones)
