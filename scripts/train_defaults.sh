@@ -104,20 +104,20 @@ $NAR tokenizer train --config configs/tokenizer/f16_small_seam.toml --out "$RUN/
 $NAR tokenizer train --config configs/tokenizer/f16_small_seam.toml --set train.lr=1e-4 \
   --set init_from="$RUN/tok_seam_1/model.safetensors" --out "$RUN/tok_seam_2" > "$RUN/tok_seam_2.log" 2>&1
 .venv/bin/python scripts/ship_models.py --decoder "$RUN/tok_seam_2"
-# 14. the 512² maskgit: 3000 steps on 512² renders, then the 2x2 outer merge (shipped as maskgit v3)
+# 14. the 512² maskgit: 3000 steps on 512² renders, then the 2x2 outer merge (shipped as maskgit v4)
 $NAR train --prior maskgit --fresh 512 --fresh-per-step 2 --fresh-workers 1 --fresh-seed 3 --fresh-dir "$RUN/fresh_512_s3" \
   --tokenizer "$RUN/tokenizer/model.safetensors" --config configs/defaults/maskgit_512.toml \
   --init-from nar/assets/models/maskgit.safetensors --out "$RUN/mg512" > "$RUN/mg512.log" 2>&1
 .venv/bin/python scripts/ship_models.py --finetune maskgit "$RUN/mg512"
 $NAR train --prior maskgit --fresh 512 --fresh-per-step 1.5 --fresh-initial 256 --fresh-workers 1 --fresh-seed 4 \
   --fresh-dir "$RUN/fresh_512_s4" --tokenizer "$RUN/tokenizer/model.safetensors" --config configs/defaults/maskgit_512_s2.toml \
-  --init-from nar/assets/models/maskgit.safetensors --stop-after 2000 --out "$RUN/mg512s2" > "$RUN/mg512s2.log" 2>&1
+  --init-from nar/assets/models/maskgit.safetensors --out "$RUN/mg512s2" > "$RUN/mg512s2.log" 2>&1
 .venv/bin/python scripts/ship_models.py --finetune maskgit "$RUN/mg512s2" \
   --note "4x4 outer patch merge and split refined to 2x2 (nar.nn.hourglass.refine_patch_weights); valley as it was"
-# 15. sundae from it (shipped as sundae v5)
+# 15. sundae from it (shipped as sundae v6)
 $NAR train --prior sundae --fresh 512 --fresh-per-step 0.5 --fresh-workers 1 --fresh-seed 4 --fresh-dir "$RUN/fresh_512_s4" \
   --tokenizer "$RUN/tokenizer/model.safetensors" --config configs/defaults/sundae_512.toml \
-  --init-from nar/assets/models/maskgit.safetensors --stop-after 200 --out "$RUN/sundae512s2" > "$RUN/sundae512s2.log" 2>&1
+  --init-from nar/assets/models/maskgit.safetensors --out "$RUN/sundae512s2" > "$RUN/sundae512s2.log" 2>&1
 .venv/bin/python scripts/ship_models.py --finetune sundae "$RUN/sundae512s2" maskgit
 # 16. ar on the 32x32 grid (shipped as ar v3)
 $NAR train --prior ar --fresh 512 --fresh-per-step 0.5 --fresh-workers 1 --fresh-seed 3 --fresh-dir "$RUN/fresh_512_s3" \
