@@ -28,15 +28,6 @@ def psnr_whole(x: torch.Tensor, y: torch.Tensor) -> float:
     return float(10 * torch.log10(1.0 / mse.clamp(min=1e-12)))
 
 
-def _decoding_tokenizer(path: str | Path | None):
-    from nar.pipelines.models import default_tokenizer_path
-    from nar.tokenizer.load import load_tokenizer
-    path = Path(path) if path is not None else default_tokenizer_path()
-    if not path.is_file():
-        raise NarError(f"tokenizer checkpoint not found: {path}")
-    return load_tokenizer(path)
-
-
 def evaluate_sr(ckpt=None, n: int = 8, size: int = 1024, seed: int = HELD_OUT_SET, tile: int | None = None,
                 out_json: str | Path | None = None, low_res: str = "supersampled", tokenizer: str | Path | None = None,
                 log=print) -> dict:
@@ -46,7 +37,7 @@ def evaluate_sr(ckpt=None, n: int = 8, size: int = 1024, seed: int = HELD_OUT_SE
     from nar.eval.sharpness import gradient_energy, high_freq_share
     from nar.pipelines.upscale import TILE, load_sr, upscale_tensor
     from nar.train.tokenizer_task import held_out_seed
-    from nar.train.sr_task import check_low_res, render_pair
+    from nar.train.sr_task import check_low_res, load_decoding_tokenizer, render_pair
     check_low_res(low_res)
     if n < 1:
         raise NarError(f"--n must be >= 1 (got {n})")
@@ -54,7 +45,7 @@ def evaluate_sr(ckpt=None, n: int = 8, size: int = 1024, seed: int = HELD_OUT_SE
     if not 16 <= size <= 4096 // model.scale:
         raise NarError(f"--size must be in [16, {4096 // model.scale}] (got {size})")
     tile = TILE if tile is None else tile
-    tok = _decoding_tokenizer(tokenizer) if low_res == "decoded" else None
+    tok = load_decoding_tokenizer(tokenizer, (size,)) if low_res == "decoded" else None
     rows = {"sr": [], "bicubic": [], "true": []}
     per_image, seconds = [], 0.0
     for i in range(n):

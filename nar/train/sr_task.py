@@ -8,9 +8,9 @@ pixel with half-pixel centres (bicubic with align_corners=False is the aligned u
 A plain L² render ("render") is not the target averaged down: it lacks the finest noise octave
 and samples edges elsewhere, noise no upscaler can predict. "decoded" passes the supersampled
 input through the tokenizer's round trip (encode, quantize, decode, 8-bit): what the generation
-pipeline hands the net when it brings a prior's draw above its native size, so the net learns to
-restore what the tokenizer blurs (cascaded generators train their upsampling stage on the base
-stage's outputs for the same reason). Every step renders
+pipeline hands the net when it brings a prior's draw above its native size (cascaded generators
+train their upsampling stage on the base stage's outputs; here, measured in configs/sr/decoded.toml,
+it smooths the decoder's strokes rather than restoring detail). Every step renders
 ``scenes_per_step`` fresh training scenes (seeds drawn from the step's generator, low
 resolution drawn from ``lr_sizes``) and takes aligned crops (``crop`` low-res pixels, 2·crop
 high-res, each the busiest of ``crop_candidates`` random placements) with matching flips.
@@ -113,6 +113,21 @@ def render_pair(seed: int, lr_size: int, scale: int = 2, low_res: str = "supersa
     return lo, array_to_tensor(hi)
 
 
+def load_decoding_tokenizer(path: str | Path | None, lr_sizes: tuple[int, ...] = ()) -> torch.nn.Module:
+    """The frozen tokenizer whose round trip makes "decoded" inputs: ``path``, or the shipped one;
+    every low-res size must be a multiple of its factor."""
+    from nar.pipelines.models import default_tokenizer_path
+    from nar.tokenizer.load import load_tokenizer
+    path = Path(path) if path else default_tokenizer_path()
+    if not path.is_file():
+        raise NarError(f"tokenizer checkpoint not found: {path}")
+    tokenizer = load_tokenizer(path)
+    if any(size % tokenizer.factor for size in lr_sizes):
+        raise NarError(f"decoded inputs need low-res sizes that are multiples of the tokenizer's factor "
+                       f"{tokenizer.factor}, got {tuple(lr_sizes)}")
+    return tokenizer
+
+
 @torch.no_grad()
 def tokenizer_round_trip(tokenizer: torch.nn.Module, image: torch.Tensor) -> torch.Tensor:
     """(3, H, W) in [-1, 1] -> its tokenizer reconstruction, clamped and rounded to 8 bits as the
@@ -182,17 +197,7 @@ class SRTask:
         """The frozen tokenizer that degrades "decoded" inputs (None for the other sources)."""
         if self.cfg.data.low_res != "decoded":
             return None
-        from nar.pipelines.models import default_tokenizer_path
-        from nar.tokenizer.load import load_tokenizer
-        path = Path(self.cfg.data.tokenizer) if self.cfg.data.tokenizer else default_tokenizer_path()
-        if not path.is_file():
-            raise NarError(f"sr data: tokenizer checkpoint not found: {path}")
-        tokenizer = load_tokenizer(path)
-        factor = tokenizer.factor
-        if any(size % factor for size in self.cfg.data.lr_sizes):
-            raise NarError(f"sr data: decoded inputs need lr_sizes that are multiples of the tokenizer's "
-                           f"factor {factor}, got {self.cfg.data.lr_sizes}")
-        return tokenizer
+        return load_decoding_tokenizer(self.cfg.data.tokenizer or None, self.cfg.data.lr_sizes)
 
     # ---- TrainTask protocol -------------------------------------------------------------
     def optimizers(self) -> dict[str, list[torch.nn.Parameter]]:
