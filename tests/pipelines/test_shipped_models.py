@@ -68,29 +68,30 @@ def test_nar_models_lists_every_file():
 
 
 def test_shipped_sundae_moves_its_patch_grid_and_starts_from_maskgit():
-    """The default (v5): sundae's objective for 200 steps on fresh 512² renders, started from the
-    shipped maskgit v3 (the same hourglass, 2x2 outer merge); the patch grid moves every sampling
-    step, and its record keeps the chain of parents: maskgit v3 (2000 steps), the 4x4-merge 512²
-    maskgit (3000), maskgit v2 (200)."""
+    """The default (v6): sundae's objective for 300 steps on fresh 512² renders, started from the
+    shipped maskgit v4 (the same hourglass, 2x2 outer merge); the patch grid moves every sampling
+    step, it anneals up to 1.1 x the start temperature, and its record keeps the chain of parents:
+    maskgit v4 (2500 steps), the 4x4-merge 512² maskgit (3000), maskgit v2 (200)."""
     prior = Pipeline.load(device="cpu").prior("sundae")
     assert prior.cfg.shift_patches and prior.cfg.abs_positions and prior.cfg.box_corruption == 0.25
     assert tuple(prior.cfg.net.shorten) == (2,)
     assert len({prior.patch_shift(t) for t in range(4)}) == 4
     meta = next(m["meta"] for m in installed_models() if (m["kind"], m["name"]) == ("prior", "sundae"))
-    assert meta["training"]["steps"] == 200
+    assert meta["training"]["steps"] == 300 and prior.cfg.temperature_end == 1.1
+    assert prior.temperatures(3, 1.0, None) == pytest.approx([1.0, 1.05, 1.1])
     assert meta["training"]["data"].startswith("fresh procedural 512² renders")
     parent = meta["training"]["fine_tuned_from"]
-    assert (parent["prior"], parent["step"]) == ("maskgit", 2000)
+    assert (parent["prior"], parent["step"]) == ("maskgit", 2500)
     assert parent["training"]["fine_tuned_from"]["step"] == 3000
 
 
 def test_shipped_maskgit_is_the_2x2_merge_on_the_512_grid():
-    """The default maskgit (v3): the 512² maskgit (v2 fine-tuned 3000 steps on 512² renders) with its
-    4x4 outer merge refined to 2x2, 2000 steps more; its record keeps both parents and says how."""
+    """The default maskgit (v4): the 512² maskgit (v2 fine-tuned 3000 steps on 512² renders) with its
+    4x4 outer merge refined to 2x2, a 2500-step schedule more; its record keeps both parents and says how."""
     prior = Pipeline.load(device="cpu").prior("maskgit")
     assert prior.cfg.shift_patches and prior.cfg.box_corruption == 0.25 and tuple(prior.cfg.net.shorten) == (2,)
     meta = next(m["meta"] for m in installed_models() if (m["kind"], m["name"]) == ("prior", "maskgit"))
-    assert meta["training"]["steps"] == 2000
+    assert meta["training"]["steps"] == 2500
     assert meta["training"]["data"].startswith("fresh procedural 512² renders")
     parent = meta["training"]["fine_tuned_from"]
     assert parent["prior"] == "maskgit" and parent["step"] == 3000 and "2x2" in parent["how"]
