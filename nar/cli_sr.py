@@ -23,9 +23,10 @@ def sr_train(config: Optional[Path] = typer.Option(None, "--config", "-c", help=
              tensorboard: bool = typer.Option(False, "--tensorboard", help="Also log scalars and snapshot grids to OUT/tensorboard."),
              init_from: Optional[Path] = typer.Option(None, "--init-from", help="Start from an SR checkpoint's weights (same net), e.g. the shipped model.")):
     """Train the SR net on procedural render pairs with the shared loop (resumable: rerun to continue)."""
+    from nar.pipelines.models import default_tokenizer_path
     from nar.train.sr_task import train_sr
     run = train_sr(config, parse_overrides(set_), out, resume=resume, progress=True, tensorboard=tensorboard,
-                   init_from=init_from)
+                   init_from=init_from, default_tokenizer=default_tokenizer_path())
     console.print(f"sr checkpoint: {run / 'model.safetensors'}")
 
 

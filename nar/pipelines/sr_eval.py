@@ -45,7 +45,9 @@ def evaluate_sr(ckpt=None, n: int = 8, size: int = 1024, seed: int = HELD_OUT_SE
     if not 16 <= size <= 4096 // model.scale:
         raise NarError(f"--size must be in [16, {4096 // model.scale}] (got {size})")
     tile = TILE if tile is None else tile
-    tok = load_decoding_tokenizer(tokenizer, (size,)) if low_res == "decoded" else None
+    from nar.pipelines.models import default_tokenizer_path
+    tok = (load_decoding_tokenizer(tokenizer or default_tokenizer_path(), (size,)) if low_res == "decoded"
+           else None)
     rows = {"sr": [], "bicubic": [], "true": []}
     per_image, seconds = [], 0.0
     for i in range(n):

@@ -114,13 +114,11 @@ def render_pair(seed: int, lr_size: int, scale: int = 2, low_res: str = "supersa
 
 
 def load_decoding_tokenizer(path: str | Path | None, lr_sizes: tuple[int, ...] = ()) -> torch.nn.Module:
-    """The frozen tokenizer whose round trip makes "decoded" inputs: ``path``, or the shipped one;
-    every low-res size must be a multiple of its factor."""
-    from nar.pipelines.models import default_tokenizer_path
+    """The frozen tokenizer whose round trip makes "decoded" inputs; every low-res size must be a
+    multiple of its factor. The front door (CLI, pipeline) resolves the shipped one's path."""
     from nar.tokenizer.load import load_tokenizer
-    path = Path(path) if path else default_tokenizer_path()
-    if not path.is_file():
-        raise NarError(f"tokenizer checkpoint not found: {path}")
+    if not path or not Path(path).is_file():
+        raise NarError(f"tokenizer checkpoint not found: {path or '(none given)'}")
     tokenizer = load_tokenizer(path)
     if any(size % tokenizer.factor for size in lr_sizes):
         raise NarError(f"decoded inputs need low-res sizes that are multiples of the tokenizer's factor "
@@ -184,8 +182,10 @@ class PairSampler:
 
 
 class SRTask:
-    def __init__(self, cfg: SRConfig, lpips_model: torch.nn.Module | None = None, build_perceptual: bool = True):
+    def __init__(self, cfg: SRConfig, lpips_model: torch.nn.Module | None = None, build_perceptual: bool = True,
+                 default_tokenizer: str | Path | None = None):
         self.cfg = cfg.validate()
+        self.default_tokenizer = default_tokenizer   # "decoded" inputs when data.tokenizer is empty
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.train.seed)
             self.model = SRNet(cfg.model)
@@ -197,7 +197,7 @@ class SRTask:
         """The frozen tokenizer that degrades "decoded" inputs (None for the other sources)."""
         if self.cfg.data.low_res != "decoded":
             return None
-        return load_decoding_tokenizer(self.cfg.data.tokenizer or None, self.cfg.data.lr_sizes)
+        return load_decoding_tokenizer(self.cfg.data.tokenizer or self.default_tokenizer, self.cfg.data.lr_sizes)
 
     # ---- TrainTask protocol -------------------------------------------------------------
     def optimizers(self) -> dict[str, list[torch.nn.Parameter]]:
@@ -247,17 +247,20 @@ def load_sr_config(path: str | Path | None, overrides: dict[str, Any] | None = N
 
 def train_sr(config: str | Path | None, overrides: dict[str, Any] | None, out: str | Path,
              resume: bool = True, progress: bool = True, until: int | None = None,
-             tensorboard: bool = False, init_from: str | Path | None = None) -> Path:
+             tensorboard: bool = False, init_from: str | Path | None = None,
+             default_tokenizer: str | Path | None = None) -> Path:
     """``init_from``: start a new run from an SR checkpoint's weights (same net; a resumed run
-    keeps its own)."""
+    keeps its own). ``default_tokenizer``: the tokenizer of "decoded" inputs when the config names none."""
+    from nar.core.checkpoint import load_checkpoint
     from nar.train.loop import Trainer
     cfg = load_sr_config(config, overrides)
-    task = SRTask(cfg)
+    task = SRTask(cfg, default_tokenizer=default_tokenizer)
     if init_from is not None:
-        from nar.pipelines.upscale import load_sr
-        parent = load_sr(init_from)
-        if parent.meta_info["config"] != to_dict(cfg.model):
-            raise NarError(f"--init-from {init_from}: its net ({parent.meta_info['config']}) is not this config's "
-                           f"({to_dict(cfg.model)})")
-        task.model.load_state_dict(parent.state_dict())
+        if not Path(init_from).is_file():
+            raise NarError(f"--init-from {init_from}: no such checkpoint")
+        tensors, meta = load_checkpoint(init_from)
+        if meta.get("kind") != "sr" or meta.get("config") != to_dict(cfg.model):
+            raise NarError(f"--init-from {init_from}: its net ({meta.get('kind')}, {meta.get('config')}) is not this "
+                           f"config's ({to_dict(cfg.model)})")
+        task.model.load_state_dict({k: v.float() for k, v in tensors.items()})
     return Trainer(task, cfg.train, out, progress=progress, tensorboard=tensorboard).run(resume=resume, until=until)
