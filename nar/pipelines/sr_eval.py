@@ -35,6 +35,7 @@ def evaluate_sr(ckpt=None, n: int = 8, size: int = 1024, seed: int = HELD_OUT_SE
     round trip of the supersampled render (``tokenizer``: its checkpoint, default the shipped one),
     the input a prior's draw gives it."""
     from nar.eval.sharpness import gradient_energy, high_freq_share
+    from nar.pipelines.models import default_tokenizer_path
     from nar.pipelines.upscale import TILE, load_sr, upscale_tensor
     from nar.train.tokenizer_task import held_out_seed
     from nar.train.sr_task import check_low_res, load_decoding_tokenizer, render_pair
@@ -45,7 +46,6 @@ def evaluate_sr(ckpt=None, n: int = 8, size: int = 1024, seed: int = HELD_OUT_SE
     if not 16 <= size <= 4096 // model.scale:
         raise NarError(f"--size must be in [16, {4096 // model.scale}] (got {size})")
     tile = TILE if tile is None else tile
-    from nar.pipelines.models import default_tokenizer_path
     tok = (load_decoding_tokenizer(tokenizer or default_tokenizer_path(), (size,)) if low_res == "decoded"
            else None)
     rows = {"sr": [], "bicubic": [], "true": []}
