@@ -251,16 +251,14 @@ def train_sr(config: str | Path | None, overrides: dict[str, Any] | None, out: s
              default_tokenizer: str | Path | None = None) -> Path:
     """``init_from``: start a new run from an SR checkpoint's weights (same net; a resumed run
     keeps its own). ``default_tokenizer``: the tokenizer of "decoded" inputs when the config names none."""
-    from nar.core.checkpoint import load_checkpoint
+    from nar.core.checkpoint import load_weights_into, read_meta
     from nar.train.loop import Trainer
     cfg = load_sr_config(config, overrides)
     task = SRTask(cfg, default_tokenizer=default_tokenizer)
     if init_from is not None:
-        if not Path(init_from).is_file():
-            raise NarError(f"--init-from {init_from}: no such checkpoint")
-        tensors, meta = load_checkpoint(init_from)
+        meta = read_meta(init_from)   # a net of the same config, not only of the same shapes (scale, skip)
         if meta.get("kind") != "sr" or meta.get("config") != to_dict(cfg.model):
             raise NarError(f"--init-from {init_from}: its net ({meta.get('kind')}, {meta.get('config')}) is not this "
                            f"config's ({to_dict(cfg.model)})")
-        task.model.load_state_dict({k: v.float() for k, v in tensors.items()})
+        load_weights_into(task.model, init_from, "sr", "srnet")
     return Trainer(task, cfg.train, out, progress=progress, tensorboard=tensorboard).run(resume=resume, until=until)

@@ -24,7 +24,7 @@ from nar.pipelines.upscale import prior_native_size, sample_plan
 
 
 # ---- quality -------------------------------------------------------------------------------
-def sample_seed(s, i: int) -> int:
+def sample_seed(s: BenchSettings, i: int) -> int:
     """Seed of the quality batch that starts at sample i: ``--seed`` moves the samples (a second
     sample set against the same real sets, to see a row's seed spread); seed 0 keeps the original set."""
     return s.quality_seed + 500_000 + 100_000 * s.seed + i
