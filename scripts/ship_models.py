@@ -5,6 +5,7 @@
     python scripts/ship_models.py --prior ar runs/ar_1024         # one prior on the shipped tokenizer's tokens
     python scripts/ship_models.py --decoder runs/tok_gan512       # a decoder-only tokenizer fine-tune
     python scripts/ship_models.py --finetune maskgit runs/mg512s2 [PARENT] [--note "how it was carried over"]
+    python scripts/ship_models.py --sampling maskgit choice_temperature=7 steps=16 [--note "why"]   # sampling defaults only
 
 expects RUN/tokenizer/model.safetensors and RUN/{ar,maskgit,sundae}/model.safetensors.
 The shipped tokenizer keeps the content hash of the weights it was trained as, so priors
@@ -212,13 +213,44 @@ def ship_finetune(name: str, run: Path, parent_name: str | None = None, note: st
     save_prior(name, run, tensors, meta, parent.get("tokenizer_factor"), record, how="fine-tuned, ")
 
 
+def ship_sampling(name: str, settings: dict, note: str | None = None) -> None:
+    """New sampling defaults for a shipped prior: only keys that are both in its config and
+    sampling settings (``steps`` or one of the prior's ``sample_options``) may change; the weights
+    are written back as they are, and the record lists every change (``sampling_changes``)."""
+    from nar.core.config import from_dict
+    from nar.priors import PRIORS
+    dst = MODELS_DIR / f"{name}.safetensors"
+    tensors, meta = load_checkpoint(dst)
+    cls = PRIORS.get(name)
+    config = dict(meta["config"])
+    allowed = {"steps", *cls.sample_options}
+    changes = []
+    for key, value in settings.items():
+        if key not in config or key not in allowed:
+            raise SystemExit(f"{name}: {key!r} is not a sampling default in its config "
+                             f"(one of: {', '.join(sorted(allowed & set(config)))})")
+        if isinstance(config[key], float) and isinstance(value, int):
+            value = float(value)   # "7" parses as an int; the config holds a float
+        changes.append({"key": key, "from": config[key], "to": value})
+        config[key] = value
+    from_dict(cls.config_cls, config, where=f"{name} config")   # the new config must still load
+    change = {"step": meta.get("step"), "changes": changes} | ({"note": note} if note else {})
+    meta = {**meta, "config": config, "sampling_changes": [*meta.get("sampling_changes", []), change]}
+    save_checkpoint(dst, tensors, meta)
+    print(f"{name}: sampling defaults " + ", ".join(f"{c['key']} {c['from']} -> {c['to']}" for c in changes)
+          + f" -> {dst}")
+
+
 if __name__ == "__main__":
     note = None
     if "--note" in sys.argv:   # --finetune ... --note TEXT: how the parent's weights were carried over
         i = sys.argv.index("--note")
         note = sys.argv[i + 1]
         del sys.argv[i:i + 2]
-    if len(sys.argv) > 3 and sys.argv[1] == "--finetune":   # python scripts/ship_models.py --finetune sundae runs/sundae_local [PARENT]
+    if len(sys.argv) > 3 and sys.argv[1] == "--sampling":   # python scripts/ship_models.py --sampling maskgit steps=16
+        from nar.core.config import parse_overrides
+        ship_sampling(sys.argv[2], parse_overrides(sys.argv[3:]), note)
+    elif len(sys.argv) > 3 and sys.argv[1] == "--finetune":   # python scripts/ship_models.py --finetune sundae runs/sundae_local [PARENT]
         ship_finetune(sys.argv[2], Path(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 else None, note)
     elif len(sys.argv) > 3 and sys.argv[1] == "--prior":  # python scripts/ship_models.py --prior ar runs/ar_1024
         ship_prior(sys.argv[2], Path(sys.argv[3]))

@@ -65,3 +65,25 @@ def test_a_later_step_of_the_shipped_run_keeps_the_shipped_parent(ship_models, t
     ship_models.ship_finetune("sundae", other, "maskgit")
     child = read_meta(tmp_path / "models" / "sundae.safetensors")["training"]["fine_tuned_from"]
     assert child["prior"] == "maskgit" and child["step"] == 30 and child["training"]["fine_tuned_from"] == grandparent
+
+
+def test_new_sampling_defaults_keep_the_weights_and_record_the_change(ship_models, tmp_path, monkeypatch):
+    import torch
+    from nar.core.checkpoint import load_checkpoint, read_meta, save_checkpoint
+    from nar.core.config import to_dict
+    from nar.priors.maskgit import MaskGITConfig
+    monkeypatch.setattr(ship_models, "MODELS_DIR", tmp_path)
+    weights = {"w": torch.arange(4, dtype=torch.float16)}
+    save_checkpoint(tmp_path / "maskgit.safetensors", weights,
+                    {"kind": "prior", "name": "maskgit", "step": 2500, "config": to_dict(MaskGITConfig())})
+    ship_models.ship_sampling("maskgit", {"choice_temperature": 7, "steps": 16}, note="sharper")
+    tensors, meta = load_checkpoint(tmp_path / "maskgit.safetensors")
+    assert torch.equal(tensors["w"], weights["w"])
+    assert meta["config"]["choice_temperature"] == 7.0 and isinstance(meta["config"]["choice_temperature"], float)
+    assert meta["config"]["steps"] == 16 and meta["step"] == 2500
+    assert meta["sampling_changes"] == [{"step": 2500, "note": "sharper", "changes": [
+        {"key": "choice_temperature", "from": 4.5, "to": 7.0}, {"key": "steps", "from": 12, "to": 16}]}]
+    # the network's shape is not a sampling default, and the file stays as it was
+    with pytest.raises(SystemExit, match="not a sampling default"):
+        ship_models.ship_sampling("maskgit", {"dim": 64})
+    assert read_meta(tmp_path / "maskgit.safetensors")["config"]["dim"] == MaskGITConfig().dim
