@@ -1,0 +1,71 @@
+"""How much does an `ar` checkpoint use its class? Held-out cross-entropy with the true class
+against the null class, per grid row (nats per token; 0 = the class is ignored).
+
+    PYTHONPATH=. python benchmarks/ar_class_information.py nar/assets/models/ar.safetensors runs/ar512c/model.safetensors
+
+Scenes: ``--n`` procedural 512² renders of a stream no shipped prior trained on, encoded with the
+shipped tokenizer (cached in ``--cache``). Writes nothing else; prints one line per checkpoint.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from nar.pipelines.models import MODELS_DIR, TOKENIZER_FILE
+from nar.priors import load_prior
+
+HELD_OUT_SEED = 9_123_457
+
+
+def held_out_grids(n: int, size: int, cache: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    if cache.exists():
+        saved = load_file(cache)
+        if len(saved["grids"]) >= n:
+            return saved["grids"][:n], saved["labels"][:n]
+    from nar.tokenizer.load import load_tokenizer
+    from nar.train.fresh_tokens import encode_landscapes
+    grids, labels = encode_landscapes(load_tokenizer(MODELS_DIR / TOKENIZER_FILE), size, HELD_OUT_SEED, 0, n)
+    out = torch.from_numpy(grids.astype("int64")), torch.from_numpy(labels)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    save_file({"grids": out[0], "labels": out[1]}, cache)
+    return out
+
+
+@torch.no_grad()
+def class_information(prior, grids: torch.Tensor, labels: torch.Tensor, batch: int = 12) -> torch.Tensor:
+    """(rows,) mean over scenes and columns of CE(null class) - CE(true class), nats per token."""
+    gains = []
+    for g, y in zip(grids.split(batch), labels.split(batch)):
+        target = g.reshape(len(g), -1)
+        ce = {}
+        for name, cls in (("true", y), ("null", torch.full_like(y, prior.null_class))):
+            logits = prior(g, cls).float()
+            ce[name] = F.cross_entropy(logits.transpose(1, 2), target, reduction="none").reshape(g.shape)
+        gains.append((ce["null"] - ce["true"]).mean(dim=2))   # (b, rows)
+    return torch.cat(gains).mean(dim=0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("ckpt", nargs="+", type=Path)
+    ap.add_argument("--n", type=int, default=36)
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--cache", type=Path, default=Path("runs/ar_class_information/held_out.safetensors"))
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    grids, labels = held_out_grids(args.n, args.size, args.cache)
+    for path in args.ckpt:
+        prior = load_prior(path, name="ar").float()
+        gain = class_information(prior, grids, labels)
+        rows = " ".join(f"{v:+.3f}" for v in gain.tolist())
+        print(f"{path}: class information {gain.mean():.4f} nats/token "
+              f"(first quarter {gain[: len(gain) // 4].mean():.4f}, last {gain[-(len(gain) // 4):].mean():.4f}); rows: {rows}")
+
+
+if __name__ == "__main__":
+    main()
