@@ -1,7 +1,8 @@
 """How much does an `ar` checkpoint use its class? Held-out cross-entropy with the true class
-against the null class, per grid row (nats per token; 0 = the class is ignored).
+against the null class, per grid row (nats per token; 0 = the class is ignored), and the held-out
+loss itself.
 
-    PYTHONPATH=. python benchmarks/ar_class_information.py nar/assets/models/ar.safetensors runs/ar512c/model.safetensors
+    PYTHONPATH=. python benchmarks/ar_class_information.py nar/assets/models/ar.safetensors [runs/RUN/model.safetensors ...]
 
 Scenes: ``--n`` procedural 512² renders of a stream no shipped prior trained on, encoded with the
 shipped tokenizer (cached in ``--cache``). Writes nothing else; prints one line per checkpoint.
@@ -36,9 +37,10 @@ def held_out_grids(n: int, size: int, cache: Path) -> tuple[torch.Tensor, torch.
 
 
 @torch.no_grad()
-def class_information(prior, grids: torch.Tensor, labels: torch.Tensor, batch: int = 12) -> torch.Tensor:
-    """(rows,) mean over scenes and columns of CE(null class) - CE(true class), nats per token."""
-    gains = []
+def class_information(prior, grids: torch.Tensor, labels: torch.Tensor, batch: int = 12) -> tuple[torch.Tensor, float]:
+    """(rows,) mean over scenes and columns of CE(null class) - CE(true class), nats per token;
+    and the mean CE with the true class (the held-out loss)."""
+    gains, losses = [], []
     for g, y in zip(grids.split(batch), labels.split(batch)):
         target = g.reshape(len(g), -1)
         ce = {}
@@ -46,7 +48,8 @@ def class_information(prior, grids: torch.Tensor, labels: torch.Tensor, batch: i
             logits = prior(g, cls).float()
             ce[name] = F.cross_entropy(logits.transpose(1, 2), target, reduction="none").reshape(g.shape)
         gains.append((ce["null"] - ce["true"]).mean(dim=2))   # (b, rows)
-    return torch.cat(gains).mean(dim=0)
+        losses.append(ce["true"].mean(dim=(1, 2)))
+    return torch.cat(gains).mean(dim=0), float(torch.cat(losses).mean())
 
 
 def main() -> None:
@@ -61,9 +64,9 @@ def main() -> None:
     grids, labels = held_out_grids(args.n, args.size, args.cache)
     for path in args.ckpt:
         prior = load_prior(path, name="ar").float()
-        gain = class_information(prior, grids, labels)
+        gain, loss = class_information(prior, grids, labels)
         rows = " ".join(f"{v:+.3f}" for v in gain.tolist())
-        print(f"{path}: class information {gain.mean():.4f} nats/token "
+        print(f"{path} (step {prior.meta_info.get('step')}): held-out loss {loss:.4f}, class information {gain.mean():.4f} nats/token "
               f"(first quarter {gain[: len(gain) // 4].mean():.4f}, last {gain[-(len(gain) // 4):].mean():.4f}); rows: {rows}")
 
 

@@ -37,13 +37,6 @@ CPU it was measured slower (``benchmarks/bench_ar_bare.py``). Inpainting teacher
 known tokens into the cache as the scan passes them; runs of cells that are kept in every
 batch row are fed as one chunk, and nothing after the last masked cell is computed.
 
-Conditioning: the class (or null) embedding is the start token. With ``class_every_token`` a
-second class table (zero-initialised, so a parent trained without it starts unchanged) is added
-to every input as well. Measured on ar v3 (start token only): the true class lowers the held-out
-cross-entropy by 0.008 nats per token against the null class, about nothing in any row; a 1024-token
-scan that sees its class only at position 0 learns to ignore it, so guidance has nothing to amplify
-and the classes drift to shared palettes.
-
 Absolute rows (``grid_rows`` > 0, "2d" positions): Taming's crops give every window the row
 ids of the window, so a model trained on 16-row windows of a 64-row grid cannot tell the top of
 the image from the bottom (sky under ground as often as over it). With ``grid_rows`` the row
@@ -99,7 +92,6 @@ class ARConfig:
     flash: bool = True            # torch scaled_dot_product_attention kernels
     sample_precision: str = "auto"  # sampling: auto (bf16 on CUDA; fp32 on CPU, see samples_in_bf16) | fp32 | bf16
     grid_rows: int = 0            # rows of the grids training windows are cut from: see "Absolute rows"
-    class_every_token: bool = False  # also add a class embedding to every input: see "Conditioning"
 
 
 @PRIORS.register("ar")
@@ -130,9 +122,6 @@ class ARPrior(Prior):
         self.tok_emb = self._token_embedding(cfg.code_dim if cfg.codebook_init else 0)
         self.cls_emb = nn.Embedding(self.num_classes + 1, cfg.dim)
         nn.init.normal_(self.cls_emb.weight, std=0.02)
-        if cfg.class_every_token:
-            self.cls_every = nn.Embedding(self.num_classes + 1, cfg.dim)
-            nn.init.zeros_(self.cls_every.weight)
         if self.use_2d:
             self.row_emb = nn.Embedding(cfg.grid_rows or self.train_grid[0], cfg.dim)
             self.col_emb = nn.Embedding(self.train_grid[1], cfg.dim)
@@ -224,8 +213,6 @@ class ARPrior(Prior):
             k = torch.arange(offset, offset + x.shape[1], device=x.device)
             rows = k // width + (row0[:, None] if torch.is_tensor(row0) else row0)  # (L,) or (B, L)
             x = x + self.row_emb(rows) + self.col_emb(k % width)
-        if self.cfg.class_every_token:
-            x = x + self.cls_every(class_ids)[:, None]
         return self.emb_drop(x)
 
     def _check_fits(self, h: int, w: int) -> None:

@@ -25,8 +25,6 @@ class FastARDecoder:
             table = tok[1](tok[0].weight) if isinstance(tok, nn.Sequential) else tok.weight
             self.tok_table = table.detach().to(dt)
             self.cls_table = prior.cls_emb.weight.detach().to(dt)
-            # (C+1, d) added to every input (``class_every_token``), or None
-            self.cond_table = prior.cls_every.weight.detach().to(dt) if prior.cfg.class_every_token else None
             self.head_w, self.head_b = prior.head.weight.detach().to(dt), prior.head.bias.detach().to(dt)
         self.prior = prior
         self.train_grid = prior.train_grid
@@ -76,8 +74,7 @@ class FastARDecoder:
         if offset == 0:
             x = torch.cat([self.cls_table[ids][:, None], x], dim=1)
         start = row0 * self.width + offset
-        x = x + self.pos_table[start:start + x.shape[1]]
-        return x if self.cond_table is None else x + self.cond_table[ids][:, None]
+        return x + self.pos_table[start:start + x.shape[1]]
 
     def logits(self, ids: torch.Tensor, prev: torch.Tensor, cache: StaticKVCache, row0: int = 0) -> torch.Tensor:
         """Feed positions ``cache.filled …`` (class token at 0, then ``prev``) of a window whose
@@ -89,7 +86,7 @@ class FastARDecoder:
             pos = torch.full((1,), offset, dtype=torch.long, device=prev.device)
             first = self._compiled_fn is None
             try:
-                out = self._step_fn()(prev, cache.kv, pos, self._cond(ids))
+                out = self._step_fn()(prev, cache.kv, pos)
             except Exception as e:  # noqa: BLE001 - a compiler that cannot build: the eager step, said once
                 if not first:
                     raise
@@ -97,22 +94,15 @@ class FastARDecoder:
                               "sampling eagerly", stacklevel=2)
                 self.compiled = self._use_compiled = False
                 self._compiled_fn = None
-                out = self._step(prev, cache.kv, pos, self._cond(ids))
+                out = self._step(prev, cache.kv, pos)
             cache.filled = offset + 1
             return out
         hidden = self.decoder.forward(self.embed(ids, prev, offset, row0), cache)
         return F.linear(hidden[:, -1], self.head_w, self.head_b).float()
 
-    def _cond(self, ids: torch.Tensor) -> torch.Tensor | None:
-        return None if self.cond_table is None else self.cond_table[ids]   # (B, d)
-
-    def _step(self, prev: torch.Tensor, kv: torch.Tensor, pos: torch.Tensor,
-              cond: torch.Tensor | None = None) -> torch.Tensor:
-        """One token (B, 1) at position ``pos``: embed (+ the class rows ``cond`` (B, d) of
-        ``class_every_token``), decode over the static cache, logits."""
+    def _step(self, prev: torch.Tensor, kv: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        """One token (B, 1) at position ``pos``: embed, decode over the static cache, logits."""
         x = F.embedding(prev, self.tok_table) + self.pos_table.index_select(0, pos)
-        if cond is not None:
-            x = x + cond[:, None]
         hidden = self.decoder.step(x, kv, pos)
         return F.linear(hidden[:, -1], self.head_w, self.head_b).float()
 

@@ -408,35 +408,3 @@ def test_bad_grid_rows_are_refused():
         tiny(grid=(3, 5), grid_rows=2)
     with pytest.raises(NarError, match="needs 2d positions"):
         tiny(grid=(3, 5), grid_rows=8, pos="rotary")
-
-
-# ---- the class at every position (class_every_token) ----------------------------------------
-def test_class_every_token_starts_as_its_parent_and_then_conditions_every_position():
-    parent = tiny(num_classes=3, seed=4)
-    child = tiny(num_classes=3, seed=5, class_every_token=True)
-    child.load_state_dict(parent.state_dict(), strict=False)   # the parent lacks the new zero table
-    tokens, cond = torch.randint(V, (3, 4, 4), generator=gen(1)), torch.tensor([0, 1, 2])
-    with torch.no_grad():
-        assert torch.allclose(child(tokens, cond), parent(tokens, cond), atol=1e-6)   # step 0 = the parent
-        child.cls_every.weight.normal_(generator=gen(2))
-        # the class now reaches the last position directly, not only through the start token
-        last = child(tokens, torch.tensor([0, 0, 0]))[:, -1] - child(tokens, torch.tensor([1, 1, 1]))[:, -1]
-    assert last.abs().amax() > 0.1
-
-
-@pytest.mark.parametrize("kwargs", [
-    dict(temperature=1.0, cfg_scale=3.0, cond=torch.tensor([0, 1, 2])),
-    dict(temperature=1.0, cond=torch.tensor([2, 0, 1])),
-])
-def test_class_every_token_cached_and_static_paths_equal_uncached(monkeypatch, kwargs):
-    monkeypatch.setattr(torch, "compile", lambda fn, **kw: fn)
-    p = tiny(num_classes=3, seed=6, class_every_token=True)
-    with torch.no_grad():
-        p.cls_every.weight.normal_(generator=gen(3))
-    b = p.sample(3, (4, 4), generator=gen(7), use_cache=False, **kwargs)
-    for compile in (False, True):
-        assert torch.equal(p.sample(3, (4, 4), generator=gen(7), compile=compile, **kwargs).tokens, b.tokens)
-    # a sliding window over a larger grid reads the same table
-    a = p.sample(2, (6, 5), generator=gen(1), **{**kwargs, "cond": kwargs["cond"][:2]})
-    c = p.sample(2, (6, 5), generator=gen(1), use_cache=False, **{**kwargs, "cond": kwargs["cond"][:2]})
-    assert torch.equal(a.tokens, c.tokens)
