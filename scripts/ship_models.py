@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from nar.core.checkpoint import load_checkpoint, read_meta, save_checkpoint, tensors_hash
+from nar.core.errors import NarError
 from nar.pipelines.models import MODELS_DIR, TOKENIZER_FILE
 from nar.pipelines.train_prior import FRESH_POOL_DIR
 from nar.tokenizer import tokenizer_hash
@@ -233,7 +234,10 @@ def ship_sampling(name: str, settings: dict, note: str | None = None) -> None:
             value = float(value)   # "7" parses as an int; the config holds a float
         changes.append({"key": key, "from": config[key], "to": value})
         config[key] = value
-    from_dict(cls.config_cls, config, where=f"{name} config")   # the new config must still load
+    try:   # the new config must still load
+        from_dict(cls.config_cls, config, where=f"{name} config")
+    except (NarError, TypeError, ValueError) as e:
+        raise SystemExit(f"{name}: the new sampling defaults do not make a valid config: {e}")
     change = {"step": meta.get("step"), "changes": changes} | ({"note": note} if note else {})
     meta = {**meta, "config": config, "sampling_changes": [*meta.get("sampling_changes", []), change]}
     save_checkpoint(dst, tensors, meta)
@@ -243,7 +247,7 @@ def ship_sampling(name: str, settings: dict, note: str | None = None) -> None:
 
 if __name__ == "__main__":
     note = None
-    if "--note" in sys.argv:   # --finetune ... --note TEXT: how the parent's weights were carried over
+    if "--note" in sys.argv:   # --finetune / --sampling ... --note TEXT: how the weights were carried over, or why
         i = sys.argv.index("--note")
         note = sys.argv[i + 1]
         del sys.argv[i:i + 2]
