@@ -114,7 +114,7 @@ $NAR train --prior maskgit --fresh 512 --fresh-per-step 1.5 --fresh-initial 256 
   --init-from nar/assets/models/maskgit.safetensors --out "$RUN/mg512s2" > "$RUN/mg512s2.log" 2>&1
 .venv/bin/python scripts/ship_models.py --finetune maskgit "$RUN/mg512s2" \
   --note "4x4 outer patch merge and split refined to 2x2 (nar.nn.hourglass.refine_patch_weights); valley as it was"
-.venv/bin/python scripts/ship_models.py --sampling maskgit choice_temperature=7 steps=16 \
+.venv/bin/python scripts/ship_models.py --sampling maskgit choice_temperature=7 steps=20 \
   --note "session 22: sharper draws at an equal or lower FD (benchmarks/results/issue13/README.md)"
 # 15. sundae from it (shipped as sundae v6)
 $NAR train --prior sundae --fresh 512 --fresh-per-step 0.5 --fresh-workers 1 --fresh-seed 4 --fresh-dir "$RUN/fresh_512_s4" \
