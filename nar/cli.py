@@ -140,6 +140,16 @@ def tokenizer_encode(out: Path = typer.Option(..., "--out", help="Token cache fo
     console.print(f"token cache: {out}")
 
 
+@tok_app.command("join-pools")
+def tokenizer_join_pools(pools: List[Path] = typer.Argument(..., help="fresh_tokens folders of earlier `nar train --fresh` runs."),
+                         out: Path = typer.Option(..., "--out", help="Token cache folder to create.")):
+    """Join the grids fresh-render runs made into one token cache (each grid read once by the next run)."""
+    from nar.data.tokens import TokenCache
+    from nar.train.fresh_tokens import join_pools
+    cache = TokenCache.open(join_pools(pools, out))
+    console.print(f"token cache: {out} ({len(cache)} grids of {cache.grid[0]}x{cache.grid[1]} tokens)")
+
+
 # ---- priors ---------------------------------------------------------------------------------
 @app.command()
 def train(prior: str = typer.Option(..., "--prior", help="ar | maskgit | sundae"),

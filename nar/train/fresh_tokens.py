@@ -248,3 +248,42 @@ class FreshTokens:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def join_pools(folders: list[str | Path], out: str | Path) -> Path:
+    """Join the grids that fresh-render runs made (their ``fresh_tokens`` folders) into one token
+    cache, so a later run can read every one of them once instead of rendering them again or
+    re-reading a small pool. The pools must share tokenizer, grid and image size."""
+    from nar.data.tokens import check_new_cache, write_token_cache
+    if not folders:
+        raise NarError("join pools: name at least one fresh_tokens folder")
+    check_new_cache(out)
+    headers, tokens, labels = [], [], []
+    for folder in map(Path, folders):
+        file = folder / HEADER
+        if not file.is_file():
+            raise NarError(f"{folder} is not a pool of fresh tokens (no {HEADER})")
+        try:
+            header = json.loads(file.read_text())
+        except json.JSONDecodeError:
+            raise NarError(f"{file} is corrupt") from None
+        if header.get("format") != FORMAT:
+            raise NarError(f"{folder} is not a pool of fresh tokens")
+        for key in ("grid", "codebook_size", "tokenizer_hash", "image_size", "class_names"):
+            if headers and header.get(key) != headers[0].get(key):
+                raise NarError(f"{folder} differs from {folders[0]} in {key}; pools of one tokenizer and size only")
+        index = 0
+        while (chunk := folder / CHUNK_FILE.format(index)).is_file():
+            with np.load(chunk) as data:
+                tokens.append(data["tokens"])
+                labels.append(data["labels"])
+            index += 1
+        if index == 0:
+            raise NarError(f"{folder} holds no grids")
+        headers.append({**header, "grids": index * int(header["chunk"])})
+    first = headers[0]
+    keep = ("codebook_size", "tokenizer_hash", "tokenizer_path", "tokenizer_factor", "class_names", "image_size")
+    header = {k: first[k] for k in keep if k in first}
+    header["source"] = [f"{h['source']}: items 0-{h['grids'] - 1}" for h in headers]
+    all_tokens = np.concatenate(tokens).astype(token_dtype(int(first["codebook_size"])))
+    return write_token_cache(out, all_tokens, np.concatenate(labels).astype(np.int64), header)

@@ -105,6 +105,12 @@ def test_train_on_fresh_renders_takes_the_stream_seed(tiny_models, tmp_path):
     assert json.loads((tmp_path / "run" / "fresh_schedule.json").read_text())["seed"] == 3
     header = json.loads((tmp_path / "run" / "fresh_tokens" / "header.json").read_text())
     assert header["source"].endswith("seed 3")
+    # the grids it made join into a token cache another run can read once each
+    r = nar("tokenizer", "join-pools", tmp_path / "run" / "fresh_tokens", "--out", tmp_path / "joined")
+    assert r.returncode == 0, r.stderr
+    assert "(4 grids of 4x4 tokens)" in " ".join(r.stdout.split())
+    r = nar("tokenizer", "join-pools", tmp_path / "none", "--out", tmp_path / "joined2")
+    assert r.returncode == 2 and "is not a pool of fresh tokens" in r.stderr
 
 
 @pytest.mark.parametrize("name", PRIORS)

@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from nar.core.errors import NarError
-from nar.train.fresh_tokens import FreshTokens, encode_landscapes
+from nar.train.fresh_tokens import FreshTokens, encode_landscapes, join_pools
 from nar.data.tokens import TokenCache
 from nar.pipelines.train_prior import train_prior
 from nar.tokenizer.load import load_tokenizer
@@ -92,6 +92,27 @@ def test_bad_pool_settings_are_refused(tiny_models, tmp_path):
     for bad in ({"initial": 0}, {"chunk": 0}, {"per_step": -1}, {"workers": -1}):
         with pytest.raises(NarError):
             pool(tiny_models, tmp_path / "bad", **bad)
+
+
+def test_pools_join_into_one_token_cache_in_stream_order(tiny_models, tmp_path):
+    """`nar tokenizer join-pools`: the grids of several runs' pools, each once, as a token cache."""
+    first, second = pool(tiny_models, tmp_path / "a"), pool(tiny_models, tmp_path / "b", seed=1)
+    first.advance_to(0)
+    second.advance_to(2)
+    cache = TokenCache.open(join_pools([tmp_path / "a", tmp_path / "b"], tmp_path / "joined"))
+    assert len(cache) == 8 + 12 and cache.grid == first.grid
+    assert np.array_equal(np.asarray(cache.tokens), np.concatenate(first._tokens + second._tokens))
+    assert np.array_equal(cache.labels, np.concatenate([first.labels, second.labels]))
+    assert cache.header["tokenizer_hash"] == first.header["tokenizer_hash"]
+    assert cache.header["source"][1].endswith("seed 1: items 0-11")
+    with pytest.raises(NarError, match="already holds a token cache"):
+        join_pools([tmp_path / "a"], tmp_path / "joined")
+    with pytest.raises(NarError, match="not a pool of fresh tokens"):
+        join_pools([tmp_path / "joined"], tmp_path / "again")
+    bigger = FreshTokens(tiny_models["tokenizer"], tmp_path / "c", size=64, initial=4, workers=0)
+    bigger.advance_to(0)
+    with pytest.raises(NarError, match="differs from .* in grid"):
+        join_pools([tmp_path / "a", tmp_path / "c"], tmp_path / "mixed")
 
 
 def test_training_on_fresh_renders_resumes_exactly(tiny_models, tmp_path):
