@@ -245,10 +245,15 @@ def ship_sampling(name: str, settings: dict, note: str | None = None) -> None:
           + f" -> {dst}")
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        print(__doc__)
+        return
     note = None
     if "--note" in sys.argv:   # --finetune / --sampling ... --note TEXT: how the weights were carried over, or why
         i = sys.argv.index("--note")
+        if i + 1 == len(sys.argv):
+            raise SystemExit("ship_models: --note needs its text")
         note = sys.argv[i + 1]
         del sys.argv[i:i + 2]
     if len(sys.argv) > 3 and sys.argv[1] == "--sampling":   # python scripts/ship_models.py --sampling maskgit steps=16
@@ -262,5 +267,14 @@ if __name__ == "__main__":
         ship_decoder(Path(sys.argv[2]))
     elif len(sys.argv) > 2 and sys.argv[1] == "--sr":     # python scripts/ship_models.py --sr runs/sr_v2 [CPU_HOURS]
         ship_sr(Path(sys.argv[2]), float(sys.argv[3]) if len(sys.argv) > 3 else None)
+    elif len(sys.argv) > 1 and sys.argv[1].startswith("-"):
+        raise SystemExit(f"ship_models: {sys.argv[1]} needs its arguments, or is not an option (see --help)")
     else:
         main(Path(sys.argv[1] if len(sys.argv) > 1 else "runs/defaults"))
+
+
+if __name__ == "__main__":
+    try:
+        cli()
+    except NarError as e:   # a missing or wrong checkpoint: one line, not a traceback
+        raise SystemExit(f"ship_models: {e}")

@@ -87,3 +87,18 @@ def test_new_sampling_defaults_keep_the_weights_and_record_the_change(ship_model
     with pytest.raises(SystemExit, match="not a sampling default"):
         ship_models.ship_sampling("maskgit", {"dim": 64})
     assert read_meta(tmp_path / "maskgit.safetensors")["config"]["dim"] == MaskGITConfig().dim
+
+
+def test_the_command_line_answers_mistakes_in_one_line(ship_models, tmp_path, monkeypatch, capsys):
+    """--help prints the usage; a flag without its arguments or a missing run is one message."""
+    monkeypatch.setattr("sys.argv", ["ship_models.py", "--help"])
+    ship_models.cli()
+    assert "python scripts/ship_models.py --prior ar" in capsys.readouterr().out
+    for argv, message in ((["--prior"], "--prior needs its arguments"),
+                          (["--sampling", "maskgit", "steps=20", "--note"], "--note needs its text")):
+        monkeypatch.setattr("sys.argv", ["ship_models.py", *argv])
+        with pytest.raises(SystemExit, match=message):
+            ship_models.cli()
+    monkeypatch.setattr("sys.argv", ["ship_models.py", str(tmp_path / "none")])
+    with pytest.raises(ship_models.NarError, match="checkpoint not found"):
+        ship_models.cli()        # the script's entry point turns this into "ship_models: ..." and exit 1
