@@ -284,6 +284,6 @@ def join_pools(folders: list[str | Path], out: str | Path) -> Path:
     first = headers[0]
     keep = ("codebook_size", "tokenizer_hash", "tokenizer_path", "tokenizer_factor", "class_names", "image_size")
     header = {k: first[k] for k in keep if k in first}
-    header["source"] = [f"{h['source']}: items 0-{h['grids'] - 1}" for h in headers]
+    header["source"] = "; ".join(f"{h['source']}: items 0-{h['grids'] - 1}" for h in headers)
     all_tokens = np.concatenate(tokens).astype(token_dtype(int(first["codebook_size"])))
     return write_token_cache(out, all_tokens, np.concatenate(labels).astype(np.int64), header)
