@@ -29,6 +29,8 @@
 #  15. sundae from the stage-14 maskgit (the same hourglass), 400 steps
 #  16. ar from the v2 ar (its row and column tables stretched to 32), the whole 32x32 grid as one
 #      sequence: 600 steps
+#  17. ar v3 trained on for one pass over the grids stages 14-15 rendered (joined into one token cache:
+#      v3 had learnt its small pool by heart), 800 steps
 # Usage: bash scripts/train_defaults.sh [RUN_DIR]    (every step resumes if interrupted)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -126,3 +128,8 @@ $NAR train --prior ar --fresh 512 --fresh-per-step 0.5 --fresh-workers 1 --fresh
   --tokenizer "$RUN/tokenizer/model.safetensors" --config configs/defaults/ar_512.toml \
   --init-from nar/assets/models/ar.safetensors --out "$RUN/ar512" > "$RUN/ar512.log" 2>&1
 .venv/bin/python scripts/ship_models.py --finetune ar "$RUN/ar512"
+# 17. ar on the 512² grids the maskgit stages made, each read about once (shipped as ar v4)
+[ -f "$RUN/pool512/header.json" ] || $NAR tokenizer join-pools "$RUN/fresh_512_s3" "$RUN/fresh_512_s4" --out "$RUN/pool512"
+$NAR train --prior ar --tokens "$RUN/pool512" --config configs/defaults/ar_512_pool.toml \
+  --init-from nar/assets/models/ar.safetensors --out "$RUN/ar512p" > "$RUN/ar512p.log" 2>&1
+.venv/bin/python scripts/ship_models.py --finetune ar "$RUN/ar512p"
