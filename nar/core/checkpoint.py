@@ -44,6 +44,17 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
 
+def read_json(path: str | Path) -> Any:
+    """A JSON file nar wrote (a header, an index); one that does not parse is a NarError."""
+    from nar.core.errors import NarError
+    try:
+        return json.loads(Path(path).read_text())
+    except ValueError:          # bad JSON, or bytes that are not text
+        raise NarError(f"{path} is corrupt") from None
+    except OSError as e:
+        raise NarError(f"{path} cannot be read: {e.strerror or e}") from None
+
+
 def tensors_hash(tensors: dict[str, torch.Tensor]) -> str:
     """Content hash of a set of tensors (names, dtypes, shapes, values), 16 hex chars."""
     blob = save({k: v.detach().contiguous().cpu() for k, v in sorted(tensors.items())})

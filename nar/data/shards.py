@@ -30,7 +30,7 @@ from typing import Any, Iterator
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from nar.core.checkpoint import atomic_write_text
+from nar.core.checkpoint import atomic_write_text, read_json
 from nar.core.errors import NarError
 
 FORMAT = "nar-shards"
@@ -122,10 +122,7 @@ class ShardSet:
                 raise NarError(f"{root} has .tar files but no {INDEX}: not written by `nar data shards`, "
                                "or the writing was interrupted; write the shards again")
             raise NarError(f"no shards in {root}: make them with `nar data shards --src FOLDER --out {root}`")
-        try:
-            index = json.loads(index_file.read_text())
-        except (OSError, ValueError):
-            raise NarError(f"{index_file} is corrupt") from None
+        index = read_json(index_file)
         if index.get("format") != FORMAT or not isinstance(index.get("shards"), list):
             raise NarError(f"{index_file} is not a nar shard index")
         if not index["shards"] or int(index.get("n", 0)) == 0:

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from nar.core.checkpoint import atomic_write_text
+from nar.core.checkpoint import atomic_write_text, read_json
 from nar.core.errors import NarError
 
 FORMAT = "nar-tokens"
@@ -159,10 +159,7 @@ class TokenCache:
                                "encode did not finish; run it again into an empty --out")
             raise NarError(f"{path} is not a nar token cache (no header.json); "
                            "make one with `nar tokenizer encode`")
-        try:
-            header = json.loads(header_file.read_text())
-        except json.JSONDecodeError:
-            raise NarError(f"{header_file} is corrupt") from None
+        header = read_json(header_file)
         if header.get("format") != FORMAT:
             raise NarError(f"{path} is not a nar token cache")
         if int(header.get("n", 0)) == 0 and not allow_empty:
@@ -178,10 +175,7 @@ class TokenCache:
 
     @classmethod
     def _open_sharded(cls, path: Path, tokenizer_hash: str | None) -> "TokenCache":
-        try:
-            index = json.loads((path / INDEX).read_text())
-        except json.JSONDecodeError:
-            raise NarError(f"{path / INDEX} is corrupt") from None
+        index = read_json(path / INDEX)
         if index.get("format") != FORMAT or not index.get("shards"):
             raise NarError(f"{path} is not a nar token cache")
         parts = [cls.open(path / s["dir"], tokenizer_hash, allow_empty=True) for s in index["shards"]]

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from nar.core.checkpoint import atomic_write_text
+from nar.core.checkpoint import atomic_write_text, read_json
 from nar.core.errors import NarError
 from nar.data.tokens import token_dtype
 
@@ -207,10 +207,7 @@ class FreshTokens:
     def _check_or_write_header(self) -> None:
         file = self.folder / HEADER
         if file.is_file():
-            try:
-                old = json.loads(file.read_text())
-            except json.JSONDecodeError:
-                raise NarError(f"{file} is corrupt") from None
+            old = read_json(file)
             mismatch = [k for k in ("format", "grid", "codebook_size", "tokenizer_hash", "image_size",
                                     "source", "chunk") if old.get(k) != self.header[k]]
             if mismatch:
@@ -263,10 +260,7 @@ def join_pools(folders: list[str | Path], out: str | Path) -> Path:
         file = folder / HEADER
         if not file.is_file():
             raise NarError(f"{folder} is not a pool of fresh tokens (no {HEADER})")
-        try:
-            header = json.loads(file.read_text())
-        except json.JSONDecodeError:
-            raise NarError(f"{file} is corrupt") from None
+        header = read_json(file)
         if header.get("format") != FORMAT:
             raise NarError(f"{folder} is not a pool of fresh tokens")
         for key in ("grid", "codebook_size", "tokenizer_hash", "image_size", "class_names"):

@@ -3,7 +3,7 @@ import pickle
 import pytest
 import torch
 
-from nar.core.checkpoint import expect_kind, load_checkpoint, read_meta, save_checkpoint, tensors_hash
+from nar.core.checkpoint import expect_kind, load_checkpoint, read_json, read_meta, save_checkpoint, tensors_hash
 from nar.core.errors import NarError
 from nar.core.registry import Registry
 
@@ -51,3 +51,15 @@ def test_registry_lists_known_names():
         reg.get("zzz")
     with pytest.raises(ValueError):
         reg.register("a")(object)
+
+
+def test_read_json_names_a_corrupt_or_unreadable_file(tmp_path):
+    good = tmp_path / "header.json"
+    good.write_text('{"n": 3}')
+    assert read_json(good) == {"n": 3}
+    for name, data in (("cut.json", b'{"n": '), ("binary.json", b"\xff\xfe\x00")):
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(NarError, match=f"{name} is corrupt"):
+            read_json(tmp_path / name)
+    with pytest.raises(NarError, match="cannot be read"):
+        read_json(tmp_path)                     # a folder, not a file
