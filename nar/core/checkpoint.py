@@ -46,7 +46,6 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 def read_json(path: str | Path) -> Any:
     """A JSON file nar wrote (a header, an index); one that does not parse is a NarError."""
-    from nar.core.errors import NarError
     try:
         return json.loads(Path(path).read_text())
     except ValueError:          # bad JSON, or bytes that are not text
