@@ -222,15 +222,9 @@ class FreshTokens:
 
     def _load_chunks(self) -> None:
         """Read the chunks on disk that this pool does not hold yet, in stream order."""
-        index = len(self._tokens)
-        while (file := self._chunk_file(index)).is_file():
-            with np.load(file) as data:
-                tokens, labels = data["tokens"], data["labels"]
-            if tokens.shape != (self.chunk, *self.grid) or labels.shape != (self.chunk,):
-                raise NarError(f"{file} does not match {self.folder / HEADER}")
+        for tokens, labels in read_chunks(self.folder, self.chunk, self.grid, start=len(self._tokens)):
             self._tokens.append(tokens)
             self._labels.append(labels)
-            index += 1
 
     def _save_chunk(self, index: int, tokens: np.ndarray, labels: np.ndarray) -> None:
         file = self._chunk_file(index)
@@ -245,6 +239,19 @@ class FreshTokens:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def read_chunks(folder: Path, chunk: int, grid, start: int = 0):
+    """Yield (tokens (chunk, h, w), labels (chunk,)) of a pool folder's chunk files from ``start``
+    on, in stream order, up to the first one not written yet."""
+    index = start
+    while (file := folder / CHUNK_FILE.format(index)).is_file():
+        with np.load(file) as data:
+            tokens, labels = data["tokens"], data["labels"]
+        if tokens.shape != (chunk, *grid) or labels.shape != (chunk,):
+            raise NarError(f"{file} does not match {folder / HEADER}")
+        yield tokens, labels
+        index += 1
 
 
 def join_pools(folders: list[str | Path], out: str | Path) -> Path:
@@ -266,18 +273,14 @@ def join_pools(folders: list[str | Path], out: str | Path) -> Path:
         for key in ("grid", "codebook_size", "tokenizer_hash", "image_size", "class_names"):
             if headers and header.get(key) != headers[0].get(key):
                 raise NarError(f"{folder} differs from {folders[0]} in {key}; pools of one tokenizer and size only")
-        index = 0
-        while (chunk := folder / CHUNK_FILE.format(index)).is_file():
-            with np.load(chunk) as data:
-                tokens.append(data["tokens"])
-                labels.append(data["labels"])
-            index += 1
-        if index == 0:
+        chunks = list(read_chunks(folder, int(header["chunk"]), header["grid"]))
+        if not chunks:
             raise NarError(f"{folder} holds no grids")
-        headers.append({**header, "grids": index * int(header["chunk"])})
+        tokens += [t for t, _ in chunks]
+        labels += [y for _, y in chunks]
+        headers.append({**header, "grids": len(chunks) * int(header["chunk"])})
     first = headers[0]
     keep = ("codebook_size", "tokenizer_hash", "tokenizer_path", "tokenizer_factor", "class_names", "image_size")
     header = {k: first[k] for k in keep if k in first}
     header["source"] = "; ".join(f"{h['source']}: items 0-{h['grids'] - 1}" for h in headers)
-    all_tokens = np.concatenate(tokens).astype(token_dtype(int(first["codebook_size"])))
-    return write_token_cache(out, all_tokens, np.concatenate(labels).astype(np.int64), header)
+    return write_token_cache(out, np.concatenate(tokens), np.concatenate(labels), header)   # it casts to the cache's dtypes

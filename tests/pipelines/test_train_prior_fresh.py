@@ -114,6 +114,9 @@ def test_pools_join_into_one_token_cache_in_stream_order(tiny_models, tmp_path):
     bigger.advance_to(0)
     with pytest.raises(NarError, match="differs from .* in grid"):
         join_pools([tmp_path / "a", tmp_path / "c"], tmp_path / "mixed")
+    np.savez(tmp_path / "a" / "chunk-000002.npz", tokens=np.zeros((3, 1, 1)), labels=np.zeros(3))
+    with pytest.raises(NarError, match="chunk-000002.npz does not match"):
+        join_pools([tmp_path / "a"], tmp_path / "bad_chunk")     # checked as a resumed pool checks it
 
 
 def test_training_on_fresh_renders_resumes_exactly(tiny_models, tmp_path):
