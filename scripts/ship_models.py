@@ -215,24 +215,28 @@ def ship_finetune(name: str, run: Path, parent_name: str | None = None, note: st
 
 
 def ship_sampling(name: str, settings: dict, note: str | None = None) -> None:
-    """New sampling defaults for a shipped prior: only keys that are both in its config and
-    sampling settings (``steps`` or one of the prior's ``sample_options``) may change; the weights
-    are written back as they are, and the record lists every change (``sampling_changes``)."""
+    """New sampling defaults for a shipped prior: only keys that are both fields of its config
+    and sampling settings (``steps`` or one of the prior's ``sample_options``) may change (a field
+    added to the config after the file was written starts from its default); the weights are
+    written back as they are, and the record lists every change (``sampling_changes``)."""
+    from dataclasses import MISSING, fields
     from nar.core.config import from_dict
     from nar.priors import PRIORS
     dst = MODELS_DIR / f"{name}.safetensors"
     tensors, meta = load_checkpoint(dst)
     cls = PRIORS.get(name)
     config = dict(meta["config"])
-    allowed = {"steps", *cls.sample_options}
+    defaults = {f.name: f.default for f in fields(cls.config_cls) if f.default is not MISSING}
+    allowed = {"steps", *cls.sample_options} & (set(config) | set(defaults))
     changes = []
     for key, value in settings.items():
-        if key not in config or key not in allowed:
+        if key not in allowed:
             raise SystemExit(f"{name}: {key!r} is not a sampling default in its config "
-                             f"(one of: {', '.join(sorted(allowed & set(config)))})")
-        if isinstance(config[key], float) and isinstance(value, int):
+                             f"(one of: {', '.join(sorted(allowed))})")
+        before = config.get(key, defaults.get(key))
+        if isinstance(before, float) and isinstance(value, int):
             value = float(value)   # "7" parses as an int; the config holds a float
-        changes.append({"key": key, "from": config[key], "to": value})
+        changes.append({"key": key, "from": before, "to": value})
         config[key] = value
     try:   # the new config must still load
         from_dict(cls.config_cls, config, where=f"{name} config")

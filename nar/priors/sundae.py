@@ -31,6 +31,9 @@ Differences from the authors' code (vvvm23/sundae-vqgan), on purpose:
   option on, training rolls the grid by a random offset in [0, s)² per batch (positions
   rolled with their tokens, so a wrapped patch knows where its tokens are), and sampling
   moves the offset every step, as Swin shifts its windows between layers;
+- optional ``update_rule = "least_confident"``: a partial update redraws the share of tokens whose
+  current code the model finds least likely (ranked as MaskGIT ranks its tokens, with decaying
+  Gumbel noise), not a random share; tokens the model agrees with stay put;
 - optional learned absolute row/column positions (``abs_positions``, interpolated on other
   grid sizes, ``nar.nn.positions``): from uniform noise a relative-only model can place
   sky and ground only by distance to the border, which gets weak on a 64×64 grid.
@@ -41,6 +44,7 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import nn
 
 from nar.core.errors import ArgumentError, NarError
@@ -49,10 +53,11 @@ from nar.nn.positions import AbsolutePositions2D
 from nar.priors.base import Prior, SampleOutput, SampleRequest
 from nar.priors.registry import PRIORS
 from nar.sampling.fill import nearest_fill
-from nar.sampling.filters import sample_logits
+from nar.sampling.filters import gumbel_noise, sample_logits
 from nar.sampling.schedules import check_guidance_schedule, guidance_scale
 
 INITS = ("uniform", "nearest")
+UPDATE_RULES = ("random", "least_confident")
 
 __all__ = ["SundaeConfig", "SundaePrior"]
 
@@ -71,6 +76,9 @@ class SundaeConfig:
     temperature_end: float = 0.7      # sampling: last-step temperature for a start temperature of 1; it
                                       # scales with the start (0.7 start -> 0.7 x this), so it may exceed 1
     update_proportion: float = 0.5    # sampling: share of tokens updated per step when steps >= partial_update_from
+    update_rule: str = "random"       # sampling: which tokens take their new value in a partial update:
+                                      # random (paper) | least_confident (the ones the model doubts most)
+    choice_temperature: float = 0.0   # sampling, least_confident: Gumbel noise on the doubt, decays to 0
     partial_update_from: int = 20     # sampling: runs with fewer steps update every token (paper §3.4)
     min_change: int = 0               # sampling: freeze a sample once one step changes <= this many of its tokens
     min_steps: int = 2                # sampling: no sample is frozen before this many steps have run
@@ -97,6 +105,10 @@ class SundaeConfig:
             raise NarError(f"sundae: temperature_end must be >= 0, got {self.temperature_end}")
         if not 0.0 < self.update_proportion <= 1.0:
             raise NarError(f"sundae: update_proportion must be in (0, 1], got {self.update_proportion}")
+        if self.update_rule not in UPDATE_RULES:
+            raise NarError(f"sundae: update_rule must be one of {UPDATE_RULES}, got {self.update_rule!r}")
+        if self.choice_temperature < 0:
+            raise NarError(f"sundae: choice_temperature must be >= 0, got {self.choice_temperature}")
         if self.min_change < 0 or self.min_steps < 0:
             raise NarError("sundae: min_change and min_steps must be >= 0")
         if self.inpaint_init not in INITS:
@@ -119,6 +131,8 @@ class _DenoisePlan:
     min_steps: int                # ...once this many steps have run
     init: str = "uniform"         # z_0 of unknown tokens: uniform noise, or "nearest" known token (inpainting)
     cfg_schedule: str = "constant"  # guidance scale per step: constant | linear | falling in the share of steps run
+    update_rule: str = "random"   # which tokens a partial update changes (SundaeConfig.update_rule)
+    choice_temperature: float = 0.0
 
 
 @PRIORS.register("sundae")
@@ -276,7 +290,8 @@ class SundaePrior(Prior):
             return [float(temperature)]
         return [temperature + (end - temperature) * t / (steps - 1) for t in range(steps)]
 
-    sample_options = ("temperature_end", "update_proportion", "min_change", "min_steps", "init", "cfg_schedule")
+    sample_options = ("temperature_end", "update_proportion", "update_rule", "choice_temperature", "min_change",
+                      "min_steps", "init", "cfg_schedule")
 
     def _sample(self, req: SampleRequest) -> SampleOutput:
         """Sample (n, h, w) tokens with up to ``steps`` denoising steps (default 20).
@@ -313,6 +328,14 @@ class SundaePrior(Prior):
         elif not 0.0 < update_proportion <= 1.0:
             raise ArgumentError("update_proportion",
                                 f"sundae: update_proportion must be in (0, 1], got {update_proportion}")
+        update_rule = opts.get("update_rule") or self.cfg.update_rule
+        if update_rule not in UPDATE_RULES:
+            raise ArgumentError("update_rule", f"sundae: update_rule must be one of {UPDATE_RULES}, got {update_rule!r}")
+        choice_temperature = opts.get("choice_temperature")
+        choice_temperature = self.cfg.choice_temperature if choice_temperature is None else float(choice_temperature)
+        if choice_temperature < 0:
+            raise ArgumentError("choice_temperature",
+                                f"sundae: choice_temperature must be >= 0, got {choice_temperature}")
         min_change = self.cfg.min_change if opts.get("min_change") is None else int(opts["min_change"])
         min_steps = self.cfg.min_steps if opts.get("min_steps") is None else int(opts["min_steps"])
         if min_change < 0 or min_steps < 0:
@@ -322,7 +345,7 @@ class SundaePrior(Prior):
             raise ArgumentError("init", f"sundae: init must be one of {INITS}, got {init!r}")
         return _DenoisePlan(init=init, temperatures=self.temperatures(steps, req.temperature, temperature_end),
                             update_proportion=float(update_proportion), min_change=min_change,
-                            min_steps=min_steps,
+                            min_steps=min_steps, update_rule=update_rule, choice_temperature=choice_temperature,
                             cfg_schedule=check_guidance_schedule(opts.get("cfg_schedule", self.cfg.cfg_schedule)))
 
     def _guided_logits(self, tokens: torch.Tensor, class_ids: torch.Tensor, cfg_scale: float,
@@ -353,7 +376,7 @@ class SundaePrior(Prior):
             if check:  # changes the step proposes, whichever tokens it may update (see _sample())
                 active = (proposal != work).flatten(1).sum(dim=1) > plan.min_change
             if plan.update_proportion < 1.0:
-                update = torch.rand(proposal.shape, generator=req.generator, device=device) < plan.update_proportion
+                update = self._update_mask(logits, work, keep, plan, t / max(steps - 1, 1), req.generator)
                 proposal = torch.where(update, proposal, work)
             work = proposal
             if req.callback is not None:  # the whole batch as it stands, frozen samples included
@@ -372,6 +395,31 @@ class SundaePrior(Prior):
             if keep is not None:
                 known, keep = known[sel], keep[sel]
         return self._write_back(z, rows, work), steps_run
+
+    @staticmethod
+    def _update_mask(logits: torch.Tensor, work: torch.Tensor, keep: torch.Tensor | None, plan: "_DenoisePlan",
+                     progress: float, generator: torch.Generator | None) -> torch.Tensor:
+        """(B, h, w) bool: the tokens that take their new draw this step.
+
+        ``random``: each with probability ``update_proportion`` (the paper). ``least_confident``:
+        exactly that share of each sample, the tokens whose current code the model finds least
+        likely, ranked with Gumbel noise × ``choice_temperature`` · (1 − progress) as MaskGIT ranks
+        the tokens it keeps: the tokens the model agrees with stay, its doubts are redrawn. Kept
+        inpainting tokens are never counted in that share."""
+        if plan.update_rule == "random":
+            return torch.rand(work.shape, generator=generator, device=work.device) < plan.update_proportion
+        logp = logits.float().log_softmax(dim=-1).gather(-1, work.unsqueeze(-1)).squeeze(-1)  # (B, h, w)
+        noise_scale = plan.choice_temperature * (1.0 - progress)
+        if noise_scale > 0:
+            logp = logp + noise_scale * gumbel_noise(logp.shape, generator, logp.device)
+        free = work[0].numel()
+        if keep is not None:
+            logp = logp.masked_fill(keep, float("inf"))
+            free = int((~keep).flatten(1).sum(dim=1).min())
+        doubt = rearrange(-logp, "b h w -> b (h w)")
+        k = min(free, max(1, round(plan.update_proportion * free)))
+        chosen = torch.zeros_like(doubt, dtype=torch.bool).scatter_(1, doubt.topk(k, dim=1).indices, True)
+        return rearrange(chosen, "b (h w) -> b h w", h=work.shape[1])
 
     @staticmethod
     def _write_back(z: torch.Tensor, rows: torch.Tensor | None, work: torch.Tensor) -> torch.Tensor:

@@ -388,3 +388,32 @@ def test_box_corruption_trains():
     torch.manual_seed(0)
     parts = prior.loss(torch.randint(0, V, (4, 4, 4)))
     assert torch.isfinite(parts["loss"]) and parts["loss"].requires_grad
+
+
+def test_least_confident_update_redraws_the_tokens_the_model_doubts():
+    p = tiny()
+    target = torch.randint(V, (8, 8), generator=gen(7))
+    stub = StubNet(p, target)
+    # the stub is certain of `target`: the wrong tokens are the doubted ones, so a quarter of the
+    # grid per step replaces exactly the wrong tokens (a random quarter would also hit right ones)
+    p.sample(4, (8, 8), steps=20, update_proportion=0.25, update_rule="least_confident", generator=gen(0))
+    wrong = [int((x != target).flatten(1).sum(dim=1).max()) for x in stub.inputs]
+    assert wrong[0] > 32
+    assert all(b == max(a - 16, 0) for a, b in zip(wrong, wrong[1:]))
+    assert wrong[-1] == 0
+    # Gumbel noise on the ranking lets right tokens be picked too (they are redrawn to themselves)
+    stub.inputs.clear()
+    p.sample(4, (8, 8), steps=20, update_proportion=0.25, update_rule="least_confident",
+             choice_temperature=50.0, generator=gen(0))
+    assert int((stub.inputs[1] != target).flatten(1).sum(dim=1).max()) > wrong[1]
+    # inpainting: kept tokens are not part of the share and never change
+    known = torch.randint(V, (2, 8, 8), generator=gen(1))
+    keep = torch.zeros(2, 8, 8, dtype=torch.bool)
+    keep[:, :4] = True
+    out = p.sample(2, (8, 8), steps=20, update_proportion=0.25, update_rule="least_confident",
+                   known=known, keep=keep, generator=gen(2))
+    assert (out.tokens[keep] == known[keep]).all() and (out.tokens[~keep] == target.expand(2, 8, 8)[~keep]).all()
+    with pytest.raises(NarError):
+        p.sample(1, (8, 8), update_rule="sideways", generator=gen(0))
+    with pytest.raises(NarError):
+        build_prior("sundae", overrides={"update_rule": "sideways"}, codebook_size=V)

@@ -87,6 +87,15 @@ def test_new_sampling_defaults_keep_the_weights_and_record_the_change(ship_model
     with pytest.raises(SystemExit, match="not a sampling default"):
         ship_models.ship_sampling("maskgit", {"dim": 64})
     assert read_meta(tmp_path / "maskgit.safetensors")["config"]["dim"] == MaskGITConfig().dim
+    # a sampling field the config gained after the file was written starts from its default
+    config = to_dict(MaskGITConfig())
+    del config["schedule"]
+    save_checkpoint(tmp_path / "maskgit.safetensors", weights, {"kind": "prior", "name": "maskgit", "config": config})
+    ship_models.ship_sampling("maskgit", {"schedule": "linear"})
+    meta = read_meta(tmp_path / "maskgit.safetensors")
+    assert meta["config"]["schedule"] == "linear"
+    assert meta["sampling_changes"][-1]["changes"] == [{"key": "schedule", "from": MaskGITConfig().schedule,
+                                                        "to": "linear"}]
 
 
 def test_the_command_line_answers_mistakes_in_one_line(ship_models, tmp_path, monkeypatch, capsys):
