@@ -31,6 +31,8 @@
 #      sequence: 600 steps
 #  17. ar v3 trained on for one pass over the grids stages 14-15 rendered (joined into one token cache:
 #      v3 had learnt its small pool by heart), 800 steps
+#  18. ar v4 trained on fresh 512² renders, one new grid per sample (a render worker beside it), stopped
+#      at step 1200 of a 1500-step cosine (shipped as ar v5)
 # Usage: bash scripts/train_defaults.sh [RUN_DIR]    (every step resumes if interrupted)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -133,3 +135,8 @@ $NAR train --prior ar --fresh 512 --fresh-per-step 0.5 --fresh-workers 1 --fresh
 $NAR train --prior ar --tokens "$RUN/pool512" --config configs/defaults/ar_512_pool.toml \
   --init-from nar/assets/models/ar.safetensors --out "$RUN/ar512p" > "$RUN/ar512p.log" 2>&1
 .venv/bin/python scripts/ship_models.py --finetune ar "$RUN/ar512p"
+# 18. ar on fresh 512² renders, one new grid per sample (shipped as ar v5, step 1200 of its cosine)
+$NAR train --prior ar --fresh 512 --fresh-per-step 8 --fresh-initial 64 --fresh-workers 1 --fresh-seed 8 --fresh-dir "$RUN/fresh_512_s8" \
+  --tokenizer "$RUN/tokenizer/model.safetensors" --config configs/defaults/ar_512_fresh.toml \
+  --init-from nar/assets/models/ar.safetensors --stop-after 1200 --out "$RUN/ar512q" > "$RUN/ar512q.log" 2>&1
+.venv/bin/python scripts/ship_models.py --finetune ar "$RUN/ar512q"

@@ -103,15 +103,17 @@ def test_shipped_maskgit_is_the_2x2_merge_on_the_512_grid():
     assert changes == [("choice_temperature", 4.5, 7.0), ("steps", 12, 16), ("steps", 16, 20)]
 
 
-def test_shipped_ar_read_the_joined_pool_and_keeps_its_parents():
-    """The default ar (v4): ar v3 trained on for 800 steps over 10 204 grids that the maskgit runs had
-    rendered (streams 3 and 4, joined into one token cache), each read about once; its record keeps
-    ar v3 (600 steps on the 32x32 grid) and, through it, ar v2."""
+def test_shipped_ar_read_fresh_renders_once_each_and_keeps_its_parents():
+    """The default ar (v5): ar v4 trained on fresh 512² renders made while it trained, one new grid
+    per sample (stream 8), step 1200 of a 1500-step cosine; its record keeps ar v4 (800 steps over the
+    joined pool of 10 204 grids) and, through it, ar v3 (600 steps on the 32x32 grid)."""
     prior = Pipeline.load(device="cpu").prior("ar")
     assert tuple(prior.train_grid) == (32, 32)
     meta = next(m["meta"] for m in installed_models() if (m["kind"], m["name"]) == ("prior", "ar"))
-    assert meta["training"]["steps"] == 800 and meta["token_cache"] is None   # no path of this machine
-    assert meta["training"]["data"].startswith("10204 token grids 32x32 of fresh procedural landscapes")
+    assert meta["training"]["steps"] == 1200 and meta["train"]["steps"] == 1500
+    assert meta["training"]["data"].startswith("fresh procedural 512² renders")
+    assert "LandscapeDataset seed 8: 9664 grids by step 1200" in meta["training"]["data"]
     parent = meta["training"]["fine_tuned_from"]
-    assert (parent["prior"], parent["step"]) == ("ar", 600)
-    assert parent["training"]["fine_tuned_from"]["step"] == 1000
+    assert (parent["prior"], parent["step"]) == ("ar", 800)
+    assert parent["training"]["data"].startswith("10204 token grids 32x32 of fresh procedural landscapes")
+    assert parent["training"]["fine_tuned_from"]["step"] == 600

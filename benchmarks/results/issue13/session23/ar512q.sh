@@ -4,5 +4,5 @@
 cd "$(dirname "$0")/../../../.."
 export OMP_NUM_THREADS=${THREADS:-1}
 exec .venv/bin/nar train --prior ar --fresh 512 --fresh-per-step 8 --fresh-initial 64 --fresh-workers 1 --fresh-seed 8 \
-  --config benchmarks/results/issue13/session23/ar_512_fresh.toml \
+  --config configs/defaults/ar_512_fresh.toml \
   --init-from ${INIT:-runs/ar512p/model.safetensors} --stop-after ${STOP:-1500} --out runs/ar512q
