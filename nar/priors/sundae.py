@@ -412,14 +412,14 @@ class SundaePrior(Prior):
         noise_scale = plan.choice_temperature * (1.0 - progress)
         if noise_scale > 0:
             logp = logp + noise_scale * gumbel_noise(logp.shape, generator, logp.device)
-        free = work[0].numel()
-        if keep is not None:
+        free = torch.full((work.shape[0],), work[0].numel(), device=work.device)
+        if keep is not None:  # kept tokens rank last and are not counted in any sample's share
             logp = logp.masked_fill(keep, float("inf"))
-            free = int((~keep).flatten(1).sum(dim=1).min())
-        doubt = rearrange(-logp, "b h w -> b (h w)")
-        k = min(free, max(1, round(plan.update_proportion * free)))
-        chosen = torch.zeros_like(doubt, dtype=torch.bool).scatter_(1, doubt.topk(k, dim=1).indices, True)
-        return rearrange(chosen, "b (h w) -> b h w", h=work.shape[1])
+            free = (~keep).flatten(1).sum(dim=1)
+        counts = (free * plan.update_proportion).round().clamp(min=1).minimum(free)  # (B,) per sample
+        # rank 0 = the token the model finds least likely, as MaskGIT ranks the tokens it re-masks
+        ranks = rearrange(logp, "b h w -> b (h w)").argsort(dim=-1, stable=True).argsort(dim=-1, stable=True)
+        return rearrange(ranks < counts[:, None], "b (h w) -> b h w", h=work.shape[1])
 
     @staticmethod
     def _write_back(z: torch.Tensor, rows: torch.Tensor | None, work: torch.Tensor) -> torch.Tensor:

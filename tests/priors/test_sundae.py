@@ -413,6 +413,14 @@ def test_least_confident_update_redraws_the_tokens_the_model_doubts():
     out = p.sample(2, (8, 8), steps=20, update_proportion=0.25, update_rule="least_confident",
                    known=known, keep=keep, generator=gen(2))
     assert (out.tokens[keep] == known[keep]).all() and (out.tokens[~keep] == target.expand(2, 8, 8)[~keep]).all()
+    # each sample redraws its own share of the tokens it does not keep, however many it keeps
+    keep[1, 4:6] = True                                      # sample 0: 32 free tokens, sample 1: 16
+    stub.inputs.clear()
+    p.sample(2, (8, 8), steps=2, min_steps=3, update_proportion=0.25, update_rule="least_confident",
+             known=known, keep=keep, init="uniform", generator=gen(5))
+    moved = [int(((stub.inputs[1][i] != stub.inputs[0][i]) & ~keep[i]).sum()) for i in range(2)]
+    z0_wrong = [int(((stub.inputs[0][i] != target) & ~keep[i]).sum()) for i in range(2)]
+    assert moved == [min(8, z0_wrong[0]), min(4, z0_wrong[1])]
     with pytest.raises(NarError):
         p.sample(1, (8, 8), update_rule="sideways", generator=gen(0))
     with pytest.raises(NarError):

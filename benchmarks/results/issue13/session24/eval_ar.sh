@@ -1,6 +1,6 @@
 #!/bin/bash
 # ar candidate (runs/ar512q or $RUN): held-out loss, guided FD seeds 0/1/2, class fidelity, unconditional FD
-cd /work/main
+cd "$(dirname "$0")/../../../.."
 RUN=${RUN:-runs/ar512q}; D=runs/s24/ar_dir; O=runs/s24/ar_eval; mkdir -p $O
 cp $RUN/model.safetensors $O/candidate.safetensors
 OMP_NUM_THREADS=2 PYTHONPATH=. .venv/bin/python benchmarks/ar_class_information.py $O/candidate.safetensors > $O/heldout.log 2>&1

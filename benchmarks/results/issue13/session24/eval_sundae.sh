@@ -1,6 +1,6 @@
 #!/bin/bash
 # bench rows for a sundae sampling candidate: guided seeds 0/1/2, class fidelity, unconditional, inpainting
-cd /work/main
+cd "$(dirname "$0")/../../../.."
 D=runs/s24/sd_dir; O=runs/s24/sd_eval; mkdir -p $O
 .venv/bin/python benchmarks/results/issue13/session24/make_dir.py $D sampling sundae "$@" || exit 1
 for S in 0 1 2; do
