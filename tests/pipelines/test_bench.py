@@ -329,10 +329,34 @@ def test_quality_cfg_samples_class_balanced_with_guidance(tiny_tokenizer, tiny_c
     assert all(c == (None, 1.0) for c in calls["sundae"])
     rows = {r["row"]: r for r in result["quality"] if r["kind"] == "prior"}
     assert rows["maskgit"]["cfg"] == 2.0 and "cfg 2" in rows["maskgit"]["note"]
+    assert rows["maskgit"]["class_fidelity"] is None and "does not name its classes" in rows["maskgit"]["note"]
+    assert rows["sundae"]["class_fidelity"] is None                 # unconditional: nothing asked
     assert rows["sundae"]["cfg"] is None and "unconditional model" in rows["sundae"]["note"]
     assert result["quality_settings"]["cfg"] == 2.0
     with pytest.raises(NarError):
         BenchSettings(quality_cfg=0.5).validate()
+
+
+def test_guided_rows_read_class_fidelity_against_the_asked_classes(tiny_tokenizer, tiny_classifier):
+    """A class-balanced row scores each sample against the class it asked for (i mod C); a
+    prior that does not name its classes in the classifier's order gets no figure and a note."""
+    import copy
+    classifier = copy.deepcopy(tiny_classifier)
+    k = len(classifier.classes)
+    classifier.logits = lambda x: torch.nn.functional.one_hot(torch.full((x.shape[0],), 2), k).float()  # "class 2"
+    named, renamed = tiny_prior("maskgit", num_classes=k), tiny_prior("sundae", num_classes=k)
+    named.meta_info = {"class_names": list(classifier.classes)}
+    renamed.meta_info = {"class_names": list(reversed(classifier.classes))}
+    n = k + 3                                                   # asked: 0 … k-1, 0, 1, 2: class 2 twice
+    settings = BenchSettings(sizes=(32,), steps=(1,), batches=(1,), repeats=1, warmup=0, n_quality=n,
+                             quality_size=32, quality_batch=4, quality_steps=(1,), quality_cfg=2.0)
+    result = run_bench([BenchEntry("maskgit", named, True, "-"), BenchEntry("sundae", renamed, True, "-")],
+                       tiny_tokenizer, "cpu", settings, classifier=classifier, log=lambda *_: None)
+    rows = {r["row"]: r for r in result["quality"]}
+    assert rows["maskgit"]["class_fidelity"] == pytest.approx(2 / n)
+    assert rows["sundae"]["class_fidelity"] is None and "not the scene classifier's" in rows["sundae"]["note"]
+    assert all(rows[r]["class_fidelity"] is None for r in ("real vs real (floor)", "tokenizer reconstruction"))
+    assert all(r["fd_nar"] is not None for r in rows.values())     # FD reads features, not the stub
 
 
 def test_settings_presets():

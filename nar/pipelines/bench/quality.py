@@ -15,7 +15,7 @@ from nar.core.timing import Timer
 from nar.data.landscapes import generate_landscape
 from nar.eval.inception import load_inception
 from nar.eval.metrics import evaluate_images
-from nar.eval.scene_classifier import default_path, load_scene_classifier
+from nar.eval.scene_classifier import default_path, evaluate_accuracy, load_scene_classifier
 from nar.eval.sharpness import relative_to, sharpness_report
 from nar.pipelines.bench.settings import (TRAINED, UNTRAINED, UNTRAINED_NOTE, BenchEntry, BenchSettings,
                                           BenchTokenizer, steps_for)
@@ -38,7 +38,8 @@ def render_real(n: int, size: int, seed: int) -> torch.Tensor:
 def _quality_row(row: str, kind: str, weights: str, size: int, steps=None) -> dict[str, Any]:
     return {"row": row, "kind": kind, "weights": weights, "steps": steps, "steps_run": None, "cfg": None, "size": size,
             "n_real": None, "n_fake": None, "fd_nar": None, "precision": None, "recall": None, "is_nar": None,
-            "fid": None, "is_inception": None, "time_per_image_s": None, "grad_energy_vs_real": None,
+            "fid": None, "is_inception": None, "class_fidelity": None, "time_per_image_s": None,
+            "grad_energy_vs_real": None,
             "hf_share_vs_real": None, "block_ratios": None, "block_ratio_max": None, "status": "ok", "note": ""}
 
 
@@ -67,6 +68,19 @@ def _sharpness_into(row: dict, images: torch.Tensor, real: dict, blocks: list[in
     ratios = {b: rep[f"block_ratio_{b}"] for b in blocks}
     row["block_ratios"] = ", ".join(f"{b}px {v:.2f}" for b, v in ratios.items())
     row["block_ratio_max"] = max(ratios.values()) if ratios else None
+
+
+def class_fidelity(classifier, prior, images: torch.Tensor, classes: int) -> tuple[float | None, str]:
+    """Share of class-balanced samples (sample i asked for class i mod ``classes``) that nar's
+    scene classifier sees as the asked class, and a note when it cannot be read: the prior must
+    name its classes, in the classifier's order."""
+    names = list(getattr(prior, "meta_info", {}).get("class_names") or [])
+    if names != list(classifier.classes):
+        why = "the prior does not name its classes" if not names else \
+            f"the prior's classes ({', '.join(names)}) are not the scene classifier's"
+        return None, f"no class fidelity: {why}"
+    asked = torch.arange(images.shape[0]) % classes
+    return evaluate_accuracy(classifier, images, asked)["accuracy"], ""
 
 
 def _metrics_into(row: dict, report: dict) -> None:
@@ -174,6 +188,9 @@ def quality_rows(entries: list[BenchEntry], tokenizer: BenchTokenizer, device: t
                          and r["steps"] == steps and r["batch"] == 1 and r["status"] == "ok"]
                 notes = ([f"class-balanced samples, cfg {s.quality_cfg:g}"] if guided else
                          ["unconditional model: unconditional samples"] if s.quality_cfg is not None else [])
+                if guided:
+                    row["class_fidelity"], why = class_fidelity(classifier, entry.prior, fakes, classes)
+                    notes += [why] if why else []
                 if passes:
                     notes.append(f"drawn at {gen_size}², {1 << passes}x super-resolution")
                 if match and not guided:  # the speed rows are unguided: a guided row times itself

@@ -62,6 +62,8 @@ QUALITY_COLUMNS: dict[str, str] = {
     "is_nar": "IS (nar scene classifier): Inception-Score formula over nar's scene classes (max = number of scenes)",
     "fid": "FID with the standard Inception weights; empty when no weights were given or found",
     "is_inception": "Inception Score with the Inception weights; empty without them",
+    "class_fidelity": "class-balanced rows (--quality-cfg): share of samples nar's scene classifier sees as "
+                      "the class asked for (the target's class fidelity); empty for unconditional rows",
     "time_per_image_s": "sampling + decoding per image at batch 1 for this prior/steps at this size "
                         "(from the speed table when measured there, else from the quality run)",
     "grad_energy_vs_real": "mean |luminance gradient| of these images / that of the real set (blur < 1)",
@@ -125,8 +127,8 @@ QUALITY_SHORT = [
     ("row", "row"), ("weights", "weights"), ("steps", "steps"), ("steps_run", "steps run"), ("cfg", "cfg"), ("size", "size"),
     ("n_real", "n real"), ("n_fake", "n fake"), ("fd_nar", "FD (nar features)"),
     ("precision", "precision (nar)"), ("recall", "recall (nar)"), ("is_nar", "IS (nar scene classifier)"),
-    ("fid", "FID (Inception)"), ("is_inception", "IS (Inception)"), ("time_per_image_s", "s/img"),
-    ("grad_energy_vs_real", "gradient energy × real"), ("hf_share_vs_real", "high-freq share × real"),
+    ("fid", "FID (Inception)"), ("is_inception", "IS (Inception)"), ("class_fidelity", "class fidelity"),
+    ("time_per_image_s", "s/img"), ("grad_energy_vs_real", "gradient energy × real"), ("hf_share_vs_real", "high-freq share × real"),
     ("block_ratios", "block ratios"), ("status", "status"), ("note", "note"),
 ]
 
@@ -180,7 +182,8 @@ CONSOLE_SPEED = [
 CONSOLE_QUALITY = [
     ("row", "row"), ("weights", "weights"), ("steps", "steps"), ("cfg", "cfg"), ("n_fake", "n"), ("fd_nar", "FD (nar features)"),
     ("precision", "precision"), ("recall", "recall"), ("is_nar", "IS (nar)"), ("fid", "FID"),
-    ("is_inception", "IS (Inception)"), ("time_per_image_s", "s/img"), ("grad_energy_vs_real", "grad × real"),
+    ("is_inception", "IS (Inception)"), ("class_fidelity", "class fid."), ("time_per_image_s", "s/img"),
+    ("grad_energy_vs_real", "grad × real"),
     ("hf_share_vs_real", "HF × real"), ("block_ratios", "blocks"), ("status", "status"), ("ref", "note"),
 ]
 
