@@ -120,6 +120,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--real-classes", choices=("balanced", "drawn"), default="balanced",
+                    help="scenes of the real sets: equal counts (default) or each seed's own draw (before session 26)")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "sweeps")
     args = ap.parse_args()
     settings = [parse_setting(s) for s in args.setting]
@@ -134,7 +136,8 @@ def main() -> None:
     blocks = block_pitches(pipe.prior(args.prior), int(pipe.tokenizer.factor), args.size)
 
     console.print(f"rendering {2 * n} real images at {args.size}²")
-    real_a, real_b = render_real(n, args.size, REAL_SEED), render_real(n, args.size, REAL_SEED + n)
+    balanced = args.real_classes == "balanced"
+    real_a, real_b = render_real(n, args.size, REAL_SEED, balanced), render_real(n, args.size, REAL_SEED + n, balanced)
     real_sharp = sharpness_report(real_a, blocks=blocks)
     with torch.no_grad():  # not inference_mode: the tokenizer loads lazily, and its weights must stay normal tensors
         recon = torch.cat([pipe.decode_tensor(pipe.encode(b)).float().clamp(-1, 1) for b in real_b.split(4)])

@@ -357,6 +357,31 @@ def test_guided_rows_read_class_fidelity_against_the_asked_classes(tiny_tokenize
     assert rows["sundae"]["class_fidelity"] is None and "not the scene classifier's" in rows["sundae"]["note"]
     assert all(rows[r]["class_fidelity"] is None for r in ("real vs real (floor)", "tokenizer reconstruction"))
     assert all(r["fd_nar"] is not None for r in rows.values())     # FD reads features, not the stub
+    assert "scenes balanced" in rows["real vs real (floor)"]["note"]  # the default real sets
+    assert result["quality_settings"]["real_classes"] == "balanced"
+
+
+def test_balanced_real_sets_hold_every_scene_equally_and_keep_each_seed():
+    """The quality rows' real sets: ``balanced`` gives image i scene i mod C, so a set of n holds
+    each scene n / C times (a drawn set of 144 can hold 33 of one and 16 of another); each image is
+    its seed's render with the scene forced, and ``drawn`` is the seeds' own scenes as before."""
+    from collections import Counter
+
+    from nar.core.images import array_to_tensor
+    from nar.data.landscapes import SCENES, generate_landscape, landscape_label
+    from nar.pipelines.bench.quality import real_scenes, render_real
+    assert Counter(real_scenes(4 * len(SCENES), balanced=True)) == {s: 4 for s in SCENES}
+    assert real_scenes(3, balanced=False) == [None] * 3
+    seed, n = 1_000_000, len(SCENES) + 1
+    balanced, drawn = render_real(n, 32, seed, balanced=True), render_real(n, 32, seed)
+    for i in range(n):
+        forced = generate_landscape(seed + i, 32, 32, scene=SCENES[i % len(SCENES)])[0]
+        assert torch.equal(balanced[i], array_to_tensor(forced))
+        same_scene = landscape_label(seed + i)["scene"] == SCENES[i % len(SCENES)]
+        assert torch.equal(balanced[i], drawn[i]) == same_scene
+    assert BenchSettings().real_classes == "balanced"
+    with pytest.raises(NarError, match="real sets' scenes"):
+        BenchSettings(real_classes="stratified").validate()
 
 
 def test_settings_presets():

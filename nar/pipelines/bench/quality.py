@@ -12,7 +12,7 @@ from nar.core.device import precision_context
 from nar.core.errors import NarError
 from nar.core.images import array_to_tensor
 from nar.core.timing import Timer
-from nar.data.landscapes import generate_landscape
+from nar.data.landscapes import SCENES, generate_landscape
 from nar.eval.inception import load_inception
 from nar.eval.metrics import evaluate_images
 from nar.eval.scene_classifier import default_path, evaluate_accuracy, load_scene_classifier
@@ -30,9 +30,20 @@ def sample_seed(s: BenchSettings, i: int) -> int:
     return s.quality_seed + 500_000 + 100_000 * s.seed + i
 
 
-def render_real(n: int, size: int, seed: int) -> torch.Tensor:
-    """n procedural landscapes (seeds seed, seed+1, ...) as (n, 3, size, size) floats in [-1, 1]."""
-    return torch.stack([array_to_tensor(generate_landscape(seed + i, size, size)[0]) for i in range(n)])
+def real_scenes(n: int, balanced: bool) -> list[str | None]:
+    """The scene of each real image: ``balanced`` gives image i scene i mod C (every scene n / C
+    times, as the class-balanced sample rows ask for them); otherwise each seed draws its own (None)."""
+    return [SCENES[i % len(SCENES)] if balanced else None for i in range(n)]
+
+
+def render_real(n: int, size: int, seed: int, balanced: bool = False) -> torch.Tensor:
+    """n procedural landscapes (seeds seed, seed+1, ...) as (n, 3, size, size) floats in [-1, 1].
+
+    The generator draws scenes uniformly, so a 144-image set can hold 33 coasts and 16 lakes; FD in
+    a scene classifier's features reads such a set's class mix. ``balanced`` forces the scenes to
+    equal counts (every other choice of each seed is kept): the same distribution, stratified."""
+    return torch.stack([array_to_tensor(generate_landscape(seed + i, size, size, scene=scene)[0])
+                        for i, scene in enumerate(real_scenes(n, balanced))])
 
 
 def _quality_row(row: str, kind: str, weights: str, size: int, steps=None) -> dict[str, Any]:
@@ -108,8 +119,9 @@ def quality_rows(entries: list[BenchEntry], tokenizer: BenchTokenizer, device: t
     real_a = real_b = None
     if have_metric:
         log(f"quality: rendering {2 * n} procedural images at {size}x{size}")
-        real_a = render_real(n, size, s.quality_seed)
-        real_b = render_real(n, size, s.quality_seed + n)
+        balanced = s.real_classes == "balanced"
+        real_a = render_real(n, size, s.quality_seed, balanced)
+        real_b = render_real(n, size, s.quality_seed + n, balanced)
 
     # reference 1: real vs real (two disjoint procedural sets): the floor
     ref = _quality_row("real vs real (floor)", "reference", "-", size)
@@ -118,7 +130,8 @@ def quality_rows(entries: list[BenchEntry], tokenizer: BenchTokenizer, device: t
     if have_metric:
         _metrics_into(ref, evaluate(real_a, real_b))
         _sharpness_into(ref, real_b, real_sharp, [f])
-        ref["note"] = f"procedural seeds {s.quality_seed}.. vs {s.quality_seed + n}.."
+        ref["note"] = (f"procedural seeds {s.quality_seed}.. vs {s.quality_seed + n}.., scenes "
+                       + ("balanced (image i: scene i mod 6)" if s.real_classes == "balanced" else "drawn by each seed"))
     else:
         ref.update(status="n/a", note=no_metric)
     rows.append(ref)

@@ -135,6 +135,7 @@ def run_bench(entries: list[BenchEntry], tokenizer: BenchTokenizer | Any, device
                     "train_grid": list(getattr(e.prior, "train_grid", [])),
                     "config": _config_dict(e.prior)} for e in entries],
         "quality_settings": {"n": s.n_quality, "size": s.quality_size, "seed": s.quality_seed,
+                             "real_classes": s.real_classes,
                              "sample_seed": sample_seed(s, 0),
                              "cfg": s.quality_cfg if s.quality_cfg is not None else "none (unconditional samples)",
                              "steps": list(s.quality_steps or s.steps or []) or "each prior's default",
@@ -262,7 +263,7 @@ def bench_defaults(priors: list[str] | None = None, sizes=None, steps=None, batc
                    quality: bool = True, repeats: int | None = None, seed: int = 0,
                    command: str | None = None, threads: int | None = None, quality_size: int | None = None,
                    precision: str | None = None, quality_cfg: float | None = None,
-                   log: Callable[[str], None] = print, print_results: bool = True) -> dict[str, Any]:
+                   real_classes: str | None = None, log: Callable[[str], None] = print, print_results: bool = True) -> dict[str, Any]:
     """What `nar bench` runs: build (or load) everything, measure, write, print."""
     dev = setup_device(device, threads)
     over: dict[str, Any] = {"seed": seed, "quality": quality, "command": command, "threads": threads,
@@ -278,6 +279,8 @@ def bench_defaults(priors: list[str] | None = None, sizes=None, steps=None, batc
         over["repeats"] = int(repeats)
     if quality_cfg is not None:
         over["quality_cfg"] = float(quality_cfg)
+    if real_classes is not None:
+        over["real_classes"] = real_classes
     settings = (BenchSettings.full(**over) if full else BenchSettings.quick(**over)).validate()
 
     names = list(priors) if priors else prior_names()

@@ -15,6 +15,7 @@ UNTRAINED = "untrained"
 TRAINED = "trained"
 UNTRAINED_NOTE = "untrained weights: speed only"
 SHARED_DECODE_NOTE = "decode shared per size"
+REAL_CLASSES = ("balanced", "drawn")
 
 
 # ---- settings ------------------------------------------------------------------------------
@@ -40,6 +41,8 @@ class BenchSettings:
     quality_steps: tuple[int, ...] | None = None  # default: the speed steps
     quality_batch: int = 8
     quality_seed: int = 1_000_000               # procedural seeds of the real sets (disjoint from training)
+    real_classes: str = "balanced"              # real sets' scenes: balanced (equal counts, image i: scene
+                                                # i mod C) | drawn (each seed's own draw; sessions <= 25)
     quality_cfg: float | None = None            # None: unconditional samples; a scale: class-balanced samples
                                                 # (sample i asks for class i mod C) with that guidance
     command: str | None = None                  # the command line, recorded in the outputs
@@ -72,6 +75,9 @@ class BenchSettings:
         if self.precision not in (None, *PRECISIONS):
             raise ArgumentError("precision", f"bench precision must be one of {', '.join(PRECISIONS)}, "
                                              f"got {self.precision!r}")
+        if self.real_classes not in REAL_CLASSES:
+            raise ArgumentError("real_classes", f"the real sets' scenes must be one of {', '.join(REAL_CLASSES)}, "
+                                                f"got {self.real_classes!r}")
         if self.quality_cfg is not None and self.quality_cfg < 1:
             raise ArgumentError("quality_cfg", f"the quality rows' guidance scale must be >= 1 (1: conditional, "
                                                f"unguided), got {self.quality_cfg}")
