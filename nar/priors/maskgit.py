@@ -101,7 +101,7 @@ from nar.priors.base import Prior, SampleOutput, SampleRequest
 from nar.priors.maskgit_critic import SelfCritic
 from nar.priors.registry import PRIORS
 from nar.sampling.fill import distance_to_kept, reflect_fill
-from nar.sampling.filters import epsilon_filter, gumbel_noise, sample_logits
+from nar.sampling.filters import ascending_ranks, epsilon_filter, gumbel_noise, sample_logits
 from nar.sampling.schedules import check_guidance_schedule, get_schedule, guidance_scale, mask_counts
 
 __all__ = ["MaskGITConfig", "MaskGITPrior"]
@@ -297,7 +297,7 @@ class MaskGITPrior(SelfCritic, Prior):
         scores = torch.rand(b, n, device=target.device)
         if region is not None:
             scores = scores.masked_fill(~region.reshape(b, n), 2.0)   # outside the box: ranked last
-        ranks = scores.argsort(dim=-1).argsort(dim=-1)
+        ranks = ascending_ranks(scores)
         masked = ranks < n_masked[:, None]
         inputs = target.masked_fill(masked, self.mask_id)
         class_ids = self.drop_condition(cond, b)
@@ -386,7 +386,7 @@ class MaskGITPrior(SelfCritic, Prior):
         for _ in range(rounds):
             support, scoring_passes = self._support(req, ids, generated)  # (n, h*w) log p(token | the rest)
             # re-mask the redraw[i] generated tokens of row i that the model finds least likely
-            ranks = support.masked_fill(~generated, math.inf).argsort(dim=-1, stable=True).argsort(dim=-1, stable=True)
+            ranks = ascending_ranks(support.masked_fill(~generated, math.inf))
             ids = ids.masked_fill(ranks < torch.tensor(redraw, device=ids.device)[:, None], self.mask_id)
             ids = self._decode(req, ids, redraw, refine_steps, schedule, choice_temperature, done, total, scale_at,
                                epsilon, order_cost)
@@ -422,7 +422,7 @@ class MaskGITPrior(SelfCritic, Prior):
             if order_cost is not None:
                 confidence = confidence - order_cost
             # re-mask the n_t least confident new tokens (rank 0 = least confident)
-            ranks = confidence.argsort(dim=-1, stable=True).argsort(dim=-1, stable=True)
+            ranks = ascending_ranks(confidence)
             ids = sampled.masked_fill(ranks < counts[:, t: t + 1], self.mask_id)
             if req.callback is not None:
                 req.callback(step0 + t, total, ids.view(n, h, w))

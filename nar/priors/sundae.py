@@ -53,7 +53,7 @@ from nar.nn.positions import AbsolutePositions2D
 from nar.priors.base import Prior, SampleOutput, SampleRequest
 from nar.priors.registry import PRIORS
 from nar.sampling.fill import nearest_fill
-from nar.sampling.filters import gumbel_noise, sample_logits
+from nar.sampling.filters import ascending_ranks, gumbel_noise, sample_logits
 from nar.sampling.schedules import check_guidance_schedule, guidance_scale
 
 INITS = ("uniform", "nearest")
@@ -418,7 +418,7 @@ class SundaePrior(Prior):
             free = (~keep).flatten(1).sum(dim=1)
         counts = (free * plan.update_proportion).round().clamp(min=1).minimum(free)  # (B,) per sample
         # rank 0 = the token the model finds least likely, as MaskGIT ranks the tokens it re-masks
-        ranks = rearrange(logp, "b h w -> b (h w)").argsort(dim=-1, stable=True).argsort(dim=-1, stable=True)
+        ranks = ascending_ranks(rearrange(logp, "b h w -> b (h w)"))
         return rearrange(ranks < counts[:, None], "b (h w) -> b h w", h=work.shape[1])
 
     @staticmethod

@@ -69,6 +69,15 @@ def gumbel_noise(shape, generator: torch.Generator | None, device) -> torch.Tens
     return -torch.log(-torch.log(u))
 
 
+def ascending_ranks(scores: torch.Tensor) -> torch.Tensor:
+    """Each entry's rank along the last dim, 0 = the smallest; ties rank in index order. The
+    parallel samplers pick "the k least confident tokens" as ``ascending_ranks(confidence) < k``,
+    which takes a different k per row (one sort; the same as a double stable argsort)."""
+    order = scores.argsort(dim=-1, stable=True)
+    positions = torch.arange(scores.shape[-1], device=scores.device).expand_as(order)
+    return torch.empty_like(order).scatter_(-1, order, positions)
+
+
 def validate_sampling_args(steps: int | None = None, temperature: float | None = None,
                            top_k: int | None = None, top_p: float | None = None, n: int | None = None) -> None:
     """Raise `ArgumentError` (named after the offending argument) for values no sampler accepts."""

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from nar.core.errors import NarError
-from nar.sampling.filters import gumbel_noise, sample_logits, top_k_filter, top_p_filter, validate_sampling_args
+from nar.sampling.filters import ascending_ranks, gumbel_noise, sample_logits, top_k_filter, top_p_filter, validate_sampling_args
 
 
 def kept(logits):
@@ -112,3 +112,11 @@ def test_epsilon_filter_drops_the_floor_and_keeps_the_best():
     draws = sample_logits(epsilon_filter(logits, 0.002).expand(500, 2, 100).reshape(1000, 100),
                           generator=torch.Generator().manual_seed(0))
     assert set(draws.tolist()) <= {0, 1, 2, 7}
+
+
+def test_ascending_ranks_match_a_double_stable_argsort_and_break_ties_by_index():
+    scores = torch.tensor([[0.5, -1.0, 0.5, float("inf"), 0.2], [3.0, 3.0, 3.0, 1.0, 2.0]])
+    assert ascending_ranks(scores).tolist() == [[2, 0, 3, 4, 1], [2, 3, 4, 0, 1]]
+    many = torch.randint(0, 5, (4, 7, 300)).float()                 # (…, N): ranks along the last dim
+    assert torch.equal(ascending_ranks(many), many.argsort(dim=-1, stable=True).argsort(dim=-1, stable=True))
+    assert torch.equal(ascending_ranks(many).sort(dim=-1).values, torch.arange(300).expand(4, 7, 300))

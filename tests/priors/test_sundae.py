@@ -224,14 +224,15 @@ def test_temperature_schedule():
 
 
 def overfit_four_grids(**cfg_fields):
-    """A tiny conditional prior trained 120 steps on one grid per class: (prior, grids, labels, losses)."""
+    """A tiny conditional prior trained 300 steps on one grid per class: (prior, grids, labels, losses).
+    (At 120 steps an AMD EPYC's fp32 kernels left one grid short of the greedy match the test asks for.)"""
     torch.manual_seed(0)
     p = tiny(num_classes=4, dim=32, cond_drop_prob=0.1, **cfg_fields).train()
     grids = torch.randint(V, (4, 4, 4), generator=gen(21))  # one grid per class
     labels = torch.arange(4)
     opt = torch.optim.AdamW(p.parameters(), lr=1e-2, weight_decay=0.0)
     history = []
-    for _ in range(120):
+    for _ in range(300):
         idx = torch.randint(4, (16,))
         parts = p.loss(grids[idx], labels[idx])
         opt.zero_grad()
