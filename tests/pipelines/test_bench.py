@@ -143,8 +143,9 @@ def test_quality_table(bench_result):
         assert r["fid"] is None and r["is_inception"] is None  # no Inception weights in tests
     assert ar["time_per_image_s"] > 0 and mg["time_per_image_s"] > 0
     assert data["quality_settings"]["n"] == 5
-    # sharpness beside FD: real vs real is ~1x real; every row names its block pitches
-    assert 0.7 < floor["grad_energy_vs_real"] < 1.4 and floor["block_ratios"].startswith("8px")
+    # sharpness beside FD: real vs real is ~1x real (five 32² scenes each: within 2x); every row names
+    # its block pitches
+    assert 0.5 < floor["grad_energy_vs_real"] < 2.0 and floor["block_ratios"].startswith("8px")
     for r in (recon, ar, mg):
         assert r["grad_energy_vs_real"] > 0 and r["hf_share_vs_real"] >= 0 and r["block_ratio_max"] > 0
 
