@@ -33,6 +33,7 @@
 #      v3 had learnt its small pool by heart), 800 steps
 #  18. ar v4 trained on fresh 512² renders, one new grid per sample (a render worker beside it), stopped
 #      at step 1200 of a 1500-step cosine (shipped as ar v5)
+#  19. ar v5 trained on for a 500-step cosine (lr 1.2e-4) on fresh renders of a new stream (shipped as ar v6)
 # Usage: bash scripts/train_defaults.sh [RUN_DIR]    (every step resumes if interrupted)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -140,3 +141,10 @@ $NAR train --prior ar --fresh 512 --fresh-per-step 8 --fresh-initial 64 --fresh-
   --tokenizer "$RUN/tokenizer/model.safetensors" --config configs/defaults/ar_512_fresh.toml \
   --init-from nar/assets/models/ar.safetensors --stop-after 1200 --out "$RUN/ar512q" > "$RUN/ar512q.log" 2>&1
 .venv/bin/python scripts/ship_models.py --finetune ar "$RUN/ar512q"
+
+# 19. ar v5 on a new stream of fresh 512² renders, a 500-step cosine at lr 1.2e-4 (shipped as ar v6)
+$NAR train --prior ar --fresh 512 --fresh-per-step 8 --fresh-initial 64 --fresh-workers 1 --fresh-seed 10 --fresh-dir "$RUN/fresh_512_s10" \
+  --tokenizer "$RUN/tokenizer/model.safetensors" --config configs/defaults/ar_512_fresh.toml \
+  --set train.steps=500 --set train.lr=1.2e-4 \
+  --init-from nar/assets/models/ar.safetensors --out "$RUN/ar512s" > "$RUN/ar512s.log" 2>&1
+.venv/bin/python scripts/ship_models.py --finetune ar "$RUN/ar512s"

@@ -104,16 +104,17 @@ def test_shipped_maskgit_is_the_2x2_merge_on_the_512_grid():
 
 
 def test_shipped_ar_read_fresh_renders_once_each_and_keeps_its_parents():
-    """The default ar (v5): ar v4 trained on fresh 512² renders made while it trained, one new grid
-    per sample (stream 8), step 1200 of a 1500-step cosine; its record keeps ar v4 (800 steps over the
-    joined pool of 10 204 grids) and, through it, ar v3 (600 steps on the 32x32 grid)."""
+    """The default ar (v6): ar v5 trained on for a 500-step cosine on fresh 512² renders of a new stream
+    (10), one new grid per sample; its record keeps ar v5 (step 1200 of a cosine on stream 8), and
+    through it ar v4 (800 steps over the joined pool of 10 204 grids) and ar v3."""
     prior = Pipeline.load(device="cpu").prior("ar")
     assert tuple(prior.train_grid) == (32, 32)
     meta = next(m["meta"] for m in installed_models() if (m["kind"], m["name"]) == ("prior", "ar"))
-    assert meta["training"]["steps"] == 1200 and meta["train"]["steps"] == 1500
-    assert meta["training"]["data"].startswith("fresh procedural 512² renders")
-    assert "LandscapeDataset seed 8: 9664 grids by step 1200" in meta["training"]["data"]
-    parent = meta["training"]["fine_tuned_from"]
-    assert (parent["prior"], parent["step"]) == ("ar", 800)
-    assert parent["training"]["data"].startswith("10204 token grids 32x32 of fresh procedural landscapes")
-    assert parent["training"]["fine_tuned_from"]["step"] == 600
+    assert meta["training"]["steps"] == 500 and meta["train"]["steps"] == 500
+    assert "LandscapeDataset seed 10: 4064 grids by step 500" in meta["training"]["data"]
+    v5 = meta["training"]["fine_tuned_from"]
+    assert (v5["prior"], v5["step"]) == ("ar", 1200)
+    assert "LandscapeDataset seed 8: 9664 grids by step 1200" in v5["training"]["data"]
+    v4 = v5["training"]["fine_tuned_from"]
+    assert v4["step"] == 800 and v4["training"]["data"].startswith("10204 token grids 32x32 of fresh procedural landscapes")
+    assert v4["training"]["fine_tuned_from"]["step"] == 600
