@@ -40,6 +40,7 @@ from nar.eval.metrics import evaluate_images
 from nar.eval.scene_classifier import evaluate_accuracy, shipped_scene_classifier
 from nar.eval.sharpness import relative_to, sharpness_report
 from nar.pipelines.bench.quality import block_pitches, render_real
+from nar.pipelines.bench.settings import REAL_CLASSES
 from nar.pipelines.pipeline import Pipeline
 
 REPO = Path(__file__).resolve().parents[1]
@@ -120,7 +121,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--real-classes", choices=("balanced", "drawn"), default="balanced",
+    ap.add_argument("--real-classes", choices=REAL_CLASSES, default="balanced",
                     help="scenes of the real sets: equal counts (default) or each seed's own draw (before session 26)")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "sweeps")
     args = ap.parse_args()

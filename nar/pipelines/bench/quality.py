@@ -131,7 +131,7 @@ def quality_rows(entries: list[BenchEntry], tokenizer: BenchTokenizer, device: t
         _metrics_into(ref, evaluate(real_a, real_b))
         _sharpness_into(ref, real_b, real_sharp, [f])
         ref["note"] = (f"procedural seeds {s.quality_seed}.. vs {s.quality_seed + n}.., scenes "
-                       + ("balanced (image i: scene i mod 6)" if s.real_classes == "balanced" else "drawn by each seed"))
+                       + (f"balanced (image i: scene i mod {len(SCENES)})" if balanced else "drawn by each seed"))
     else:
         ref.update(status="n/a", note=no_metric)
     rows.append(ref)
