@@ -37,9 +37,9 @@ from nar.core.errors import NarError
 from nar.core.images import to_tensor
 from nar.eval.machine import environment, setup_device
 from nar.eval.metrics import evaluate_images
-from nar.eval.scene_classifier import evaluate_accuracy, shipped_scene_classifier
+from nar.eval.scene_classifier import shipped_scene_classifier
 from nar.eval.sharpness import relative_to, sharpness_report
-from nar.pipelines.bench.quality import block_pitches, render_real
+from nar.pipelines.bench.quality import block_pitches, real_labels, render_real
 from nar.pipelines.bench.settings import REAL_CLASSES
 from nar.pipelines.pipeline import Pipeline
 
@@ -79,12 +79,19 @@ def contact_sheet(rows: list[torch.Tensor], per_class: int, thumb: int = 256) ->
     return Image.fromarray(np.concatenate([row(r) for r in rows], axis=0))
 
 
-def quality(real, fake, real_sharp, blocks, classifier, device) -> dict:
-    report = evaluate_images(real, fake, classifier=classifier, inception=False, device=device)
+def quality(real, fake, real_sharp, blocks, classifier, device, labels=None) -> dict:
+    """FD, precision / recall and sharpness of ``fake`` against ``real``; with ``labels`` (the class
+    each image was asked for) also its class fidelity, per class and as a confusion matrix."""
+    report = evaluate_images(real, fake, classifier=classifier, inception=False, device=device, fake_labels=labels)
     sharp = relative_to(sharpness_report(fake, blocks=blocks), real_sharp)
-    return {"fd": report.get("fd_nar"), "precision": report.get("precision"), "recall": report.get("recall"),
-            "grad": sharp.get("grad_energy_vs_real"), "hf": sharp.get("hf_share_vs_real"),
-            "blocks": {str(b): sharp[f"block_ratio_{b}"] for b in blocks}}
+    row = {"fd": report.get("fd_nar"), "precision": report.get("precision"), "recall": report.get("recall"),
+           "grad": sharp.get("grad_energy_vs_real"), "hf": sharp.get("hf_share_vs_real"),
+           "blocks": {str(b): sharp[f"block_ratio_{b}"] for b in blocks}}
+    if labels is not None:
+        row["class_fidelity"] = report["class_fidelity"]
+        row["class_fidelity_per_class"] = report["class_fidelity_detail"]["per_class"]
+        row["confusion"] = report["class_fidelity_detail"]["confusion"]
+    return row
 
 
 def to_markdown(result: dict) -> str:
@@ -107,6 +114,11 @@ def to_markdown(result: dict) -> str:
     lines += ["", "FD: nar features against one procedural real set of the same size; `reconstruction`: "
               "a second real set through the tokenizer. Class fidelity: nar's scene classifier on the same "
               "samples (cfg 0: unconditional samples scored against the class their slot stands for: chance)."]
+    per_class = [row for row in [result["reconstruction"]] + result["rows"] if row.get("class_fidelity_per_class")]
+    if per_class:
+        lines += ["", "Class fidelity per asked class:", ""]
+        lines += [f"- {row['setting']}: " + ", ".join(f"{name} {v:.2f}" for name, v in
+                                                      row["class_fidelity_per_class"].items()) for row in per_class]
     return "\n".join(lines) + "\n"
 
 
@@ -142,7 +154,10 @@ def main() -> None:
     real_sharp = sharpness_report(real_a, blocks=blocks)
     with torch.no_grad():  # not inference_mode: the tokenizer loads lazily, and its weights must stay normal tensors
         recon = torch.cat([pipe.decode_tensor(pipe.encode(b)).float().clamp(-1, 1) for b in real_b.split(4)])
-    reconstruction = {"setting": "reconstruction", **quality(real_a, recon, real_sharp, blocks, classifier, dev)}
+    # the reconstructions' class fidelity (a balanced set's scenes are known) is the priors' ceiling
+    recon_labels = real_labels(n, classifier.classes) if balanced else None
+    reconstruction = {"setting": "reconstruction",
+                      **quality(real_a, recon, real_sharp, blocks, classifier, dev, recon_labels)}
 
     rows, sheet_rows = [], []
     for ckpt, setting in [(c, s) for c in ckpts for s in settings]:
@@ -152,8 +167,7 @@ def main() -> None:
         sheet_rows.append(images)
         label = ", ".join(f"{k}={v}" for k, v in setting.items())
         row = {"setting": f"{ckpt.stem}: {label}" if len(ckpts) > 1 else label, "ckpt": str(ckpt or "shipped"),
-               **quality(real_a, images, real_sharp, blocks, classifier, dev),
-               "class_fidelity": evaluate_accuracy(classifier, images, labels)["accuracy"],
+               **quality(real_a, images, real_sharp, blocks, classifier, dev, labels),
                "seconds_per_image": seconds / len(images)}
         rows.append(row)
         console.print(f"{row['setting']}: FD {row['fd']:.2f} (recon {reconstruction['fd']:.2f}), "

@@ -134,7 +134,8 @@ def _resolve_inception(inception, device):
 
 def evaluate_images(real: Images, fake: Images, feature: str = "nar", inception=None,
                     k: int = 3, batch_size: int = 64, device: str | torch.device = "cpu",
-                    classifier=None, is_splits: int = 10, limit: int | None = None) -> dict[str, Any]:
+                    classifier=None, is_splits: int = 10, limit: int | None = None,
+                    fake_labels: torch.Tensor | None = None) -> dict[str, Any]:
     """Compare generated images with real ones; images in [-1, 1] (or uint8).
 
     ``real`` / ``fake``: tensors (N, 3, H, W), or iterables of images / batches / (image,
@@ -142,13 +143,16 @@ def evaluate_images(real: Images, fake: Images, feature: str = "nar", inception=
     ("nar" or "inception"). ``inception``: None looks in the torch hub cache, False skips
     it, a path loads that file, or pass a model from `load_inception`. ``classifier``: a
     scene classifier (default: the shipped one). ``limit``: use at most that many images
-    of each set.
+    of each set. ``fake_labels``: the class each fake image was asked for (ids in the scene
+    classifier's order); adds its class fidelity, read off the logits the features came with:
+    ``"class_fidelity"`` (the share classified as asked) and ``"class_fidelity_detail"`` (per class
+    and the confusion matrix, rows asked, columns seen).
 
     Returns ``{"fd_nar", "precision", "recall", "density", "coverage", "is_nar",
     "is_nar_std", "fid", "is_inception", "is_inception_std", "n_real", "n_fake", "k",
     "feature", "labels"}``; ``fid`` and ``is_inception`` are None without Inception weights.
     """
-    from nar.eval.scene_classifier import shipped_scene_classifier
+    from nar.eval.scene_classifier import accuracy_report, shipped_scene_classifier
 
     if feature not in ("nar", "inception"):
         raise NarError(f"unknown feature space {feature!r}; use 'nar' or 'inception'")
@@ -184,6 +188,14 @@ def evaluate_images(real: Images, fake: Images, feature: str = "nar", inception=
         report["is_inception"], report["is_inception_std"] = inception_score(fake_out["inception"]["logits"], is_splits)
         labels["fid"] = getattr(incep, "fid_label", "FID (unknown Inception)")
         labels["is_inception"] = getattr(incep, "is_label", "IS (unknown Inception)")
+    if fake_labels is not None:
+        if fake_labels.shape[0] < n_fake:
+            raise NarError(f"{fake_labels.shape[0]} labels for {n_fake} fake images")
+        detail = accuracy_report(list(nets["nar"].classes), fake_labels[:n_fake],
+                                 fake_out["nar"]["logits"].argmax(1))
+        report["class_fidelity"] = detail.pop("accuracy")
+        report["class_fidelity_detail"] = detail
+        labels["class_fidelity"] = "class fidelity (nar's scene classifier)"
     report["labels"] = labels
     return report
 

@@ -307,19 +307,24 @@ class SceneClassifierTask:
         return None  # nothing to draw for a classifier
 
 
+def accuracy_report(classes: list[str], labels: torch.Tensor, predicted: torch.Tensor) -> dict[str, Any]:
+    """Accuracy (overall and per class) and the confusion matrix (rows: true class, columns:
+    predicted) of ``predicted`` class ids against ``labels``."""
+    k = len(classes)
+    confusion = torch.bincount(labels.long().cpu() * k + predicted.long().cpu(), minlength=k * k).reshape(k, k)
+    per_class = (confusion.diag().double() / confusion.sum(1).clamp(min=1)).tolist()
+    return {"accuracy": float(confusion.diag().sum() / confusion.sum().clamp(min=1)),
+            "per_class": dict(zip(classes, per_class)),
+            "confusion": confusion.tolist()}
+
+
 @torch.no_grad()
 def evaluate_accuracy(model: SceneClassifier, images: torch.Tensor, labels: torch.Tensor,
                       batch_size: int = 128) -> dict[str, Any]:
     """Accuracy (overall and per class) and the confusion matrix on uint8 or [-1, 1] images."""
-    k = len(model.classes)
-    confusion = torch.zeros(k, k, dtype=torch.long)
+    predicted = []
     for i in range(0, images.shape[0], batch_size):
         x = images[i:i + batch_size]
         x = uint8_to_unit(x) if x.dtype == torch.uint8 else x
-        pred = model.logits(x).argmax(1).cpu()
-        for t, p in zip(labels[i:i + batch_size].tolist(), pred.tolist()):
-            confusion[t, p] += 1
-    per_class = (confusion.diag().double() / confusion.sum(1).clamp(min=1)).tolist()
-    return {"accuracy": float(confusion.diag().sum() / confusion.sum().clamp(min=1)),
-            "per_class": dict(zip(model.classes, per_class)),
-            "confusion": confusion.tolist()}
+        predicted.append(model.logits(x).argmax(1).cpu())
+    return accuracy_report(list(model.classes), labels, torch.cat(predicted))

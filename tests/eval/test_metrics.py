@@ -6,7 +6,7 @@ import torch
 
 from nar.core.errors import NarError
 from nar.eval.metrics import FD_NAR_LABEL, evaluate_images, format_report, inception_score, iter_batches
-from nar.eval.scene_classifier import SceneClassifier, SceneClassifierConfig
+from nar.eval.scene_classifier import SceneClassifier, SceneClassifierConfig, evaluate_accuracy
 
 
 def test_inception_score_uniform_predictions_is_one():
@@ -86,3 +86,23 @@ def test_evaluate_images_detects_a_shift_and_validates():
         evaluate_images(real, real, feature="clip", inception=False, classifier=clf)
     with pytest.raises(NarError):
         evaluate_images(real, real, feature="inception", inception=False, classifier=clf)
+
+
+def test_evaluate_images_scores_class_fidelity_from_the_logits_it_already_has():
+    clf = tiny_classifier()
+    g = torch.Generator().manual_seed(2)
+    real = torch.rand(12, 3, 32, 32, generator=g) * 2 - 1
+    fake = torch.rand(12, 3, 32, 32, generator=g) * 2 - 1
+    seen = clf.logits(fake).argmax(1)
+    asked = seen.clone()
+    asked[:3] = (seen[:3] + 1) % len(clf.classes)  # three asked for a class they are not seen as
+    rep = evaluate_images(real, fake, inception=False, classifier=clf, fake_labels=asked)
+    assert rep["class_fidelity"] == pytest.approx(9 / 12)
+    assert rep["class_fidelity"] == evaluate_accuracy(clf, fake, asked)["accuracy"]  # one pass agrees with two
+    confusion = torch.tensor(rep["class_fidelity_detail"]["confusion"])
+    assert confusion.sum() == 12 and confusion.diag().sum() == 9
+    assert confusion.sum(1).tolist() == torch.bincount(asked, minlength=len(clf.classes)).tolist()  # rows: asked
+    assert set(rep["class_fidelity_detail"]["per_class"]) == set(clf.classes)
+    assert "class_fidelity" not in evaluate_images(real, fake, inception=False, classifier=clf)
+    with pytest.raises(NarError, match="labels"):
+        evaluate_images(real, fake, inception=False, classifier=clf, fake_labels=asked[:5])

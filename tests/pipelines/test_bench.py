@@ -9,6 +9,7 @@ from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from nar.core.config import from_dict, load_config, to_dict
 from nar.core.errors import NarError
+from nar.data.landscapes import SCENES
 from nar.eval.scene_classifier import SceneClassifier, SceneClassifierConfig
 from nar.pipelines.bench import (BenchEntry, BenchSettings, BenchTokenizer, parse_int_list, ratio_rows,
                                  run_bench)
@@ -344,7 +345,9 @@ def test_guided_rows_read_class_fidelity_against_the_asked_classes(tiny_tokenize
     import copy
     classifier = copy.deepcopy(tiny_classifier)
     k = len(classifier.classes)
-    classifier.logits = lambda x: torch.nn.functional.one_hot(torch.full((x.shape[0],), 2), k).float()  # "class 2"
+    def embed(x, _embed=classifier.embed):                      # its own features, and "class 2" for every image
+        return _embed(x)[0], torch.nn.functional.one_hot(torch.full((x.shape[0],), 2), k).float()
+    classifier.embed = embed
     named, renamed = tiny_prior("maskgit", num_classes=k), tiny_prior("sundae", num_classes=k)
     named.meta_info = {"class_names": list(classifier.classes)}
     renamed.meta_info = {"class_names": list(reversed(classifier.classes))}
@@ -356,7 +359,13 @@ def test_guided_rows_read_class_fidelity_against_the_asked_classes(tiny_tokenize
     rows = {r["row"]: r for r in result["quality"]}
     assert rows["maskgit"]["class_fidelity"] == pytest.approx(2 / n)
     assert rows["sundae"]["class_fidelity"] is None and "not the scene classifier's" in rows["sundae"]["note"]
-    assert all(rows[r]["class_fidelity"] is None for r in ("real vs real (floor)", "tokenizer reconstruction"))
+    assert rows["real vs real (floor)"]["class_fidelity"] is None
+    # the reconstructions of a balanced set ask for its scenes (image i: scene i mod 6): the ceiling
+    scenes = [classifier.classes.index(s) for s in SCENES]
+    assert rows["tokenizer reconstruction"]["class_fidelity"] == pytest.approx(
+        sum(scenes[i % len(SCENES)] == 2 for i in range(n)) / n)
+    assert "class fidelity: its scenes" in rows["tokenizer reconstruction"]["note"]
+    assert rows["maskgit"]["class_fidelity_per_class"][classifier.classes[2]] == 1.0
     assert all(r["fd_nar"] is not None for r in rows.values())     # FD reads features, not the stub
     assert "scenes balanced" in rows["real vs real (floor)"]["note"]  # the default real sets
     assert result["quality_settings"]["real_classes"] == "balanced"

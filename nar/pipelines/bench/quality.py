@@ -15,7 +15,7 @@ from nar.core.timing import Timer
 from nar.data.landscapes import SCENES, generate_landscape
 from nar.eval.inception import load_inception
 from nar.eval.metrics import evaluate_images
-from nar.eval.scene_classifier import default_path, evaluate_accuracy, load_scene_classifier
+from nar.eval.scene_classifier import default_path, load_scene_classifier
 from nar.eval.sharpness import relative_to, sharpness_report
 from nar.pipelines.bench.settings import (TRAINED, UNTRAINED, UNTRAINED_NOTE, BenchEntry, BenchSettings,
                                           BenchTokenizer, steps_for)
@@ -36,6 +36,15 @@ def real_scenes(n: int, balanced: bool) -> list[str | None]:
     return [SCENES[i % len(SCENES)] if balanced else None for i in range(n)]
 
 
+def real_labels(n: int, classes) -> torch.Tensor | None:
+    """(n,) class ids, in the order of ``classes`` (the scene classifier's), of a balanced real set;
+    None when the classifier does not know every scene."""
+    classes = list(classes)
+    if not set(SCENES) <= set(classes):
+        return None
+    return torch.tensor([classes.index(scene) for scene in real_scenes(n, balanced=True)])
+
+
 def render_real(n: int, size: int, seed: int, balanced: bool = False) -> torch.Tensor:
     """n procedural landscapes (seeds seed, seed+1, ...) as (n, 3, size, size) floats in [-1, 1].
 
@@ -49,8 +58,8 @@ def render_real(n: int, size: int, seed: int, balanced: bool = False) -> torch.T
 def _quality_row(row: str, kind: str, weights: str, size: int, steps=None) -> dict[str, Any]:
     return {"row": row, "kind": kind, "weights": weights, "steps": steps, "steps_run": None, "cfg": None, "size": size,
             "n_real": None, "n_fake": None, "fd_nar": None, "precision": None, "recall": None, "is_nar": None,
-            "fid": None, "is_inception": None, "class_fidelity": None, "time_per_image_s": None,
-            "grad_energy_vs_real": None,
+            "fid": None, "is_inception": None, "class_fidelity": None, "class_fidelity_per_class": None,
+            "time_per_image_s": None, "grad_energy_vs_real": None,
             "hf_share_vs_real": None, "block_ratios": None, "block_ratio_max": None, "status": "ok", "note": ""}
 
 
@@ -81,22 +90,22 @@ def _sharpness_into(row: dict, images: torch.Tensor, real: dict, blocks: list[in
     row["block_ratio_max"] = max(ratios.values()) if ratios else None
 
 
-def class_fidelity(classifier, prior, images: torch.Tensor, classes: int) -> tuple[float | None, str]:
-    """Share of class-balanced samples (sample i asked for class i mod ``classes``) that nar's
-    scene classifier sees as the asked class, and a note when it cannot be read: the prior must
-    name its classes, in the classifier's order."""
+def class_names_mismatch(classifier, prior) -> str:
+    """Why nar's scene classifier cannot score a prior's class-balanced samples ("" when it can):
+    the prior must name its classes, in the classifier's order."""
     names = list(getattr(prior, "meta_info", {}).get("class_names") or [])
-    if names != list(classifier.classes):
-        why = "the prior does not name its classes" if not names else \
-            f"the prior's classes ({', '.join(names)}) are not the scene classifier's"
-        return None, f"no class fidelity: {why}"
-    asked = torch.arange(images.shape[0]) % classes
-    return evaluate_accuracy(classifier, images, asked)["accuracy"], ""
+    if names == list(classifier.classes):
+        return ""
+    why = "the prior does not name its classes" if not names else \
+        f"the prior's classes ({', '.join(names)}) are not the scene classifier's"
+    return f"no class fidelity: {why}"
 
 
 def _metrics_into(row: dict, report: dict) -> None:
-    for k in ("fd_nar", "precision", "recall", "is_nar", "fid", "is_inception", "n_real", "n_fake"):
+    for k in ("fd_nar", "precision", "recall", "is_nar", "fid", "is_inception", "n_real", "n_fake", "class_fidelity"):
         row[k] = report.get(k)
+    if "class_fidelity_detail" in report:  # {class: share seen as asked}, for the JSON
+        row["class_fidelity_per_class"] = report["class_fidelity_detail"]["per_class"]
     row["labels"] = report.get("labels", {})
 
 
@@ -109,8 +118,8 @@ def quality_rows(entries: list[BenchEntry], tokenizer: BenchTokenizer, device: t
     n = s.n_quality
     rows: list[dict[str, Any]] = []
 
-    def evaluate(real, fake):
-        return evaluate_images(real, fake, classifier=classifier,
+    def evaluate(real, fake, fake_labels=None):
+        return evaluate_images(real, fake, classifier=classifier, fake_labels=fake_labels,
                                inception=inception if inception is not None else False, device=device)
 
     have_metric = classifier is not None
@@ -150,9 +159,11 @@ def quality_rows(entries: list[BenchEntry], tokenizer: BenchTokenizer, device: t
         with torch.inference_mode():
             recon = torch.cat([_decode_as_sampled(tokenizer.model, tokenizer.model.encode(b.to(device)), s)
                                for b in real_b.split(s.quality_batch)]).clamp(-1, 1)
-        _metrics_into(rec, evaluate(real_a, recon))
+        # a balanced set's scenes are known: its reconstructions' class fidelity is the priors' ceiling
+        _metrics_into(rec, evaluate(real_a, recon, real_labels(n, classifier.classes) if balanced else None))
         _sharpness_into(rec, recon, real_sharp, [f])
-        rec["note"] = "encode + decode of the second real set, against the first"
+        rec["note"] = "encode + decode of the second real set, against the first" + (
+            "; class fidelity: its scenes as the classifier sees them" if balanced else "")
     rows.append(rec)
 
     for entry in entries:
@@ -194,16 +205,16 @@ def quality_rows(entries: list[BenchEntry], tokenizer: BenchTokenizer, device: t
                     runs.append(out.steps_run)
                     seconds += ts + td + t_sr
                 fakes = torch.cat(fakes)
-                _metrics_into(row, evaluate(real_a, fakes))
+                mismatch = class_names_mismatch(classifier, entry.prior) if guided else ""
+                asked = torch.arange(n) % classes if guided and not mismatch else None
+                _metrics_into(row, evaluate(real_a, fakes, asked))
                 _sharpness_into(row, fakes, real_sharp, block_pitches(entry.prior, f, size))
                 row["steps_run"] = sum(runs) / len(runs)
                 match = [r for r in speed if r["prior"] == entry.name and r["size"] == size
                          and r["steps"] == steps and r["batch"] == 1 and r["status"] == "ok"]
                 notes = ([f"class-balanced samples, cfg {s.quality_cfg:g}"] if guided else
                          ["unconditional model: unconditional samples"] if s.quality_cfg is not None else [])
-                if guided:
-                    row["class_fidelity"], why = class_fidelity(classifier, entry.prior, fakes, classes)
-                    notes += [why] if why else []
+                notes += [mismatch] if mismatch else []
                 if passes:
                     notes.append(f"drawn at {gen_size}², {1 << passes}x super-resolution")
                 if match and not guided:  # the speed rows are unguided: a guided row times itself
