@@ -10,7 +10,8 @@ real set of the same size and count:
 
 - FD (nar features), precision / recall, and the reconstruction FD of a second real set (the
   floor the issue-13 target is set against);
-- class fidelity: nar's scene classifier on the very same samples;
+- class fidelity: nar's scene classifier on the very same samples, overall and per asked class
+  (the JSON keeps the confusion matrix), and on the reconstructions: the ceiling through this tokenizer;
 - gradient energy, high-frequency share and block ratios (tokenizer cell and every merged patch)
   relative to the real set.
 
