@@ -202,7 +202,7 @@ def sample(prior: str = typer.Option("sundae", "--prior", help="ar | maskgit | s
            temperature_end: Optional[float] = typer.Option(None, "--temperature-end", help="SUNDAE: final annealed temperature."),
            min_change: Optional[int] = typer.Option(None, "--min-change", help="SUNDAE: stop when a step changes at most this many tokens."),
            top_k: Optional[int] = typer.Option(None, "--top-k"),
-           top_p: Optional[float] = typer.Option(None, "--top-p"),
+           top_p: Optional[float] = typer.Option(None, "--top-p", help="Nucleus filter in (0, 1]; default: the prior's own (`nar models`), 1 = off."),
            class_label: Optional[str] = typer.Option(None, "--class", help="Scene label (e.g. lake) for conditional models."),
            cfg: float = typer.Option(1.0, "--cfg", help="Classifier-free guidance scale (1 = none)."),
            option: Optional[List[str]] = OptionOpt,
@@ -294,7 +294,7 @@ def models():
         console.print(f"no models installed in {MODELS_DIR}")
         return
     table = Table(title=f"installed models ({MODELS_DIR})")
-    for col in ("file", "kind", "size (MB)", "params", "images", "trained"):
+    for col in ("file", "kind", "size (MB)", "params", "images", "trained", "sampling set at shipping"):
         table.add_column(col)
     for r in rows:
         m = r["meta"]
@@ -319,7 +319,10 @@ def models():
         if parent:
             pt = parent.get("training") or {}
             trained += f"; fine-tuned from {parent.get('step')} steps ({pt.get('wall_hours', 0):.1f} h)"
-        table.add_row(r["file"], f"{r['kind']} {r['name']}", f"{r['size_mb']:.1f}", params, images, trained)
+        # sampling defaults changed after training (scripts/ship_models.py --sampling), as they stand now
+        changed = dict.fromkeys(c["key"] for change in m.get("sampling_changes", []) for c in change["changes"])
+        sampling = ", ".join(f"{k} {(m.get('config') or {}).get(k)}" for k in changed) or "-"
+        table.add_row(r["file"], f"{r['kind']} {r['name']}", f"{r['size_mb']:.1f}", params, images, trained, sampling)
     console.print(table)
 
 

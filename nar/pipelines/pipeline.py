@@ -351,7 +351,7 @@ class Pipeline:
         f = self.factor
         settings = self._settings(
             prior, n=n, steps=steps, size=size, temperature=1.0 if temperature is None else temperature,
-            top_k=top_k, top_p=top_p, class_label=class_name,
+            top_k=top_k, top_p=p.resolve_top_p(top_p), class_label=class_name,
             cond=None if cond is None else [int(c) for c in torch.as_tensor(cond).flatten()],
             cfg=cfg, seed=seed, options=dict(options), grid=list(grid), image_size=[grid[0] * f, grid[1] * f],
             steps_run=out.steps_run, forward_passes=out.forward_passes)
@@ -427,7 +427,7 @@ class Pipeline:
         result = np.where(regenerate[..., None], np.round(result), original).astype(np.uint8)
         settings = self._settings(prior, steps=steps, steps_run=out.steps_run, seed=seed,
                                   temperature=1.0 if temperature is None else temperature, top_k=top_k,
-                                  top_p=top_p, class_label=class_name, cfg=cfg, feather=feather,
+                                  top_p=p.resolve_top_p(top_p), class_label=class_name, cfg=cfg, feather=feather,
                                   harmonize=harmonize, blend=blend, options=dict(options), tokens_regenerated=int((~keep).sum()),
                                   super_resolution={"passes": passes, "fill_size": list(small.shape[:2])} if passes else None,
                                   tokens_total=grid[0] * grid[1])

@@ -92,6 +92,11 @@ class ARConfig:
     flash: bool = True            # torch scaled_dot_product_attention kernels
     sample_precision: str = "auto"  # sampling: auto (bf16 on CUDA; fp32 on CPU, see samples_in_bf16) | fp32 | bf16
     grid_rows: int = 0            # rows of the grids training windows are cut from: see "Absolute rows"
+    top_p: float = 1.0            # sampling: the nucleus filter when the caller gives no top_p (1.0: off)
+
+    def __post_init__(self):  # checked on load, so a bad shipped default never reaches a sampler
+        if not 0 < self.top_p <= 1:
+            raise NarError(f"ar: top_p must be in (0, 1] (1: no nucleus filter), got {self.top_p}")
 
 
 @PRIORS.register("ar")

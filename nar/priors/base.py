@@ -144,6 +144,7 @@ class Prior(nn.Module):
         if not isinstance(n, int) or isinstance(n, bool):
             raise ArgumentError("n", f"the number of samples n must be an integer, got {n!r}")
         self.check_sample_args(n=n, steps=steps, temperature=temperature, top_k=top_k, top_p=top_p)
+        top_p = self.resolve_top_p(top_p)
         if cfg_scale is None or cfg_scale < 0:
             raise ArgumentError("cfg", f"the guidance scale cfg_scale must be >= 0 (got {cfg_scale})")
         h, w = self.check_grid(grid if grid is not None else self.train_grid)
@@ -157,6 +158,11 @@ class Prior(nn.Module):
                              temperature=float(temperature), top_k=top_k, top_p=top_p, class_ids=class_ids,
                              cfg_scale=float(cfg_scale), known=known, keep=keep, generator=generator,
                              options=dict(options))
+
+    def resolve_top_p(self, top_p: float | None) -> float | None:
+        """The nucleus filter a call samples with: the caller's, else its config's (a config may
+        carry the one its model samples best with: ar's ``top_p``), else none."""
+        return top_p if top_p is not None else getattr(self.cfg, "top_p", None)
 
     def samples_in_bf16(self, precision: str | None = None) -> bool:
         """Whether sampling with ``precision`` (None: the config's ``sample_precision``, fp32 for

@@ -137,3 +137,17 @@ def test_every_front_door_fills_with_the_same_default_prior():
     assert inspect.signature(Pipeline.inpaint).parameters["prior"].default == INPAINT_PRIOR
     assert inspect.signature(cli_inpaint).parameters["prior"].default.default == INPAINT_PRIOR
     assert InpaintRequest(image="x", mask="y").prior == INPAINT_PRIOR
+
+
+def test_settings_record_the_top_p_a_prior_sampled_with(pipe, monkeypatch):
+    """A prior's config may carry its own nucleus filter (ar's ``top_p``): what the images'
+    settings record is the filter that ran, the caller's or else the prior's."""
+    import dataclasses
+    prior = pipe.prior("ar")
+    monkeypatch.setattr(prior, "cfg", dataclasses.replace(prior.cfg, top_p=0.9))
+    image, mask = np.zeros((16, 16, 3), np.uint8), np.zeros((16, 16), bool)
+    mask[4:12, 4:12] = True
+    assert pipe.sample(prior="ar", n=1).settings["top_p"] == 0.9
+    assert pipe.sample(prior="ar", n=1, top_p=1.0).settings["top_p"] == 1.0
+    assert pipe.inpaint(image, mask, prior="ar").settings["top_p"] == 0.9
+    assert "top_p" not in pipe.sample(prior="maskgit", n=1, steps=1).settings   # no filter of its own

@@ -408,3 +408,19 @@ def test_bad_grid_rows_are_refused():
         tiny(grid=(3, 5), grid_rows=2)
     with pytest.raises(NarError, match="needs 2d positions"):
         tiny(grid=(3, 5), grid_rows=8, pos="rotary")
+
+
+def test_a_config_top_p_is_the_default_a_caller_can_override_or_turn_off():
+    """ar's config carries the nucleus filter it samples with when the caller gives none (the
+    shipped ar's, set by `ship_models.py --sampling ar top_p=...`); top_p=1 turns it off."""
+    filtered, plain = tiny(num_classes=2, top_p=0.3), tiny(num_classes=2)
+    assert filtered.resolve_top_p(None) == 0.3 and filtered.resolve_top_p(1.0) == 1.0
+    cond = torch.tensor([0, 1, 0, 1])
+    by_config = filtered.sample(4, cond=cond, generator=gen(3)).tokens
+    assert torch.equal(by_config, filtered.sample(4, cond=cond, top_p=0.3, generator=gen(3)).tokens)
+    assert torch.equal(filtered.sample(4, cond=cond, top_p=1.0, generator=gen(3)).tokens,
+                       plain.sample(4, cond=cond, generator=gen(3)).tokens)    # the same weights, filter off
+    assert not torch.equal(by_config, plain.sample(4, cond=cond, generator=gen(3)).tokens)
+    for bad in (0.0, 1.5):
+        with pytest.raises(NarError, match="top_p"):
+            tiny(top_p=bad)

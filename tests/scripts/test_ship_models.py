@@ -111,3 +111,19 @@ def test_the_command_line_answers_mistakes_in_one_line(ship_models, tmp_path, mo
     monkeypatch.setattr("sys.argv", ["ship_models.py", str(tmp_path / "none")])
     with pytest.raises(ship_models.NarError, match="checkpoint not found"):
         ship_models.cli()        # the script's entry point turns this into "ship_models: ..." and exit 1
+
+
+def test_ar_ships_a_nucleus_filter_as_a_sampling_default(ship_models, tmp_path, monkeypatch):
+    import torch
+    from nar.core.checkpoint import read_meta, save_checkpoint
+    from nar.core.config import to_dict
+    from nar.priors.ar import ARConfig
+    monkeypatch.setattr(ship_models, "MODELS_DIR", tmp_path)
+    save_checkpoint(tmp_path / "ar.safetensors", {"w": torch.zeros(2)},
+                    {"kind": "prior", "name": "ar", "step": 500, "config": to_dict(ARConfig())})
+    ship_models.ship_sampling("ar", {"top_p": 0.95})
+    meta = read_meta(tmp_path / "ar.safetensors")
+    assert meta["config"]["top_p"] == 0.95
+    assert meta["sampling_changes"][-1]["changes"] == [{"key": "top_p", "from": 1.0, "to": 0.95}]
+    with pytest.raises(SystemExit, match="valid config"):
+        ship_models.ship_sampling("ar", {"top_p": 2})
