@@ -70,7 +70,7 @@ from nar.nn.positions import resize_table
 from nar.priors.ar_decode import FastARDecoder
 from nar.priors.base import Prior, SampleOutput, SampleRequest
 from nar.priors.registry import PRIORS
-from nar.sampling.filters import sample_logits
+from nar.sampling.filters import check_config_top_p, sample_logits
 
 FIRST_TOKEN_MODES = ("class", "random")
 POS_MODES = ("rotary+2d", "rotary", "2d")
@@ -94,9 +94,8 @@ class ARConfig:
     grid_rows: int = 0            # rows of the grids training windows are cut from: see "Absolute rows"
     top_p: float = 1.0            # sampling: the nucleus filter when the caller gives no top_p (1.0: off)
 
-    def __post_init__(self):  # checked on load, so a bad shipped default never reaches a sampler
-        if not 0 < self.top_p <= 1:
-            raise NarError(f"ar: top_p must be in (0, 1] (1: no nucleus filter), got {self.top_p}")
+    def __post_init__(self):
+        check_config_top_p("ar", self.top_p)
 
 
 @PRIORS.register("ar")

@@ -53,7 +53,7 @@ from nar.nn.positions import AbsolutePositions2D
 from nar.priors.base import Prior, SampleOutput, SampleRequest
 from nar.priors.registry import PRIORS
 from nar.sampling.fill import nearest_fill
-from nar.sampling.filters import ascending_ranks, gumbel_noise, sample_logits
+from nar.sampling.filters import ascending_ranks, check_config_top_p, gumbel_noise, sample_logits
 from nar.sampling.schedules import check_guidance_schedule, guidance_scale
 
 INITS = ("uniform", "nearest")
@@ -91,6 +91,7 @@ class SundaeConfig:
                                       # a new offset every sampling step (no fixed patch borders to see)
     box_corruption: float = 0.0       # training: share of samples corrupted only inside a random box
                                       # (clean around it: the inpainting setting; Prior.training_regions)
+    top_p: float = 1.0                # sampling: the nucleus filter when the caller gives no top_p (1.0: off)
 
     def __post_init__(self):
         if isinstance(self.net, dict):  # built by hand from a plain dict
@@ -120,6 +121,7 @@ class SundaeConfig:
             raise NarError(f"sundae: sample_precision must be auto, fp32 or bf16, got {self.sample_precision!r}")
         if not 0.0 <= self.box_corruption <= 1.0:
             raise NarError(f"sundae: box_corruption must be in [0, 1], got {self.box_corruption}")
+        check_config_top_p("sundae", self.top_p)
 
 
 @dataclass

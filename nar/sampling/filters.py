@@ -78,6 +78,14 @@ def ascending_ranks(scores: torch.Tensor) -> torch.Tensor:
     return torch.empty_like(order).scatter_(-1, order, positions)
 
 
+def check_config_top_p(prior: str, top_p: float) -> None:
+    """A prior config's own nucleus filter (``top_p``, 1 = off) must be in (0, 1]: checked when
+    the config loads, so a bad shipped default never reaches a sampler."""
+    from nar.core.errors import NarError
+    if not 0 < top_p <= 1:
+        raise NarError(f"{prior}: top_p must be in (0, 1] (1: no nucleus filter), got {top_p}")
+
+
 def validate_sampling_args(steps: int | None = None, temperature: float | None = None,
                            top_k: int | None = None, top_p: float | None = None, n: int | None = None) -> None:
     """Raise `ArgumentError` (named after the offending argument) for values no sampler accepts."""

@@ -426,3 +426,12 @@ def test_least_confident_update_redraws_the_tokens_the_model_doubts():
         p.sample(1, (8, 8), update_rule="sideways", generator=gen(0))
     with pytest.raises(NarError):
         build_prior("sundae", overrides={"update_rule": "sideways"}, codebook_size=V)
+
+
+def test_a_config_top_p_is_the_default_nucleus_filter_and_is_checked_on_load():
+    from nar.core.config import from_dict, to_dict
+    config = to_dict(SundaeConfig())
+    assert config["top_p"] == 1.0                                       # off unless shipped otherwise
+    assert from_dict(SundaeConfig, {**config, "top_p": 0.9}).top_p == 0.9
+    with pytest.raises(NarError, match="top_p"):
+        from_dict(SundaeConfig, {**config, "top_p": 0.0})
