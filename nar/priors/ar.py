@@ -27,6 +27,13 @@ from a training-grid-sized window around it (window origin clamped to the grid),
 column ids and rotary offsets never leave the range seen in training; learned tables are
 never extrapolated. Grids no larger than the training grid are sampled directly.
 
+Nucleus filter (``top_p``): the config carries the filter sampling uses when the caller gives
+none (1.0: off; `Prior.resolve_top_p`), so a shipped model samples with the setting it was measured
+best with and ``top_p=1`` still draws from the whole distribution. A raster AR that draws a tail code
+carries it along the row: on the shipped 6.6 M model such draws make horizontal streaks, and cutting
+the last 2 % of the mass (the shipped 0.98) removes many of them at a little sharpness (session 27,
+``benchmarks/results/issue13/README.md``).
+
 Training runs x-transformers. Sampling reads the same weights into ``nar.nn.kv_cache``'s
 lean decoder with a static KV cache (preallocated at full length, written in place, rotary
 applied once when a key is written; gpt-fast / LlamaGen style): each new token costs one

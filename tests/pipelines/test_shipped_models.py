@@ -106,9 +106,11 @@ def test_shipped_maskgit_is_the_2x2_merge_on_the_512_grid():
 def test_shipped_ar_read_fresh_renders_once_each_and_keeps_its_parents():
     """The default ar (v6): ar v5 trained on for a 500-step cosine on fresh 512² renders of a new stream
     (10), one new grid per sample; its record keeps ar v5 (step 1200 of a cosine on stream 8), and
-    through it ar v4 (800 steps over the joined pool of 10 204 grids) and ar v3."""
+    through it ar v4 (800 steps over the joined pool of 10 204 grids) and ar v3. Since session 27 it
+    samples with a nucleus filter of 0.98 unless the caller gives another top_p."""
     prior = Pipeline.load(device="cpu").prior("ar")
     assert tuple(prior.train_grid) == (32, 32)
+    assert prior.cfg.top_p == 0.98 and prior.resolve_top_p(None) == 0.98 and prior.resolve_top_p(1.0) == 1.0
     meta = next(m["meta"] for m in installed_models() if (m["kind"], m["name"]) == ("prior", "ar"))
     assert meta["training"]["steps"] == 500 and meta["train"]["steps"] == 500
     assert "LandscapeDataset seed 10: 4064 grids by step 500" in meta["training"]["data"]
@@ -118,3 +120,5 @@ def test_shipped_ar_read_fresh_renders_once_each_and_keeps_its_parents():
     v4 = v5["training"]["fine_tuned_from"]
     assert v4["step"] == 800 and v4["training"]["data"].startswith("10204 token grids 32x32 of fresh procedural landscapes")
     assert v4["training"]["fine_tuned_from"]["step"] == 600
+    changes = [(c["key"], c["from"], c["to"]) for change in meta["sampling_changes"] for c in change["changes"]]
+    assert changes == [("top_p", 1.0, 0.98)] and meta["step"] == 500                # the weights are v6's
