@@ -31,7 +31,7 @@ Nucleus filter (``top_p``): the config carries the filter sampling uses when the
 none (1.0: off; `Prior.resolve_top_p`), so a shipped model samples with the setting it was measured
 best with and ``top_p=1`` still draws from the whole distribution. A raster AR that draws a tail code
 carries it along the row: on the shipped 6.6 M model such draws make horizontal streaks, and cutting
-the last 2 % of the mass (the shipped 0.98) removes many of them at a little sharpness (session 27,
+the last 2 % of the mass (the shipped 0.98) removes many of them, at some sharpness (session 27,
 ``benchmarks/results/issue13/README.md``).
 
 Training runs x-transformers. Sampling reads the same weights into ``nar.nn.kv_cache``'s
