@@ -14,7 +14,7 @@ from nar.eval.scene_classifier import SceneClassifier, SceneClassifierConfig
 from nar.pipelines.bench import (BenchEntry, BenchSettings, BenchTokenizer, parse_int_list, ratio_rows,
                                  run_bench)
 from nar.pipelines.bench.flops import decoder_flops, flops_per_image
-from nar.pipelines.bench.report import QUALITY_COLUMNS, RATIO_COLUMNS, SPEED_COLUMNS
+from nar.pipelines.bench.report import QUALITY_COLUMNS, RATIO_COLUMNS, SPEED_COLUMNS, sampling_defaults
 from nar.priors import PRIORS
 from nar.tokenizer.config import TokenizerConfig
 from nar.tokenizer.model import VQGAN
@@ -164,6 +164,9 @@ def test_markdown_csv_and_plots_exist(bench_result):
     md = (out / "bench.md").read_text()
     assert "FD (nar features)" in md and "## Speed" in md and "## Quality" in md
     assert "FID" in md  # the (empty) Inception column is there, and labelled
+    prior_lines = {line.split("`")[1]: line for line in md.splitlines() if line.startswith("- prior `")}
+    assert "no nucleus filter" in prior_lines["ar"]  # each prior names the defaults it drew with
+    assert "choice_temperature 4.5" in prior_lines["maskgit"] and "steps 12" in prior_lines["maskgit"]
     with open(out / "speed.csv") as f:
         rows = list(csv.DictReader(f))
     assert rows and list(rows[0]) == list(SPEED_COLUMNS)
@@ -174,6 +177,13 @@ def test_markdown_csv_and_plots_exist(bench_result):
     assert ratios and list(ratios[0]) == list(RATIO_COLUMNS)
     for name in ("time_vs_steps.png", "quality_vs_time.png"):
         assert (out / name).stat().st_size > 1000
+
+
+def test_sampling_defaults_name_a_config_filter_and_only_a_real_one():
+    assert sampling_defaults({"top_p": 0.98, "dim": 256}) == "top_p 0.98"
+    assert sampling_defaults({"top_p": 1.0}) == "no nucleus filter"
+    assert sampling_defaults({"steps": 20, "temperature_end": 1.1}) == "steps 20, temperature_end 1.1"
+    assert "not recorded" in sampling_defaults(None)
 
 
 def test_ratio_rows_compare_ar_with_each_parallel_setting(bench_result):

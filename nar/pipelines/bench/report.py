@@ -247,6 +247,22 @@ def _json_safe(value):
     return value
 
 
+# config fields that change how a prior draws when the caller leaves them alone
+SAMPLING_DEFAULT_KEYS = ("steps", "top_p", "choice_temperature", "temperature_end", "update_rule")
+
+
+def sampling_defaults(config: dict | None) -> str:
+    """The sampling defaults a prior's own config sets (its steps, a nucleus filter below 1, ...), so a
+    bench table's rows say what each prior drew with even where the command line named none."""
+    if not config:
+        return "its config's defaults (not recorded)"
+    shown = [f"{k} {config[k]:g}" if isinstance(config[k], float) else f"{k} {config[k]}"
+             for k in SAMPLING_DEFAULT_KEYS if k in config and not (k == "top_p" and config[k] >= 1.0)]
+    if "top_p" in config and config["top_p"] >= 1.0:
+        shown.append("no nucleus filter")
+    return ", ".join(shown) or "no sampling defaults of its own"
+
+
 def to_markdown(result: dict[str, Any]) -> str:
     env, s = result["environment"], result["settings"]
     lines = [f"# nar bench: {env['device_name']}", ""]
@@ -263,12 +279,13 @@ def to_markdown(result: dict[str, Any]) -> str:
     lines.append(f"- mode {s['mode']}: sizes {s['sizes']}, steps {s['steps'] or 'each prior default'}, "
                  f"batches {s['batches']}, "
                  f"{s['warmup']} warm-up run(s) then {s['repeats']} timed run(s) per row, seeds "
-                 f"{s['seed']}..{s['seed'] + s['repeats'] - 1} for every prior, temperature {s['temperature']}")
+                 f"{s['seed']}..{s['seed'] + s['repeats'] - 1} for every prior, temperature {s['temperature']} "
+                 f"(and each prior's own sampling defaults, listed with it below)")
     lines.append(f"- tokenizer: {result['tokenizer']['source']} (factor {result['tokenizer']['factor']}, "
                  f"{result['tokenizer']['codebook_size']} codes)")
     for p in result["priors"]:
         lines.append(f"- prior `{p['name']}`: {p['source']} ({p['params_m']:.1f} M parameters, "
-                     f"train grid {p['train_grid']})")
+                     f"train grid {p['train_grid']}; samples with {sampling_defaults(p.get('config'))})")
     lines += ["", "Notes:", ""]
     lines += [f"- {n}" for n in result.get("notes", [])]
     lines += ["", "## Speed (latencies per image at batch 1; throughput at the row's batch)", "",
