@@ -272,6 +272,7 @@ def bench(priors: Optional[str] = typer.Option(None, "--priors", help="Comma-sep
           threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: torch's, one per core)."),
           quality_cfg: Optional[float] = typer.Option(None, "--quality-cfg", help="Quality rows of class-conditional priors: class-balanced samples with this guidance scale, as the README samples (default: unconditional)."),
           real_classes: Optional[str] = typer.Option(None, "--real-classes", help="Scenes of the quality rows' real images: balanced (equal counts, the default) or drawn (each seed's own, as before session 26)."),
+          temperature: float = typer.Option(1.0, "--temperature", help="Sampling temperature of every row, speed and quality (> 0; each prior's own top_p and other config defaults still apply)."),
           precision: Optional[str] = PrecisionOpt, seed: int = SeedOpt):
     """Speed and quality of every prior side by side: same tokenizer, grid, seeds and machine."""
     from nar.pipelines.bench import bench_defaults, parse_int_list
@@ -280,7 +281,7 @@ def bench(priors: Optional[str] = typer.Option(None, "--priors", help="Comma-sep
                    batches=parse_int_list(batch, "--batch"), device=device, full=full, out=out,
                    n_quality=n_quality, inception=inception, tokenizer=tokenizer, ckpt_dir=ckpt_dir,
                    quality=not no_quality, quality_size=quality_size, repeats=repeats, seed=seed, threads=threads,
-                   precision=precision, quality_cfg=quality_cfg, real_classes=real_classes, command="nar " + " ".join(sys.argv[1:]),
+                   precision=precision, quality_cfg=quality_cfg, real_classes=real_classes, temperature=temperature, command="nar " + " ".join(sys.argv[1:]),
                    log=console.print, print_results=True)
 
 

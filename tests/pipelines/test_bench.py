@@ -232,6 +232,7 @@ class SeedRecorder(torch.nn.Module):
     def sample(self, n, grid, steps=None, generator=None, **kw):
         from nar.priors.base import SampleOutput
         self.seeds.append(generator.initial_seed())
+        self.temperatures = getattr(self, "temperatures", []) + [kw.get("temperature")]
         tokens = torch.randint(64, (n, *grid), generator=generator)
         return SampleOutput(tokens=tokens, steps_run=steps, forward_passes=steps)
 
@@ -243,8 +244,19 @@ def test_same_seeds_for_every_prior(tiny_tokenizer):
     result = run_bench([BenchEntry("a", a, True, "-"), BenchEntry("b", b, True, "-")], tiny_tokenizer, "cpu",
                        settings, log=lambda *_: None)
     assert a.seeds == b.seeds == [10_000, 0, 1, 2]  # warm-up seed, then seed + r for every prior
+    assert set(a.temperatures) == {1.0}
     row = result["speed"][0]
     assert row["gflops_per_image"] is None and row["status"] == "ok"  # unknown prior: no FLOP formula
+
+
+def test_the_bench_temperature_reaches_every_draw_and_is_checked(tiny_tokenizer):
+    a = SeedRecorder("a")
+    settings = BenchSettings(sizes=(32,), steps=(2,), batches=(1,), repeats=2, warmup=1, quality=False,
+                             temperature=1.1).validate()
+    run_bench([BenchEntry("a", a, True, "-")], tiny_tokenizer, "cpu", settings, log=lambda *_: None)
+    assert a.temperatures == [1.1] * 3
+    with pytest.raises(NarError, match="temperature"):
+        BenchSettings(temperature=0.0).validate()
 
 
 def test_ratio_arithmetic():
@@ -441,6 +453,8 @@ def test_cli_bad_option_is_one_clear_error():
     res = CliRunner().invoke(app, ["bench", "--sizes", "big"])
     assert res.exit_code != 0
     assert isinstance(res.exception, NarError) and "--sizes" in str(res.exception)
+    res = CliRunner().invoke(app, ["bench", "--temperature", "-1", "--no-quality"])
+    assert res.exit_code != 0 and "temperature" in str(res.exception)
 
 
 def test_a_prior_above_its_native_size_is_drawn_there_and_super_resolved(tiny_tokenizer, tiny_classifier,

@@ -263,7 +263,8 @@ def bench_defaults(priors: list[str] | None = None, sizes=None, steps=None, batc
                    quality: bool = True, repeats: int | None = None, seed: int = 0,
                    command: str | None = None, threads: int | None = None, quality_size: int | None = None,
                    precision: str | None = None, quality_cfg: float | None = None,
-                   real_classes: str | None = None, log: Callable[[str], None] = print, print_results: bool = True) -> dict[str, Any]:
+                   real_classes: str | None = None, temperature: float | None = None,
+                   log: Callable[[str], None] = print, print_results: bool = True) -> dict[str, Any]:
     """What `nar bench` runs: build (or load) everything, measure, write, print."""
     dev = setup_device(device, threads)
     over: dict[str, Any] = {"seed": seed, "quality": quality, "command": command, "threads": threads,
@@ -281,6 +282,8 @@ def bench_defaults(priors: list[str] | None = None, sizes=None, steps=None, batc
         over["quality_cfg"] = float(quality_cfg)
     if real_classes is not None:
         over["real_classes"] = real_classes
+    if temperature is not None:
+        over["temperature"] = float(temperature)
     settings = (BenchSettings.full(**over) if full else BenchSettings.quick(**over)).validate()
 
     names = list(priors) if priors else prior_names()

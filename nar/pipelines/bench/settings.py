@@ -81,6 +81,8 @@ class BenchSettings:
         if self.quality_cfg is not None and self.quality_cfg < 1:
             raise ArgumentError("quality_cfg", f"the quality rows' guidance scale must be >= 1 (1: conditional, "
                                                f"unguided), got {self.quality_cfg}")
+        if not self.temperature > 0:
+            raise ArgumentError("temperature", f"the bench's sampling temperature must be > 0, got {self.temperature}")
         if self.quality and self.n_quality < 4:
             raise ArgumentError("n_quality", "a quality row needs at least 4 images (precision/recall use k=3), "
                                              f"got {self.n_quality}")
