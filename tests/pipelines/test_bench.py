@@ -218,12 +218,12 @@ def test_per_row_decode_and_slow_rows(tiny_tokenizer):
 
 
 class SeedRecorder(torch.nn.Module):
-    """A stand-in prior that records the seed of every generator it is given."""
+    """A stand-in prior that records the seed and temperature of every draw it is asked for."""
     default_steps = 2
 
     def __init__(self, name):
         super().__init__()
-        self.name, self.seeds, self.w = name, [], torch.nn.Parameter(torch.zeros(1))
+        self.name, self.seeds, self.temperatures, self.w = name, [], [], torch.nn.Parameter(torch.zeros(1))
         self.train_grid = (4, 4)
 
     def check_grid(self, grid):
@@ -232,7 +232,7 @@ class SeedRecorder(torch.nn.Module):
     def sample(self, n, grid, steps=None, generator=None, **kw):
         from nar.priors.base import SampleOutput
         self.seeds.append(generator.initial_seed())
-        self.temperatures = getattr(self, "temperatures", []) + [kw.get("temperature")]
+        self.temperatures.append(kw.get("temperature"))
         tokens = torch.randint(64, (n, *grid), generator=generator)
         return SampleOutput(tokens=tokens, steps_run=steps, forward_passes=steps)
 
