@@ -256,10 +256,13 @@ def sampling_defaults(config: dict | None) -> str:
     bench table's rows say what each prior drew with even where the command line named none."""
     if not config:
         return "its config's defaults (not recorded)"
-    shown = [f"{k} {config[k]:g}" if isinstance(config[k], float) else f"{k} {config[k]}"
-             for k in SAMPLING_DEFAULT_KEYS if k in config and not (k == "top_p" and config[k] >= 1.0)]
-    if "top_p" in config and config["top_p"] >= 1.0:
-        shown.append("no nucleus filter")
+    shown = []
+    for key in (k for k in SAMPLING_DEFAULT_KEYS if k in config):
+        value = config[key]
+        if key == "top_p" and value >= 1.0:
+            shown.append("no nucleus filter")
+        else:
+            shown.append(f"{key} {value:g}" if isinstance(value, float) else f"{key} {value}")
     return ", ".join(shown) or "no sampling defaults of its own"
 
 
