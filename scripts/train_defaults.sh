@@ -150,3 +150,13 @@ $NAR train --prior ar --fresh 512 --fresh-per-step 8 --fresh-initial 64 --fresh-
 .venv/bin/python scripts/ship_models.py --finetune ar "$RUN/ar512s"
 .venv/bin/python scripts/ship_models.py --sampling ar top_p=0.98 \
   --note "session 27: a nucleus filter of 0.98: FD 4.06 -> 3.00 at 144 samples, gradient 0.62 -> 0.52x real (benchmarks/results/issue13/README.md)"
+
+# 20. ar v6 on a third stream of fresh 512² renders, a 500-step cosine at lr 1e-4 (shipped as ar v7),
+#     sampling with v6's nucleus filter
+$NAR train --prior ar --fresh 512 --fresh-per-step 8 --fresh-initial 64 --fresh-workers 1 --fresh-seed 11 --fresh-dir "$RUN/fresh_512_s11" \
+  --tokenizer "$RUN/tokenizer/model.safetensors" --config configs/defaults/ar_512_fresh.toml \
+  --set train.steps=500 --set train.lr=1.0e-4 \
+  --init-from nar/assets/models/ar.safetensors --out "$RUN/ar512t" > "$RUN/ar512t.log" 2>&1
+.venv/bin/python scripts/ship_models.py --finetune ar "$RUN/ar512t"
+.venv/bin/python scripts/ship_models.py --sampling ar top_p=0.98 \
+  --note "session 29: v6's nucleus filter kept for v7 (FD 2.62 at 144 samples; benchmarks/results/issue13/README.md)"
