@@ -34,6 +34,7 @@
 #  18. ar v4 trained on fresh 512² renders, one new grid per sample (a render worker beside it), stopped
 #      at step 1200 of a 1500-step cosine (shipped as ar v5)
 #  19. ar v5 trained on for a 500-step cosine (lr 1.2e-4) on fresh renders of a new stream (shipped as ar v6)
+#  20. ar v6 the same way on a third stream, lr 1e-4 (shipped as ar v7); both keep a nucleus filter of 0.98
 # Usage: bash scripts/train_defaults.sh [RUN_DIR]    (every step resumes if interrupted)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -142,21 +143,19 @@ $NAR train --prior ar --fresh 512 --fresh-per-step 8 --fresh-initial 64 --fresh-
   --init-from nar/assets/models/ar.safetensors --stop-after 1200 --out "$RUN/ar512q" > "$RUN/ar512q.log" 2>&1
 .venv/bin/python scripts/ship_models.py --finetune ar "$RUN/ar512q"
 
-# 19. ar v5 on a new stream of fresh 512² renders, a 500-step cosine at lr 1.2e-4 (shipped as ar v6)
-$NAR train --prior ar --fresh 512 --fresh-per-step 8 --fresh-initial 64 --fresh-workers 1 --fresh-seed 10 --fresh-dir "$RUN/fresh_512_s10" \
-  --tokenizer "$RUN/tokenizer/model.safetensors" --config configs/defaults/ar_512_fresh.toml \
-  --set train.steps=500 --set train.lr=1.2e-4 \
-  --init-from nar/assets/models/ar.safetensors --out "$RUN/ar512s" > "$RUN/ar512s.log" 2>&1
-.venv/bin/python scripts/ship_models.py --finetune ar "$RUN/ar512s"
-.venv/bin/python scripts/ship_models.py --sampling ar top_p=0.98 \
-  --note "session 27: a nucleus filter of 0.98: FD 4.06 -> 3.00 at 144 samples, gradient 0.62 -> 0.52x real (benchmarks/results/issue13/README.md)"
-
-# 20. ar v6 on a third stream of fresh 512² renders, a 500-step cosine at lr 1e-4 (shipped as ar v7),
-#     sampling with v6's nucleus filter
-$NAR train --prior ar --fresh 512 --fresh-per-step 8 --fresh-initial 64 --fresh-workers 1 --fresh-seed 11 --fresh-dir "$RUN/fresh_512_s11" \
-  --tokenizer "$RUN/tokenizer/model.safetensors" --config configs/defaults/ar_512_fresh.toml \
-  --set train.steps=500 --set train.lr=1.0e-4 \
-  --init-from nar/assets/models/ar.safetensors --out "$RUN/ar512t" > "$RUN/ar512t.log" 2>&1
-.venv/bin/python scripts/ship_models.py --finetune ar "$RUN/ar512t"
-.venv/bin/python scripts/ship_models.py --sampling ar top_p=0.98 \
-  --note "session 29: v6's nucleus filter kept for v7 (FD 2.62 at 144 samples; benchmarks/results/issue13/README.md)"
+# 19–20. one more pass of the shipped ar over a new stream of fresh 512² renders (a whole cosine), shipped
+#     over it with its parent's record, sampling with the nucleus filter of session 27
+ar_fresh_pass() {   # SEED LR RUN_NAME NOTE
+  $NAR train --prior ar --fresh 512 --fresh-per-step 8 --fresh-initial 64 --fresh-workers 1 --fresh-seed "$1" --fresh-dir "$RUN/fresh_512_s$1" \
+    --tokenizer "$RUN/tokenizer/model.safetensors" --config configs/defaults/ar_512_fresh.toml \
+    --set train.steps=500 --set train.lr="$2" \
+    --init-from nar/assets/models/ar.safetensors --out "$RUN/$3" > "$RUN/$3.log" 2>&1
+  .venv/bin/python scripts/ship_models.py --finetune ar "$RUN/$3"
+  .venv/bin/python scripts/ship_models.py --sampling ar top_p=0.98 --note "$4"
+}
+# 19. ar v5 on stream 10 at lr 1.2e-4 (shipped as ar v6)
+ar_fresh_pass 10 1.2e-4 ar512s \
+  "session 27: a nucleus filter of 0.98: FD 4.06 -> 3.00 at 144 samples, gradient 0.62 -> 0.52x real (benchmarks/results/issue13/README.md)"
+# 20. ar v6 on stream 11 at lr 1e-4 (shipped as ar v7)
+ar_fresh_pass 11 1.0e-4 ar512t \
+  "session 29: v6's nucleus filter kept for v7 (FD 2.62 at 144 samples; benchmarks/results/issue13/README.md)"
