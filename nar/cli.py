@@ -198,7 +198,7 @@ def sample(prior: str = typer.Option("sundae", "--prior", help="ar | maskgit | s
            n: int = typer.Option(4, "--n"),
            size: Optional[int] = typer.Option(None, "--size", help="Image side in pixels (multiple of the tokenizer factor); above the prior's native size (`nar models`): drawn at it + 2x super-resolution."),
            grid: Optional[str] = typer.Option(None, "--grid", help="Token grid HxW instead of --size."),
-           temperature: float = typer.Option(1.0, "--temperature", help=">= 0; 0 = greedy."),
+           temperature: Optional[float] = typer.Option(None, "--temperature", help=">= 0; 0 = greedy; default: the prior's own (`nar models`), else 1."),
            temperature_end: Optional[float] = typer.Option(None, "--temperature-end", help="SUNDAE: final annealed temperature."),
            min_change: Optional[int] = typer.Option(None, "--min-change", help="SUNDAE: stop when a step changes at most this many tokens."),
            top_k: Optional[int] = typer.Option(None, "--top-k"),
@@ -272,7 +272,7 @@ def bench(priors: Optional[str] = typer.Option(None, "--priors", help="Comma-sep
           threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: torch's, one per core)."),
           quality_cfg: Optional[float] = typer.Option(None, "--quality-cfg", help="Quality rows of class-conditional priors: class-balanced samples with this guidance scale, as the README samples (default: unconditional)."),
           real_classes: Optional[str] = typer.Option(None, "--real-classes", help="Scenes of the quality rows' real images: balanced (equal counts, the default) or drawn (each seed's own, as before session 26)."),
-          temperature: float = typer.Option(1.0, "--temperature", help="Sampling temperature of every row, speed and quality (> 0; each prior's own top_p and other config defaults still apply)."),
+          temperature: Optional[float] = typer.Option(None, "--temperature", help="Sampling temperature of every row, speed and quality (> 0; default: each prior's own, else 1; each prior's own top_p and other config defaults still apply)."),
           precision: Optional[str] = PrecisionOpt, seed: int = SeedOpt):
     """Speed and quality of every prior side by side: same tokenizer, grid, seeds and machine."""
     from nar.pipelines.bench import bench_defaults, parse_int_list

@@ -216,7 +216,7 @@ def ship_finetune(name: str, run: Path, parent_name: str | None = None, note: st
 
 def ship_sampling(name: str, settings: dict, note: str | None = None) -> None:
     """New sampling defaults for a shipped prior: only keys that are both fields of its config
-    and sampling settings (``steps``, ``top_p`` or one of the prior's ``sample_options``) may change (a field
+    and sampling settings (``steps``, ``temperature``, ``top_p`` or one of the prior's ``sample_options``) may change (a field
     added to the config after the file was written starts from its default); the weights are
     written back as they are, and the record lists every change (``sampling_changes``)."""
     from dataclasses import MISSING, fields
@@ -227,7 +227,7 @@ def ship_sampling(name: str, settings: dict, note: str | None = None) -> None:
     cls = PRIORS.get(name)
     config = dict(meta["config"])
     defaults = {f.name: f.default for f in fields(cls.config_cls) if f.default is not MISSING}
-    allowed = {"steps", "top_p", *cls.sample_options} & (set(config) | set(defaults))
+    allowed = {"steps", "temperature", "top_p", *cls.sample_options} & (set(config) | set(defaults))
     changes = []
     for key, value in settings.items():
         if key not in allowed:

@@ -30,8 +30,10 @@ Public API (stable; the CLI, the bench, training snapshots and the services use 
   (``sr_ckpt``, default the shipped SR net); ``out.tokens`` is then the drawn grid.
   ``class_name`` (a name or a class-id string) or ``cond`` (one id, or a list of n ids).
   ``options`` are prior-specific (e.g. sundae's ``temperature_end``, ``min_change``).
+  ``steps``, ``temperature`` and ``top_p`` left None take the prior's own defaults (its config:
+  `nar models` lists those set at shipping).
   ``callback(step, total, tokens)`` is called after every sampling step (ar: every finished row).
-- ``pipe.inpaint(image, mask, prior="maskgit", seed=0, steps=None, temperature=None,
+- ``pipe.inpaint(image, mask, prior="maskgit", seed=0, steps=None, temperature=INPAINT_TEMPERATURE,
   top_k=None, top_p=None, class_name=None, cond=None, cfg=1.0, feather=0, harmonize=True,
   blend=None, callback=None, sr_ckpt=None,
   **options) -> PipelineOutput``. ``image``: PIL image, (H, W, 3) uint8 array or path;
@@ -308,7 +310,7 @@ class Pipeline:
         sync(self.device)
         t0 = time.perf_counter()
         with torch.inference_mode():
-            out = p.sample(n, grid, steps=steps, temperature=1.0 if temperature is None else temperature,
+            out = p.sample(n, grid, steps=steps, temperature=temperature,
                            top_k=top_k, top_p=top_p, cond=cond, cfg_scale=cfg, known=known, keep=keep,
                            generator=gen, precision=self.precision, **kwargs)
         sync(self.device)
@@ -350,7 +352,7 @@ class Pipeline:
         t_total = time.perf_counter() - t0
         f = self.factor
         settings = self._settings(
-            prior, n=n, steps=steps, size=size, temperature=1.0 if temperature is None else temperature,
+            prior, n=n, steps=steps, size=size, temperature=p.resolve_temperature(temperature),
             top_k=top_k, top_p=p.resolve_top_p(top_p), class_label=class_name,
             cond=None if cond is None else [int(c) for c in torch.as_tensor(cond).flatten()],
             cfg=cfg, seed=seed, options=dict(options), grid=list(grid), image_size=[grid[0] * f, grid[1] * f],
@@ -370,8 +372,9 @@ class Pipeline:
         pixels are replaced by a fill from the kept ones before encoding. A token is kept only
         when all f×f pixels of its block are kept (SUNDAE §3.5). ``temperature`` defaults to
         `nar.sampling.INPAINT_TEMPERATURE` (0.7: a fill must agree with its surroundings); None
-        samples at 1.0, as free generation does. ``options`` start from the prior's entry in
-        `nar.sampling.INPAINT_OPTIONS` (maskgit: refinement on; ``refine_rounds=0`` turns it off).
+        samples at the prior's own default, as free generation does (`Prior.resolve_temperature`).
+        ``options`` start from the prior's entry in `nar.sampling.INPAINT_OPTIONS` (maskgit:
+        refinement on; ``refine_rounds=0`` turns it off).
 
         Seam: ``harmonize`` adds the kept band's residual (original - decoded, kept pixels only)
         smoothly to the region; ``blend`` (default one tokenizer cell) ramps the first pixels
@@ -426,7 +429,7 @@ class Pipeline:
             result = alpha * original.astype(np.float64) + (1 - alpha) * result
         result = np.where(regenerate[..., None], np.round(result), original).astype(np.uint8)
         settings = self._settings(prior, steps=steps, steps_run=out.steps_run, seed=seed,
-                                  temperature=1.0 if temperature is None else temperature, top_k=top_k,
+                                  temperature=p.resolve_temperature(temperature), top_k=top_k,
                                   top_p=p.resolve_top_p(top_p), class_label=class_name, cfg=cfg, feather=feather,
                                   harmonize=harmonize, blend=blend, options=dict(options), tokens_regenerated=int((~keep).sum()),
                                   super_resolution={"passes": passes, "fill_size": list(small.shape[:2])} if passes else None,

@@ -21,7 +21,7 @@ class SampleSettings:
     steps: int | None = None
     size: int | None = None            # output pixels per side (square)
     grid: tuple[int, int] | None = None
-    temperature: float = 1.0
+    temperature: float | None = None   # None: the prior's own (its config's, else 1)
     top_k: int | None = None
     top_p: float | None = None
     class_label: str | None = None

@@ -93,7 +93,7 @@ class Prior(nn.Module):
 
     # ---- the sampling envelope ------------------------------------------------------------
     def sample(self, n: int, grid: tuple[int, int] | None = None, steps: int | None = None,
-               temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+               temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
                cond: torch.Tensor | None = None, cfg_scale: float = 1.0, known: torch.Tensor | None = None,
                keep: torch.Tensor | None = None, generator: torch.Generator | None = None,
                callback: Callable[[int, int, torch.Tensor], Any] | None = None, precision: str | None = None,
@@ -102,6 +102,8 @@ class Prior(nn.Module):
         id or n of them (None: unconditional); ``cfg_scale``: classifier-free guidance.
         Inpainting: ``known`` (n, h, w) ids and ``keep`` (n, h, w) bool; positions where keep
         is True come back unchanged. ``options``: the prior's own (``sample_options``).
+        ``temperature`` and ``top_p`` left None take the config's own (`resolve_temperature`,
+        `resolve_top_p`): a shipped model draws with the settings it was measured at.
 
         ``callback(step, total, tokens)`` (diffusers' convention) is called after each step:
         ``step`` counts from 0 to ``total - 1``, ``tokens`` is the current (n, h, w) sample
@@ -144,7 +146,7 @@ class Prior(nn.Module):
         if not isinstance(n, int) or isinstance(n, bool):
             raise ArgumentError("n", f"the number of samples n must be an integer, got {n!r}")
         self.check_sample_args(n=n, steps=steps, temperature=temperature, top_k=top_k, top_p=top_p)
-        top_p = self.resolve_top_p(top_p)
+        temperature, top_p = self.resolve_temperature(temperature), self.resolve_top_p(top_p)
         if cfg_scale is None or cfg_scale < 0:
             raise ArgumentError("cfg", f"the guidance scale cfg_scale must be >= 0 (got {cfg_scale})")
         h, w = self.check_grid(grid if grid is not None else self.train_grid)
@@ -158,6 +160,11 @@ class Prior(nn.Module):
                              temperature=float(temperature), top_k=top_k, top_p=top_p, class_ids=class_ids,
                              cfg_scale=float(cfg_scale), known=known, keep=keep, generator=generator,
                              options=dict(options))
+
+    def resolve_temperature(self, temperature: float | None) -> float:
+        """The temperature a call samples with: the caller's, else its config's (a config may carry
+        the one its model was measured best at: ar's ``temperature``), else 1."""
+        return float(temperature) if temperature is not None else float(getattr(self.cfg, "temperature", 1.0))
 
     def resolve_top_p(self, top_p: float | None) -> float | None:
         """The nucleus filter a call samples with: the caller's, else its config's (a config may

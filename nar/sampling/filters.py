@@ -86,6 +86,13 @@ def check_config_top_p(prior: str, top_p: float) -> None:
         raise NarError(f"{prior}: top_p must be in (0, 1] (1: no nucleus filter), got {top_p}")
 
 
+def check_config_temperature(prior: str, temperature: float) -> None:
+    """A prior config's own default temperature must be > 0 (a shipped default is a draw, not greedy)."""
+    from nar.core.errors import NarError
+    if not temperature > 0:
+        raise NarError(f"{prior}: the config's sampling temperature must be > 0, got {temperature}")
+
+
 def validate_sampling_args(steps: int | None = None, temperature: float | None = None,
                            top_k: int | None = None, top_p: float | None = None, n: int | None = None) -> None:
     """Raise `ArgumentError` (named after the offending argument) for values no sampler accepts."""

@@ -68,7 +68,7 @@ class GenerateRequest(BaseModel):
     class_name: str | None = Field(None, alias="class", description="Scene label, e.g. lake (conditional models)")
     cfg: float = Field(1.0, ge=0, le=50, description="Classifier-free guidance scale (1 = none)")
     steps: int | None = Field(None, ge=1, description="Sampling steps (default: the prior's; AR ignores it)")
-    temperature: float = Field(1.0, ge=0, le=10, description=">= 0; 0 = greedy")
+    temperature: float | None = Field(None, ge=0, le=10, description=">= 0; 0 = greedy; default: the prior's own, else 1")
     top_k: int | None = Field(None, ge=1)
     top_p: float | None = Field(None, gt=0, le=1)
     seed: int | None = Field(None, ge=0, lt=2**63, description=(

@@ -59,7 +59,7 @@ class GenerateKey:
     grid: tuple[int, int]
     size: int | None
     steps: int | None
-    temperature: float
+    temperature: float | None   # None: the prior's own
     top_k: int | None
     top_p: float | None
     class_name: str | None
@@ -124,7 +124,7 @@ def cli_command(key: GenerateKey, seed: int, n: int) -> str:
     parts.append(f"--size {key.size}" if key.size is not None else f"--grid {key.grid[0]}x{key.grid[1]}")
     if key.steps is not None:
         parts.append(f"--steps {key.steps}")
-    if key.temperature != 1.0:
+    if key.temperature is not None:
         parts.append(f"--temperature {key.temperature:g}")
     if key.top_k is not None:
         parts.append(f"--top-k {key.top_k}")
@@ -289,8 +289,10 @@ class Engine:
         seeded = [i for i, j in enumerate(jobs) if j.seed is not None]
         free = [i for i, j in enumerate(jobs) if j.seed is None]
         f = self.factor
-        base = {"prior": key.prior, "steps": key.steps, "size": key.size, "temperature": key.temperature,
-                "top_k": key.top_k, "top_p": key.top_p, "class_label": key.class_name, "cfg": key.cfg,
+        prior = pipe.prior(key.prior)   # the settings a draw ran with: the prior's defaults filled in
+        base = {"prior": key.prior, "steps": key.steps, "size": key.size,
+                "temperature": prior.resolve_temperature(key.temperature),
+                "top_k": key.top_k, "top_p": prior.resolve_top_p(key.top_p), "class_label": key.class_name, "cfg": key.cfg,
                 "grid": list(key.grid), "image_size": [key.grid[0] * f, key.grid[1] * f],
                 "device": str(pipe.device), "prior_ckpt": self.priors.get(key.prior)}
         base = {k: v for k, v in base.items() if v is not None}

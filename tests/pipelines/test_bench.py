@@ -183,6 +183,8 @@ def test_sampling_defaults_name_a_config_filter_and_only_a_real_one():
     assert sampling_defaults({"top_p": 0.98, "dim": 256}) == "top_p 0.98"
     assert sampling_defaults({"top_p": 1.0}) == "no nucleus filter"
     assert sampling_defaults({"steps": 20, "temperature_end": 1.1}) == "steps 20, temperature_end 1.1"
+    assert sampling_defaults({"temperature": 1.1, "top_p": 0.98}) == "temperature 1.1, top_p 0.98"
+    assert sampling_defaults({"temperature": 1.0}) == "no sampling defaults of its own"   # the plain draw
     assert "not recorded" in sampling_defaults(None)
 
 
@@ -244,7 +246,7 @@ def test_same_seeds_for_every_prior(tiny_tokenizer):
     result = run_bench([BenchEntry("a", a, True, "-"), BenchEntry("b", b, True, "-")], tiny_tokenizer, "cpu",
                        settings, log=lambda *_: None)
     assert a.seeds == b.seeds == [10_000, 0, 1, 2]  # warm-up seed, then seed + r for every prior
-    assert set(a.temperatures) == {1.0}
+    assert set(a.temperatures) == {None}   # left to each prior: its config's own, else 1
     row = result["speed"][0]
     assert row["gflops_per_image"] is None and row["status"] == "ok"  # unknown prior: no FLOP formula
 

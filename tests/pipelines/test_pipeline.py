@@ -81,7 +81,7 @@ def test_inpaint_keeps_unmasked_pixels(pipe):
 
 def test_inpaint_samples_cooler_than_free_generation(pipe, monkeypatch):
     """Inpainting's default temperature is INPAINT_TEMPERATURE (< 1); an explicit one, or None
-    (free sampling's 1.0), reaches the prior."""
+    (free sampling's: the prior's own, 1 for maskgit), reaches the prior."""
     from nar.sampling import INPAINT_TEMPERATURE
     prior = pipe.prior("maskgit")
     seen, sample = [], prior.sample
@@ -91,7 +91,8 @@ def test_inpaint_samples_cooler_than_free_generation(pipe, monkeypatch):
     for temperature in ("default", 1.0, None):
         kwargs = {} if temperature == "default" else {"temperature": temperature}
         pipe.inpaint(image, mask, prior="maskgit", steps=2, **kwargs)
-    assert 0 < INPAINT_TEMPERATURE < 1 and seen == [INPAINT_TEMPERATURE, 1.0, 1.0]
+    assert 0 < INPAINT_TEMPERATURE < 1 and seen == [INPAINT_TEMPERATURE, 1.0, None]
+    assert prior.resolve_temperature(None) == 1.0
 
 
 def test_inpaint_refines_maskgit_fills_unless_told_otherwise(pipe):
@@ -151,3 +152,21 @@ def test_settings_record_the_top_p_a_prior_sampled_with(pipe, monkeypatch):
     assert pipe.sample(prior="ar", n=1, top_p=1.0).settings["top_p"] == 1.0
     assert pipe.inpaint(image, mask, prior="ar").settings["top_p"] == 0.9
     assert "top_p" not in pipe.sample(prior="maskgit", n=1, steps=1).settings   # no filter of its own
+
+
+def test_settings_record_the_temperature_a_prior_sampled_at(pipe, monkeypatch):
+    """A prior's config may carry its own temperature (ar's): free sampling uses it unless told
+    otherwise, inpainting keeps its own cooler default, and the settings record what ran."""
+    import dataclasses
+    from nar.sampling import INPAINT_TEMPERATURE
+    prior = pipe.prior("ar")
+    monkeypatch.setattr(prior, "cfg", dataclasses.replace(prior.cfg, temperature=1.3))
+    warm = pipe.sample(prior="ar", n=1, seed=5)
+    assert warm.settings["temperature"] == 1.3
+    assert torch.equal(warm.tokens, pipe.sample(prior="ar", n=1, seed=5, temperature=1.3).tokens)
+    assert pipe.sample(prior="ar", n=1, temperature=1.0).settings["temperature"] == 1.0
+    image, mask = np.zeros((16, 16, 3), np.uint8), np.zeros((16, 16), bool)
+    mask[4:12, 4:12] = True
+    assert pipe.inpaint(image, mask, prior="ar").settings["temperature"] == INPAINT_TEMPERATURE
+    assert pipe.inpaint(image, mask, prior="ar", temperature=None).settings["temperature"] == 1.3
+    assert pipe.sample(prior="maskgit", n=1, steps=1).settings["temperature"] == 1.0   # none of its own

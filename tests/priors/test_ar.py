@@ -424,3 +424,20 @@ def test_a_config_top_p_is_the_default_a_caller_can_override_or_turn_off():
     for bad in (0.0, 1.5):
         with pytest.raises(NarError, match="top_p"):
             tiny(top_p=bad)
+
+
+def test_a_config_temperature_is_the_default_a_caller_can_override():
+    """ar's config carries the temperature it samples at when the caller gives none (set by
+    `ship_models.py --sampling ar temperature=...`); an explicit one wins, 0 stays greedy."""
+    warm, plain = tiny(num_classes=2, temperature=1.7), tiny(num_classes=2)
+    assert warm.resolve_temperature(None) == 1.7 and warm.resolve_temperature(0.0) == 0.0
+    assert plain.resolve_temperature(None) == 1.0
+    cond = torch.tensor([0, 1, 0, 1])
+    by_config = warm.sample(4, cond=cond, generator=gen(3)).tokens
+    assert torch.equal(by_config, warm.sample(4, cond=cond, temperature=1.7, generator=gen(3)).tokens)
+    assert torch.equal(warm.sample(4, cond=cond, temperature=1.0, generator=gen(3)).tokens,
+                       plain.sample(4, cond=cond, generator=gen(3)).tokens)    # the same weights at 1
+    assert not torch.equal(by_config, plain.sample(4, cond=cond, generator=gen(3)).tokens)
+    for bad in (0.0, -1.0):
+        with pytest.raises(NarError, match="temperature"):
+            tiny(temperature=bad)

@@ -127,3 +127,9 @@ def test_ar_ships_a_nucleus_filter_as_a_sampling_default(ship_models, tmp_path, 
     assert meta["sampling_changes"][-1]["changes"] == [{"key": "top_p", "from": 1.0, "to": 0.95}]
     with pytest.raises(SystemExit, match="valid config"):
         ship_models.ship_sampling("ar", {"top_p": 2})
+    ship_models.ship_sampling("ar", {"temperature": 1.1})   # a draw a little warmer than 1
+    meta = read_meta(tmp_path / "ar.safetensors")
+    assert meta["config"]["temperature"] == 1.1 and meta["config"]["top_p"] == 0.95
+    assert meta["sampling_changes"][-1]["changes"] == [{"key": "temperature", "from": 1.0, "to": 1.1}]
+    with pytest.raises(SystemExit, match="valid config"):
+        ship_models.ship_sampling("ar", {"temperature": 0})

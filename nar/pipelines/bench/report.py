@@ -248,7 +248,7 @@ def _json_safe(value):
 
 
 # config fields that change how a prior draws when the caller leaves them alone
-SAMPLING_DEFAULT_KEYS = ("steps", "top_p", "choice_temperature", "temperature_end", "update_rule")
+SAMPLING_DEFAULT_KEYS = ("steps", "temperature", "top_p", "choice_temperature", "temperature_end", "update_rule")
 
 
 def sampling_defaults(config: dict | None) -> str:
@@ -261,6 +261,8 @@ def sampling_defaults(config: dict | None) -> str:
         value = config[key]
         if key == "top_p" and value >= 1.0:
             shown.append("no nucleus filter")
+        elif key == "temperature" and value == 1.0:
+            continue   # the plain draw: not a default worth naming
         else:
             shown.append(f"{key} {value:g}" if isinstance(value, float) else f"{key} {value}")
     return ", ".join(shown) or "no sampling defaults of its own"
@@ -282,8 +284,10 @@ def to_markdown(result: dict[str, Any]) -> str:
     lines.append(f"- mode {s['mode']}: sizes {s['sizes']}, steps {s['steps'] or 'each prior default'}, "
                  f"batches {s['batches']}, "
                  f"{s['warmup']} warm-up run(s) then {s['repeats']} timed run(s) per row, seeds "
-                 f"{s['seed']}..{s['seed'] + s['repeats'] - 1} for every prior, temperature {s['temperature']} "
-                 f"(and each prior's own sampling defaults, listed with it below)")
+                 f"{s['seed']}..{s['seed'] + s['repeats'] - 1} for every prior, "
+                 + (f"temperature {s['temperature']} " if s.get('temperature') is not None
+                    else "each prior's own temperature ")
+                 + "(and each prior's own sampling defaults, listed with it below)")
     lines.append(f"- tokenizer: {result['tokenizer']['source']} (factor {result['tokenizer']['factor']}, "
                  f"{result['tokenizer']['codebook_size']} codes)")
     for p in result["priors"]:

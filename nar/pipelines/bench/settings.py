@@ -34,7 +34,7 @@ class BenchSettings:
     share_decode: bool = True                   # quick on CPU: time the decoder once per size, shared by all priors
     seed: int = 0                               # speed rows' seeds, untrained weights, and the quality
                                                 # samples' (the real sets stay: quality_seed)
-    temperature: float = 1.0
+    temperature: float | None = None            # None: each prior's own (its config's, else 1)
     quality: bool = True
     n_quality: int = 24                         # generated images per quality row (and real ones)
     quality_size: int = 256
@@ -81,7 +81,7 @@ class BenchSettings:
         if self.quality_cfg is not None and self.quality_cfg < 1:
             raise ArgumentError("quality_cfg", f"the quality rows' guidance scale must be >= 1 (1: conditional, "
                                                f"unguided), got {self.quality_cfg}")
-        if not self.temperature > 0:
+        if self.temperature is not None and not self.temperature > 0:
             raise ArgumentError("temperature", f"the bench's sampling temperature must be > 0, got {self.temperature}")
         if self.quality and self.n_quality < 4:
             raise ArgumentError("n_quality", "a quality row needs at least 4 images (precision/recall use k=3), "

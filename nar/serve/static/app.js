@@ -69,7 +69,8 @@ function onPrior() {
 function common() {
   const p = state.models.priors.find((x) => x.name === $("prior").value);
   const body = { prior: $("prior").value, seed: parseInt($("seed").value || "0", 10),
-                 temperature: parseFloat($("temperature").value || "1"), cfg: parseFloat($("cfg").value || "1") };
+                 cfg: parseFloat($("cfg").value || "1") };
+  if ($("temperature").value) body.temperature = parseFloat($("temperature").value);  // blank: the prior's own
   if (p && p.uses_steps) body.steps = parseInt($("steps").value || "8", 10);
   if ($("scene").value) body["class"] = $("scene").value;
   return body;
