@@ -34,7 +34,8 @@
 #  18. ar v4 trained on fresh 512² renders, one new grid per sample (a render worker beside it), stopped
 #      at step 1200 of a 1500-step cosine (shipped as ar v5)
 #  19. ar v5 trained on for a 500-step cosine (lr 1.2e-4) on fresh renders of a new stream (shipped as ar v6)
-#  20. ar v6 the same way on a third stream, lr 1e-4 (shipped as ar v7); both keep a nucleus filter of 0.98
+#  20. ar v6 the same way on a third stream, lr 1e-4 (shipped as ar v7); both keep a nucleus filter of 0.98,
+#      and v7 samples at temperature 1.1 (session 30)
 # Usage: bash scripts/train_defaults.sh [RUN_DIR]    (every step resumes if interrupted)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -159,3 +160,6 @@ ar_fresh_pass 10 1.2e-4 ar512s \
 # 20. ar v6 on stream 11 at lr 1e-4 (shipped as ar v7)
 ar_fresh_pass 11 1.0e-4 ar512t \
   "session 29: v6's nucleus filter kept for v7 (FD 2.62 at 144 samples; benchmarks/results/issue13/README.md)"
+# session 30: v7 samples at temperature 1.1 (with the filter it meets the FD and gradient targets together)
+.venv/bin/python scripts/ship_models.py --sampling ar temperature=1.1 \
+  --note "session 30: top_p 0.98 at temperature 1.1 meets the FD (2.86x the reconstruction) and gradient (0.62x real) targets together; at 1: 2.60x, 0.52x (benchmarks/results/issue13/README.md, session 29)"
