@@ -292,7 +292,8 @@ class Engine:
         prior = pipe.prior(key.prior)   # the settings a draw ran with: the prior's defaults filled in
         base = {"prior": key.prior, "steps": key.steps, "size": key.size,
                 "temperature": prior.resolve_temperature(key.temperature),
-                "top_k": key.top_k, "top_p": prior.resolve_top_p(key.top_p), "class_label": key.class_name, "cfg": key.cfg,
+                "top_k": key.top_k, "top_p": prior.resolve_top_p(key.top_p), "class_label": key.class_name,
+                "cfg": key.cfg,
                 "grid": list(key.grid), "image_size": [key.grid[0] * f, key.grid[1] * f],
                 "device": str(pipe.device), "prior_ckpt": self.priors.get(key.prior)}
         base = {k: v for k, v in base.items() if v is not None}
