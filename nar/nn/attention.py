@@ -4,13 +4,14 @@ blocks and stacks. Sequences are (B, N, D); rotary frequencies come from outside
 """
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
 from nar.nn.rotary import apply_rotary
 
-__all__ = ["Attention", "FeedForward", "TransformerBlock", "TransformerStack"]
+__all__ = ["Attention", "FeedForward", "TransformerBlock", "TransformerStack", "start_new_blocks_as_identity"]
 
 
 class Attention(nn.Module):
@@ -66,6 +67,14 @@ class TransformerBlock(nn.Module):
         x = x + self.resid_dropout(self.attn(self.attn_norm(x), rotary_freqs))
         return x + self.resid_dropout(self.ff(self.ff_norm(x)))
 
+    def start_as_identity(self) -> None:
+        """Zero both residual branches' output layers: the block passes its input through
+        unchanged until training moves them (gradients still reach those layers)."""
+        with torch.no_grad():
+            self.attn.to_out.weight.zero_()
+            self.ff.net[-1].weight.zero_()
+            self.ff.net[-1].bias.zero_()
+
 
 class TransformerStack(nn.Module):
     """``depth`` pre-norm blocks followed by a final LayerNorm (pre-norm residual streams
@@ -83,3 +92,19 @@ class TransformerStack(nn.Module):
         for block in self.blocks:
             x = block(x, rotary_freqs)
         return self.norm(x)
+
+
+def start_new_blocks_as_identity(module: nn.Module, loaded: set[str]) -> list[str]:
+    """After loading a parent's weights (``loaded``: the state-dict names that came from it), make
+    every `TransformerBlock` that got none of them the identity (`TransformerBlock.start_as_identity`),
+    so a network that adds blocks to its parent's (e.g. full-resolution layers around an
+    hourglass's valley) starts by computing exactly what the parent did, rather than from a
+    random perturbation of it. Returns the names of those blocks."""
+    new = []
+    for name, block in module.named_modules():
+        if isinstance(block, TransformerBlock):
+            keys = [f"{name}.{k}" for k in block.state_dict()]
+            if not any(k in loaded for k in keys):
+                block.start_as_identity()
+                new.append(name)
+    return new

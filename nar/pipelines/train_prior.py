@@ -16,6 +16,7 @@ from nar.core.config import from_dict, load_toml, to_dict, _deep_update
 from nar.core.recipes import KINDS_PRIOR
 from nar.core.errors import NarError
 from nar.data.tokens import TokenCache
+from nar.nn.attention import start_new_blocks_as_identity
 from nar.nn.hourglass import refine_patch_weights
 from nar.nn.positions import AbsolutePositions2D, resize_table
 from nar.pipelines.pipeline import Pipeline
@@ -146,8 +147,8 @@ def _train(name, cls, model_cfg, train_cfg, cache, out, tokenizer, conditional, 
 
 
 def _init_weights(prior, name: str, init_from) -> None:
-    """The weights of a trained checkpoint: of the same prior (blocks its config lacks keep their
-    initialisation), or one that the prior maps itself (``Prior.adopts`` / ``adopt_weights``: e.g.
+    """The weights of a trained checkpoint: of the same prior (transformer blocks it lacks start
+    as the identity, other new tensors keep their initialisation), or one that the prior maps itself (``Prior.adopts`` / ``adopt_weights``: e.g.
     maskgit from a sundae of the same hourglass, an ar from one with a shorter row table)."""
     tensors, meta = load_checkpoint(init_from)   # read once for every kind of tensor it may not fit
     refined = _refined_patches(prior, tensors, meta, init_from)
@@ -158,6 +159,10 @@ def _init_weights(prior, name: str, init_from) -> None:
     carried = _stretched_positions(prior, tensors, init_from) | refined
     load_weights_into(prior, init_from, "prior", name, allow_new=True,
                       keep_own=lambda k: k in carried or k in fresh)
+    added = start_new_blocks_as_identity(prior, set(tensors) | set(carried))
+    if added:
+        print(f"{init_from}: {len(added)} transformer blocks it lacks start as the identity "
+              f"({', '.join(added)})", flush=True)
     with torch.no_grad():
         for key, value in carried.items():
             prior.get_parameter(key).copy_(value)

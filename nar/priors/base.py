@@ -24,6 +24,7 @@ from torch import nn
 from nar.core.config import from_dict, to_dict
 from nar.core.device import PRECISIONS, use_bf16
 from nar.core.errors import ArgumentError, NarError
+from nar.nn.attention import start_new_blocks_as_identity
 from nar.sampling.filters import validate_sampling_args
 
 
@@ -74,13 +75,18 @@ class Prior(nn.Module):
 
     def _load_adopted(self, mapped: dict[str, torch.Tensor], source: str, hint: str) -> None:
         """Load another prior's tensors, renamed to this one's (``adopt_weights``); every tensor
-        must be there with this prior's shape, else one clear error (``hint``: what to match)."""
+        must be there with this prior's shape, else one clear error (``hint``: what to match).
+        Whole transformer blocks the parent lacks (a deeper network) start as the identity."""
         own = self.state_dict()
-        wrong = sorted(k for k in own if k not in mapped or mapped[k].shape != own[k].shape)
+        loaded = {k for k in own if k in mapped}
+        added = set()
+        for name in start_new_blocks_as_identity(self, loaded):  # blocks the parent lacks start as the identity
+            added |= {k for k in own if k.startswith(name + ".")}
+        wrong = sorted(k for k in own if k not in added and (k not in mapped or mapped[k].shape != own[k].shape))
         if wrong:
             raise NarError(f"the {source} checkpoint does not fit this {self.name} config ({len(wrong)} tensors "
                            f"missing or of another shape, e.g. {wrong[0]}): {hint}")
-        self.load_state_dict({k: mapped[k].to(own[k].dtype) for k in own})
+        self.load_state_dict({k: mapped[k].to(own[k].dtype) for k in loaded}, strict=False)
 
     # ---- what each prior implements -------------------------------------------------
     def loss(self, tokens: torch.Tensor, cond: torch.Tensor | None = None) -> dict[str, torch.Tensor]:

@@ -1,7 +1,7 @@
 import torch
 from einops import rearrange
 
-from nar.nn.attention import Attention, TransformerBlock, TransformerStack
+from nar.nn.attention import Attention, TransformerBlock, TransformerStack, start_new_blocks_as_identity
 from nar.nn.rotary import AxialRotary2D
 
 HEADS, DIM_HEAD = 4, 8
@@ -61,3 +61,20 @@ def test_block_and_stack_shapes():
     assert out.shape == x.shape
     out.sum().backward()
     assert all(p.grad is not None for p in stack.parameters())
+
+
+def test_blocks_a_parent_lacks_start_as_the_identity():
+    torch.manual_seed(0)
+    parent = TransformerStack(DIM, 1, HEADS, DIM_HEAD, ff_mult=2).eval()
+    child = TransformerStack(DIM, 3, HEADS, DIM_HEAD, ff_mult=2).eval()
+    child.load_state_dict(parent.state_dict(), strict=False)   # blocks.0 and the final norm
+    new = start_new_blocks_as_identity(child, set(parent.state_dict()))
+    assert new == ["blocks.1", "blocks.2"]
+    x = torch.randn(2, 6, DIM)
+    torch.testing.assert_close(child(x), parent(x))
+    # the zeroed layers still learn: a gradient reaches them
+    child(x).square().sum().backward()
+    assert child.blocks[1].attn.to_out.weight.grad.abs().sum() > 0
+    assert child.blocks[1].ff.net[-1].weight.grad.abs().sum() > 0
+    # a block the parent had is left alone
+    assert not start_new_blocks_as_identity(parent, set(parent.state_dict()))

@@ -116,3 +116,31 @@ def test_init_from_a_parent_with_a_larger_outer_patch_refines_its_merge(tiny_mod
         assert after[key].shape == value.shape and torch.allclose(after[key].float(), value, atol=1e-5), key
     valley = [k for k in before if k.startswith("net.root.valley.")]
     assert valley and all(torch.allclose(before[k].float(), after[k].float(), atol=1e-6) for k in valley)
+
+
+@pytest.mark.parametrize("child", ["sundae", "maskgit"])
+def test_init_from_a_shallower_parent_starts_its_new_blocks_as_the_identity(tiny_models, tmp_path, child):
+    """Full-resolution blocks added around a parent's valley (also through maskgit's adoption of a
+    sundae) start as the identity: the child's first logits are its parent's."""
+    from nar.priors import load_prior
+    parent = train_prior("sundae", tiny_models["tokens"], CONFIGS / "priors" / "sundae_tiny.toml",
+                         {**QUICK, "model.abs_positions": True}, out=tmp_path / "parent", progress=False)
+    parent = parent / "model.safetensors"
+    net = {"dim": 64, "heads": 2, "dim_head": 32, "depths": [2, 2, 2], "shorten": [2], "ff_mult": 2}
+    overrides = {**QUICK, **({"model.net.depths": [2, 2, 2], "model.abs_positions": True} if child == "sundae"
+                             else {"model.net": net})}
+    run = train_prior(child, tiny_models["tokens"], CONFIGS / "priors" / f"{child}_tiny.toml", overrides,
+                      out=tmp_path / "child", progress=False, init_from=parent)
+    after = load_file(run / "model.safetensors")
+    for key in ("net.root.pre.blocks.1.attn.to_out.weight", "net.root.post.blocks.1.ff.net.3.bias"):
+        assert after[key].abs().max() < 1e-6, key     # new: zeroed (an lr of 1e-12 keeps them there)
+    assert after["net.root.pre.blocks.1.attn.to_qkv.weight"].abs().max() > 0   # the rest initialised as usual
+    old, new = load_prior(parent), load_prior(run / "model.safetensors")
+    torch.manual_seed(0)
+    ids = torch.randint(old.codebook_size, (2, 8, 8))
+    classes = torch.zeros(2, dtype=torch.long)
+    with torch.no_grad():
+        want = old(ids, classes).reshape(2, 64, -1)
+        got = (new(ids.reshape(2, 64), classes, (8, 8))[..., : old.codebook_size] if child == "maskgit"
+               else new(ids, classes).reshape(2, 64, -1))
+    torch.testing.assert_close(got.float(), want.float(), atol=2e-3, rtol=1e-3)
