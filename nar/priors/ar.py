@@ -39,6 +39,12 @@ Temperature: the config's ``temperature`` is likewise the default when the calle
 gives some of it back (session 29: temperature 1.1 with top_p 0.98 had 0.62x the real gradient
 energy against 0.52x at 1, at FD 2.86x the reconstruction's against 2.60x).
 
+Guidance (``cfg_schedule``, `nar.sampling.schedules.guidance_scale`): "constant" (the default) guides
+every cell with the caller's scale; "linear" guides cell k of N with 1 + (cfg - 1) k / (N - 1), so the
+top rows (sky, mostly alike across scenes) are drawn from the conditional model unguided and the rows
+below, where the scenes differ, get the whole scale (MAR's schedule, read along the raster scan);
+"falling" runs the other way.
+
 Training runs x-transformers. Sampling reads the same weights into ``nar.nn.kv_cache``'s
 lean decoder with a static KV cache (preallocated at full length, written in place, rotary
 applied once when a key is written; gpt-fast / LlamaGen style): each new token costs one
@@ -83,6 +89,7 @@ from nar.priors.ar_decode import FastARDecoder
 from nar.priors.base import Prior, SampleOutput, SampleRequest
 from nar.priors.registry import PRIORS
 from nar.sampling.filters import check_config_temperature, check_config_top_p, sample_logits
+from nar.sampling.schedules import check_guidance_schedule, guidance_scale
 
 FIRST_TOKEN_MODES = ("class", "random")
 POS_MODES = ("rotary+2d", "rotary", "2d")
@@ -106,10 +113,12 @@ class ARConfig:
     grid_rows: int = 0            # rows of the grids training windows are cut from: see "Absolute rows"
     top_p: float = 1.0            # sampling: the nucleus filter when the caller gives no top_p (1.0: off)
     temperature: float = 1.0      # sampling: the temperature when the caller gives none
+    cfg_schedule: str = "constant"  # sampling: guidance scale along the raster scan (nar.sampling.schedules)
 
     def __post_init__(self):
         check_config_top_p("ar", self.top_p)
         check_config_temperature("ar", self.temperature)
+        check_guidance_schedule(self.cfg_schedule)
 
 
 @PRIORS.register("ar")
@@ -285,26 +294,28 @@ class ARPrior(Prior):
             logits = self.combine_guidance(logits, cfg_scale)
         return logits, cache
 
-    sample_options = ("use_cache", "compile")
+    sample_options = ("use_cache", "compile", "cfg_schedule")
 
     def _sample(self, req: SampleRequest) -> SampleOutput:
         """Raster-order sampling of (n, h, w) tokens (inside `Prior.sample`'s envelope). ``steps``
         is ignored (an AR model runs one step per token). Options: ``use_cache=False`` re-runs
         the whole prefix for every token (slow, for benchmarks and tests); ``compile`` runs the
         one-token step through torch.compile (None: ``self.compile_decode``, whose default is
-        on CUDA only)."""
+        on CUDA only); ``cfg_schedule`` the guidance scale along the scan (see "Guidance")."""
         n, (h, w), ids = req.n, req.grid, req.class_ids
         guide = req.cfg_scale != 1.0 and bool((ids != self.null_class).any())
         if guide:
             ids = torch.cat([ids, torch.full_like(ids, self.null_class)])
         use_cache = req.options.get("use_cache", True)
         fast = self._fast_decoder(self._want_compile(req.options.get("compile")), req.bf16) if use_cache else None
+        schedule = check_guidance_schedule(req.options.get("cfg_schedule", self.cfg.cfg_schedule))
         out, passes = self._scan(n, h, w, ids, guide, req.cfg_scale, req.known, req.keep, req.temperature,
-                                 req.top_k, req.top_p, req.generator, fast, callback=req.callback)
+                                 req.top_k, req.top_p, req.generator, fast, callback=req.callback,
+                                 cfg_schedule=schedule)
         return SampleOutput(tokens=out.view(n, h, w), steps_run=h * w, forward_passes=passes)
 
     def _scan(self, n, h, w, ids, guide, cfg_scale, known, keep, temperature, top_k, top_p, generator,
-              fast: "FastARDecoder | None", callback=None) -> tuple[torch.Tensor, int]:
+              fast: "FastARDecoder | None", callback=None, cfg_schedule: str = "constant") -> tuple[torch.Tensor, int]:
         """The raster scan: one cell at a time, each from a (cached) window around it. ``fast``
         None: no cache, every step re-runs its window's prefix through x-transformers.
         ``callback(row, h, tokens)`` after each finished row (rows 0 … h-1)."""
@@ -343,6 +354,7 @@ class ARPrior(Prior):
                     row_origin = r0
                     row0 = self.row_shift(r0, h)  # the row id of the window's first row
                 p = (i - r0) * ww + (j - c0)  # position of cell (i, j) in its window's sequence
+                scale = guidance_scale(cfg_scale, k / max(h * w - 1, 1), cfg_schedule)
                 cache, fed = None, 0
                 if use_cache:
                     cache = caches.get((r0, c0))
@@ -359,9 +371,9 @@ class ARPrior(Prior):
                 if use_cache:
                     logits = fast.logits(ids, torch.cat([prev, prev]) if guide else prev, cache, row0)
                     if guide:
-                        logits = self.combine_guidance(logits, cfg_scale)
+                        logits = self.combine_guidance(logits, scale)
                 else:
-                    logits, _ = self._step(ids, prev, fed, ww, None, guide, cfg_scale, row0)
+                    logits, _ = self._step(ids, prev, fed, ww, None, guide, scale, row0)
                 passes += 1
                 tok = sample_logits(logits, temperature, top_k, top_p, generator)
             if fixed is not None:

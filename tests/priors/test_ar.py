@@ -441,3 +441,28 @@ def test_a_config_temperature_is_the_default_a_caller_can_override():
     for bad in (0.0, -1.0):
         with pytest.raises(NarError, match="temperature"):
             tiny(temperature=bad)
+
+
+def test_a_guidance_schedule_scales_cfg_along_the_raster_scan():
+    """``cfg_schedule="linear"`` guides cell k of N with 1 + (cfg - 1) k / (N - 1): the first cell is
+    the conditional model's own draw, the last gets the whole scale; "constant" is plain CFG."""
+    prior = tiny(num_classes=2)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in prior.parameters():   # a model whose class matters, so guidance changes draws
+            p.add_(0.5 * torch.randn_like(p))
+    cond = torch.tensor([0, 1, 0, 1, 0, 1, 0, 1])
+    constant = prior.sample(8, cond=cond, cfg_scale=4.0, generator=gen(5)).tokens
+    assert torch.equal(constant, prior.sample(8, cond=cond, cfg_scale=4.0, generator=gen(5),
+                                              cfg_schedule="constant").tokens)
+    linear = prior.sample(8, cond=cond, cfg_scale=4.0, generator=gen(5), cfg_schedule="linear").tokens
+    unguided = prior.sample(8, cond=cond, cfg_scale=1.0, generator=gen(5)).tokens
+    assert torch.equal(linear[:, 0, 0], unguided[:, 0, 0])      # scale 1 at the first cell
+    assert not torch.equal(linear, constant) and not torch.equal(linear, unguided)
+    by_config = tiny(num_classes=2, cfg_schedule="linear")
+    by_config.load_state_dict(prior.state_dict())
+    assert torch.equal(by_config.sample(8, cond=cond, cfg_scale=4.0, generator=gen(5)).tokens, linear)
+    with pytest.raises(NarError, match="guidance schedule"):
+        tiny(cfg_schedule="rising")
+    with pytest.raises(NarError, match="guidance schedule"):
+        prior.sample(2, cond=cond[:2], cfg_scale=2.0, cfg_schedule="rising")
