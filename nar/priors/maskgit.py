@@ -31,6 +31,18 @@ Positions
     prepended token would need a position of its own, and its rotary angle relative to
     far-away grid cells (never seen in training) would break the relative-offset picture.
 
+Raster layout (``layout = "raster"``): the ar prior's network, run without its causal mask
+    The grid as ar reads it: position 0 holds the class embedding, position k > 0 the token of
+    cell k - 1 (``[MASK]`` or a code), every position carries the learned row and column of cell k
+    and 1D rotary offsets along the raster sequence, and the output at position k gives cell k's
+    logits. The last cell's token is never an input (it has no position to sit at). With ar's
+    tensor names and shapes it starts from a trained ar (`adopt_weights`): at first it predicts
+    each cell from the cells before it as ar does, and fine-tuning teaches it to read the cells
+    after it and the masks (LLaMA-to-diffusion adaptations such as DiffuLLaMA keep the same shift
+    so that the causal model's output head stays valid). Every layer attends over all h·w
+    tokens at full resolution, so a step costs several times an hourglass step; grids no larger
+    than the training grid.
+
 Training (``loss``)
     Per sample: u ~ U(0, 1), mask ratio r = γ(u) (cosine schedule: r = cos(π/2 · u)),
     ``max(1, ceil(r · N))`` positions chosen uniformly at random are replaced by ``[MASK]``;
@@ -95,7 +107,7 @@ from nar.core.device import PRECISIONS
 from nar.core.errors import ArgumentError, NarError
 from nar.nn.flops import transformer_flops
 from nar.nn.hourglass import Hourglass2D, HourglassConfig, count_flops, patch_offset, run_shifted
-from nar.nn.positions import AbsolutePositions2D, grid_positions
+from nar.nn.positions import AbsolutePositions2D, grid_positions, resize_table
 from nar.nn.rotary import AxialRotary2D
 from nar.priors.base import Prior, SampleOutput, SampleRequest
 from nar.priors.maskgit_critic import SelfCritic
@@ -125,6 +137,8 @@ class MaskGITConfig:
     # rotary_theta); a HourglassConfig = SUNDAE's 2D hourglass instead (those fields unused), with
     # learned absolute positions, for megapixel grids (4096 tokens) at CPU cost
     net: HourglassConfig | None = None
+    layout: str = "grid"            # "grid": the network above; "raster": ar's network without its causal
+                                    # mask (Raster layout; dim, depth, heads, ff_mult, dropout)
     shift_patches: bool = False     # hourglass only: move its patch grid (random per training batch,
                                     # every offset in turn while sampling), as SUNDAE's shift_patches
     box_corruption: float = 0.0     # training: share of samples masked only inside a random box (the
@@ -142,6 +156,10 @@ class MaskGITConfig:
     def __post_init__(self):
         if isinstance(self.net, dict):  # from TOML / a checkpoint's config
             self.net = HourglassConfig(**self.net)
+        if self.layout not in LAYOUTS:
+            raise NarError(f"maskgit: layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
+        if self.layout == "raster" and self.net is not None:
+            raise NarError("maskgit: the raster layout is ar's transformer; it takes no [model.net] hourglass")
         if self.shift_patches and self.net is None:
             raise NarError("maskgit: shift_patches needs the hourglass network ([model.net])")
         if self.sample_precision not in PRECISIONS:
@@ -177,6 +195,7 @@ def check_best_of(candidates, ring) -> tuple[int, int]:
 
 
 INITS = ("mask", "reflect")   # how an inpainting region starts (Fill order, above)
+LAYOUTS = ("grid", "raster")  # the network's input layout (Positions / Raster layout, above)
 # options ``sample`` accepts beyond the shared arguments
 SAMPLE_OPTIONS = ("choice_temperature", "schedule", "refine_rounds", "refine_ratio", "refine_steps", "cfg_schedule",
                   "epsilon", "init", "outside_in", "candidates", "rank_ring")
@@ -202,7 +221,16 @@ class MaskGITPrior(SelfCritic, Prior):
         dim = cfg.dim if cfg.net is None else cfg.net.dim
         self.tok_emb = nn.Embedding(self.codebook_size + 1, dim)
         self.cls_emb = nn.Embedding(self.num_classes + 1, dim)
-        if cfg.net is None:
+        if cfg.layout == "raster":   # ar's tensors, names and all (adopt_weights)
+            self.row_emb = nn.Embedding(self.train_grid[0], dim)
+            self.col_emb = nn.Embedding(self.train_grid[1], dim)
+            nn.init.normal_(self.row_emb.weight, std=0.02)
+            nn.init.normal_(self.col_emb.weight, std=0.02)
+            self.emb_dropout = nn.Dropout(cfg.dropout)
+            self.encoder = Encoder(dim=dim, depth=cfg.depth, heads=cfg.heads, attn_dim_head=dim_head,
+                                   ff_mult=cfg.ff_mult, rotary_pos_emb=True, attn_dropout=cfg.dropout,
+                                   ff_dropout=cfg.dropout, attn_flash=True)
+        elif cfg.net is None:
             self.row_emb = nn.Parameter(torch.randn(self.train_grid[0], dim) * 0.02)
             self.col_emb = nn.Parameter(torch.randn(self.train_grid[1], dim) * 0.02)
             self.emb_dropout = nn.Dropout(cfg.dropout)
@@ -231,7 +259,9 @@ class MaskGITPrior(SelfCritic, Prior):
         that training and sampling would throw away). ``shift``: the hourglass's patch-grid
         offset (`nar.nn.hourglass.run_shifted`)."""
         h, w = grid
-        if self.cfg.net is None:
+        if self.cfg.layout == "raster":
+            x = self._raster(ids, class_ids, w)
+        elif self.cfg.net is None:
             x = self.tok_emb(ids) + self.cls_emb(class_ids)[:, None] + self.abs_positions(grid)
             x = self.emb_dropout(x)
             freqs = self.rotary.freqs(h, w, device=ids.device)[None]  # (1, N, dim_head)
@@ -241,6 +271,14 @@ class MaskGITPrior(SelfCritic, Prior):
             x = x + self.cls_emb(class_ids)[:, None, None] + self.positions(h, w)
             x = rearrange(run_shifted(self.net, x, shift), "b h w d -> b (h w) d")
         return self.to_logits(x if select is None else x[select])
+
+    def _raster(self, ids: torch.Tensor, class_ids: torch.Tensor, width: int) -> torch.Tensor:
+        """(B, N) ids -> (B, N, dim) features; position k: the token of cell k - 1 (the class at 0),
+        the row and column of cell k (Raster layout)."""
+        x = torch.cat([self.cls_emb(class_ids)[:, None], self.tok_emb(ids[:, :-1])], dim=1)
+        k = torch.arange(ids.shape[1], device=ids.device)
+        x = x + self.row_emb(k // width) + self.col_emb(k % width)
+        return self.encoder(self.emb_dropout(x))
 
     def patch_shift(self, step: int | None = None) -> tuple[int, int]:
         """The hourglass's patch-grid offset: (0, 0) unless ``shift_patches``; random in training
@@ -253,6 +291,9 @@ class MaskGITPrior(SelfCritic, Prior):
 
     def check_grid(self, grid: tuple[int, int]) -> tuple[int, int]:
         h, w = super().check_grid(grid)
+        if self.cfg.layout == "raster" and (h > self.train_grid[0] or w > self.train_grid[1]):
+            raise NarError(f"maskgit: a {h}x{w} grid is larger than the raster layout's training grid "
+                           f"{self.train_grid[0]}x{self.train_grid[1]}; its row and column tables end there")
         if self.cfg.net is not None:
             t = self.grid_multiple
             if h % t or w % t:
@@ -266,9 +307,12 @@ class MaskGITPrior(SelfCritic, Prior):
         from the same network, so only the input and output tables differ. The ``[MASK]`` row
         starts as the mean token embedding (SUNDAE's corrupted cells are random tokens, whose
         expectation that is); the head's ``[MASK]`` output row, never trained or sampled, is 0."""
+        if meta.get("name") == "ar" and self.cfg.layout == "raster":
+            return self._adopt_ar(tensors, meta)
         if meta.get("name") != "sundae" or self.cfg.net is None:
             raise NarError("maskgit starts from another prior's weights only from a sundae checkpoint, "
-                           "into the hourglass network ([model.net] the same as that sundae's)")
+                           "into the hourglass network ([model.net] the same as that sundae's), or from an "
+                           "ar checkpoint into the raster layout (layout = \"raster\")")
         emb = tensors["tok_emb.weight"]
         mapped = {"tok_emb.weight": torch.cat([emb, emb.mean(0, keepdim=True)]),
                   "cls_emb.weight": tensors["class_emb.weight"],
@@ -279,6 +323,27 @@ class MaskGITPrior(SelfCritic, Prior):
                 mapped[k] = v
         self._load_adopted(mapped, "sundae", "give [model.net] the sundae's network, the same tokenizer "
                            "and the same classes")
+
+    def _adopt_ar(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+        """From an ar of the same width and depth (``pos = "rotary+2d"``, a class start token, a plain
+        token table): its layers, tables and head as they are (row / column tables stretched to
+        this grid when their lengths differ), a ``[MASK]`` row of the mean token embedding, and a
+        zero ``[MASK]`` output row (Raster layout)."""
+        config = meta.get("config") or {}
+        if config.get("pos", "rotary+2d") != "rotary+2d" or config.get("first_token", "class") != "class" \
+                or config.get("codebook_init", False):
+            raise NarError("maskgit's raster layout starts from an ar with rotary+2d positions, the class as its "
+                           "start token and a plain token table (codebook_init = false)")
+        emb, head_w, head_b = tensors["tok_emb.weight"], tensors["head.weight"], tensors["head.bias"]
+        mapped = {"tok_emb.weight": torch.cat([emb, emb.mean(0, keepdim=True)]),
+                  "cls_emb.weight": tensors["cls_emb.weight"],
+                  "row_emb.weight": resize_table(tensors["row_emb.weight"].float(), self.row_emb.num_embeddings),
+                  "col_emb.weight": resize_table(tensors["col_emb.weight"].float(), self.col_emb.num_embeddings),
+                  "to_logits.weight": torch.cat([head_w, torch.zeros_like(head_w[:1])]),
+                  "to_logits.bias": torch.cat([head_b, torch.zeros_like(head_b[:1])])}
+        mapped |= {"encoder." + k[len("layers."):]: v for k, v in tensors.items() if k.startswith("layers.")}
+        self._load_adopted(mapped, "ar", "give the raster layout the ar's dim, depth, heads (dim / heads = its "
+                           "dim_head) and ff_mult, the same tokenizer and the same classes")
 
     # ---- training --------------------------------------------------------------------------
     def loss(self, tokens: torch.Tensor, cond: torch.Tensor | None = None) -> dict[str, torch.Tensor]:

@@ -144,3 +144,22 @@ def test_init_from_a_shallower_parent_starts_its_new_blocks_as_the_identity(tiny
         got = (new(ids.reshape(2, 64), classes, (8, 8))[..., : old.codebook_size] if child == "maskgit"
                else new(ids, classes).reshape(2, 64, -1))
     torch.testing.assert_close(got.float(), want.float(), atol=2e-3, rtol=1e-3)
+
+
+def test_a_raster_maskgit_starts_from_a_trained_ar(tiny_models, tmp_path):
+    """`nar train --prior maskgit --init-from ar.safetensors` with ``layout = "raster"``: the ar's layers,
+    tables and head carry over under maskgit's names, plus a [MASK] row."""
+    parent = tiny_models["priors"]["ar"]
+    run = train_prior("maskgit", tiny_models["tokens"], CONFIGS / "priors" / "maskgit_tiny.toml",
+                      {**QUICK, "model.layout": "raster", "model.heads": 2}, out=tmp_path / "raster",
+                      progress=False, init_from=parent)
+    before, after = load_file(parent), load_file(run / "model.safetensors")
+    layers = [k for k in before if k.startswith("layers.")]
+    assert layers and all(torch.allclose(before[k].float(), after["encoder." + k[7:]].float(), atol=1e-6)
+                          for k in layers)
+    size = before["tok_emb.weight"].shape[0]
+    assert torch.allclose(after["tok_emb.weight"][:size].float(), before["tok_emb.weight"].float(), atol=1e-6)
+    assert after["tok_emb.weight"].shape[0] == size + 1
+    with pytest.raises(NarError, match="raster layout"):
+        train_prior("maskgit", tiny_models["tokens"], CONFIGS / "priors" / "maskgit_tiny.toml",
+                    {**QUICK, "model.heads": 2}, out=tmp_path / "grid", progress=False, init_from=parent)
