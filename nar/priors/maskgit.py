@@ -107,10 +107,11 @@ from nar.core.device import PRECISIONS
 from nar.core.errors import ArgumentError, NarError
 from nar.nn.flops import transformer_flops
 from nar.nn.hourglass import Hourglass2D, HourglassConfig, count_flops, patch_offset, run_shifted
-from nar.nn.positions import AbsolutePositions2D, grid_positions, resize_table
+from nar.nn.positions import AbsolutePositions2D, grid_positions
 from nar.nn.rotary import AxialRotary2D
 from nar.priors.base import Prior, SampleOutput, SampleRequest
 from nar.priors.maskgit_critic import SelfCritic
+from nar.priors.maskgit_raster import RasterLayout
 from nar.priors.registry import PRIORS
 from nar.sampling.fill import distance_to_kept, reflect_fill
 from nar.sampling.filters import ascending_ranks, epsilon_filter, gumbel_noise, sample_logits
@@ -202,7 +203,7 @@ SAMPLE_OPTIONS = ("choice_temperature", "schedule", "refine_rounds", "refine_rat
 
 
 @PRIORS.register("maskgit")
-class MaskGITPrior(SelfCritic, Prior):
+class MaskGITPrior(SelfCritic, RasterLayout, Prior):
     name = "maskgit"
     config_cls = MaskGITConfig
     default_steps = 12
@@ -221,15 +222,8 @@ class MaskGITPrior(SelfCritic, Prior):
         dim = cfg.dim if cfg.net is None else cfg.net.dim
         self.tok_emb = nn.Embedding(self.codebook_size + 1, dim)
         self.cls_emb = nn.Embedding(self.num_classes + 1, dim)
-        if cfg.layout == "raster":   # ar's tensors, names and all (adopt_weights)
-            self.row_emb = nn.Embedding(self.train_grid[0], dim)
-            self.col_emb = nn.Embedding(self.train_grid[1], dim)
-            nn.init.normal_(self.row_emb.weight, std=0.02)
-            nn.init.normal_(self.col_emb.weight, std=0.02)
-            self.emb_dropout = nn.Dropout(cfg.dropout)
-            self.encoder = Encoder(dim=dim, depth=cfg.depth, heads=cfg.heads, attn_dim_head=dim_head,
-                                   ff_mult=cfg.ff_mult, rotary_pos_emb=True, attn_dropout=cfg.dropout,
-                                   ff_dropout=cfg.dropout, attn_flash=True)
+        if cfg.layout == "raster":
+            self._build_raster(dim, dim_head)
         elif cfg.net is None:
             self.row_emb = nn.Parameter(torch.randn(self.train_grid[0], dim) * 0.02)
             self.col_emb = nn.Parameter(torch.randn(self.train_grid[1], dim) * 0.02)
@@ -271,14 +265,6 @@ class MaskGITPrior(SelfCritic, Prior):
             x = x + self.cls_emb(class_ids)[:, None, None] + self.positions(h, w)
             x = rearrange(run_shifted(self.net, x, shift), "b h w d -> b (h w) d")
         return self.to_logits(x if select is None else x[select])
-
-    def _raster(self, ids: torch.Tensor, class_ids: torch.Tensor, width: int) -> torch.Tensor:
-        """(B, N) ids -> (B, N, dim) features; position k: the token of cell k - 1 (the class at 0),
-        the row and column of cell k (Raster layout)."""
-        x = torch.cat([self.cls_emb(class_ids)[:, None], self.tok_emb(ids[:, :-1])], dim=1)
-        k = torch.arange(ids.shape[1], device=ids.device)
-        x = x + self.row_emb(k // width) + self.col_emb(k % width)
-        return self.encoder(self.emb_dropout(x))
 
     def patch_shift(self, step: int | None = None) -> tuple[int, int]:
         """The hourglass's patch-grid offset: (0, 0) unless ``shift_patches``; random in training
@@ -323,27 +309,6 @@ class MaskGITPrior(SelfCritic, Prior):
                 mapped[k] = v
         self._load_adopted(mapped, "sundae", "give [model.net] the sundae's network, the same tokenizer "
                            "and the same classes")
-
-    def _adopt_ar(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
-        """From an ar of the same width and depth (``pos = "rotary+2d"``, a class start token, a plain
-        token table): its layers, tables and head as they are (row / column tables stretched to
-        this grid when their lengths differ), a ``[MASK]`` row of the mean token embedding, and a
-        zero ``[MASK]`` output row (Raster layout)."""
-        config = meta.get("config") or {}
-        if config.get("pos", "rotary+2d") != "rotary+2d" or config.get("first_token", "class") != "class" \
-                or config.get("codebook_init", False):
-            raise NarError("maskgit's raster layout starts from an ar with rotary+2d positions, the class as its "
-                           "start token and a plain token table (codebook_init = false)")
-        emb, head_w, head_b = tensors["tok_emb.weight"], tensors["head.weight"], tensors["head.bias"]
-        mapped = {"tok_emb.weight": torch.cat([emb, emb.mean(0, keepdim=True)]),
-                  "cls_emb.weight": tensors["cls_emb.weight"],
-                  "row_emb.weight": resize_table(tensors["row_emb.weight"].float(), self.row_emb.num_embeddings),
-                  "col_emb.weight": resize_table(tensors["col_emb.weight"].float(), self.col_emb.num_embeddings),
-                  "to_logits.weight": torch.cat([head_w, torch.zeros_like(head_w[:1])]),
-                  "to_logits.bias": torch.cat([head_b, torch.zeros_like(head_b[:1])])}
-        mapped |= {"encoder." + k[len("layers."):]: v for k, v in tensors.items() if k.startswith("layers.")}
-        self._load_adopted(mapped, "ar", "give the raster layout the ar's dim, depth, heads (dim / heads = its "
-                           "dim_head) and ff_mult, the same tokenizer and the same classes")
 
     # ---- training --------------------------------------------------------------------------
     def loss(self, tokens: torch.Tensor, cond: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
