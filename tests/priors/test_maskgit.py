@@ -182,20 +182,12 @@ def test_runs_on_grids_larger_and_non_square_than_training():
         assert torch.allclose(small[r, c], big[R, C], atol=1e-6)
 
 
-def test_tiny_model_overfits_one_grid_per_class():
+def test_tiny_model_overfits_one_grid_per_class(train_steps):
     torch.manual_seed(0)
-    prior = make(num_classes=3, dim=64, heads=4).train()
+    prior = make(num_classes=3, dim=64, heads=4)
     grids = torch.randint(0, V, (3, 4, 4), generator=gen(1))
-    opt = torch.optim.AdamW(prior.parameters(), lr=3e-3, weight_decay=0.0)
     labels = torch.arange(3).repeat(8)
-    first = None
-    for _ in range(120):
-        parts = prior.loss(grids[labels], labels)
-        first = first if first is not None else parts["loss"].item()
-        opt.zero_grad()
-        parts["loss"].backward()
-        opt.step()
-    prior.eval()
+    first, parts = train_steps(prior, grids[labels], labels, 120)
     assert parts["loss"].item() < first / 2
     out = prior.sample(3, (4, 4), steps=4, temperature=0.0, cond=torch.arange(3), choice_temperature=0.0)
     assert torch.equal(out.tokens, grids)

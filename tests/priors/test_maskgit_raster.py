@@ -93,20 +93,12 @@ def test_config_and_adoption_errors_are_clear():
         grid_prior.adopt_weights(dict(ar_parent().state_dict()), ar_parent().meta())
 
 
-def test_overfits_one_grid_per_class_and_samples_it_back():
+def test_overfits_one_grid_per_class_and_samples_it_back(train_steps):
     torch.manual_seed(0)
-    prior = raster(num_classes=3, dim=64, heads=4).train()
+    prior = raster(num_classes=3, dim=64, heads=4)
     grids = torch.randint(0, V, (3, *GRID), generator=gen(1))
-    opt = torch.optim.AdamW(prior.parameters(), lr=3e-3, weight_decay=0.0)
     labels = torch.arange(3).repeat(8)
-    first = None
-    for _ in range(150):
-        parts = prior.loss(grids[labels], labels)
-        first = first if first is not None else parts["loss"].item()
-        opt.zero_grad()
-        parts["loss"].backward()
-        opt.step()
-    prior.eval()
+    first, parts = train_steps(prior, grids[labels], labels, 150)
     assert parts["loss"].item() < first / 2
     out = prior.sample(3, GRID, steps=4, temperature=0.0, cond=torch.arange(3), choice_temperature=0.0)
     assert torch.equal(out.tokens, grids)
