@@ -148,8 +148,9 @@ def _train(name, cls, model_cfg, train_cfg, cache, out, tokenizer, conditional, 
 
 def _init_weights(prior, name: str, init_from) -> None:
     """The weights of a trained checkpoint: of the same prior (transformer blocks it lacks start
-    as the identity, other new tensors keep their initialisation), or one that the prior maps itself (``Prior.adopts`` / ``adopt_weights``: e.g.
-    maskgit from a sundae of the same hourglass, an ar from one with a shorter row table)."""
+    as the identity, other new tensors keep their initialisation), or one that the prior maps
+    itself (``Prior.adopts`` / ``adopt_weights``: e.g. maskgit from a sundae of the same hourglass
+    or, in its raster layout, from an ar; an ar from one with a shorter row table)."""
     tensors, meta = load_checkpoint(init_from)   # read once for every kind of tensor it may not fit
     refined = _refined_patches(prior, tensors, meta, init_from)
     if meta.get("kind") == "prior" and prior.adopts(meta):
