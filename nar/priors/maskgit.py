@@ -299,16 +299,22 @@ class MaskGITPrior(SelfCritic, RasterLayout, Prior):
             raise NarError("maskgit starts from another prior's weights only from a sundae checkpoint, "
                            "into the hourglass network ([model.net] the same as that sundae's), or from an "
                            "ar checkpoint into the raster layout (layout = \"raster\")")
-        emb = tensors["tok_emb.weight"]
-        mapped = {"tok_emb.weight": torch.cat([emb, emb.mean(0, keepdim=True)]),
-                  "cls_emb.weight": tensors["class_emb.weight"],
-                  "to_logits.weight": torch.cat([tensors["head.weight"], torch.zeros_like(tensors["head.weight"][:1])]),
-                  "to_logits.bias": torch.cat([tensors["head.bias"], torch.zeros_like(tensors["head.bias"][:1])])}
+        mapped = self._with_mask_rows(tensors["tok_emb.weight"], tensors["head.weight"], tensors["head.bias"])
+        mapped["cls_emb.weight"] = tensors["class_emb.weight"]
         for k, v in tensors.items():
             if k.startswith(("net.", "positions.")):
                 mapped[k] = v
         self._load_adopted(mapped, "sundae", "give [model.net] the sundae's network, the same tokenizer "
                            "and the same classes")
+
+    @staticmethod
+    def _with_mask_rows(emb: torch.Tensor, head_weight: torch.Tensor,
+                        head_bias: torch.Tensor) -> dict[str, torch.Tensor]:
+        """A parent's (V, d) token table and (V, d) / (V,) output head as this prior's, each with a
+        ``[MASK]`` row added: the mean token embedding in, zeros out (never trained or sampled)."""
+        return {"tok_emb.weight": torch.cat([emb, emb.mean(0, keepdim=True)]),
+                "to_logits.weight": torch.cat([head_weight, torch.zeros_like(head_weight[:1])]),
+                "to_logits.bias": torch.cat([head_bias, torch.zeros_like(head_bias[:1])])}
 
     # ---- training --------------------------------------------------------------------------
     def loss(self, tokens: torch.Tensor, cond: torch.Tensor | None = None) -> dict[str, torch.Tensor]:

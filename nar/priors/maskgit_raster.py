@@ -13,8 +13,8 @@ __all__ = ["RasterLayout"]
 
 
 class RasterLayout:
-    """Mixed into `MaskGITPrior`: needs its ``cfg``, ``train_grid``, ``tok_emb``, ``cls_emb`` and
-    ``_load_adopted``."""
+    """Mixed into `MaskGITPrior`: needs its ``cfg``, ``train_grid``, ``tok_emb``, ``cls_emb``,
+    ``_with_mask_rows`` and ``_load_adopted``."""
 
     def _build_raster(self, dim: int, dim_head: int) -> None:
         """ar's tables and layers (`nar.priors.ar`), named as there but for ``encoder`` (ar: ``layers``)."""
@@ -46,13 +46,10 @@ class RasterLayout:
                 or config.get("codebook_init", False):
             raise NarError("maskgit's raster layout starts from an ar with rotary+2d positions, the class as its "
                            "start token and a plain token table (codebook_init = false)")
-        emb, head_w, head_b = tensors["tok_emb.weight"], tensors["head.weight"], tensors["head.bias"]
-        mapped = {"tok_emb.weight": torch.cat([emb, emb.mean(0, keepdim=True)]),
-                  "cls_emb.weight": tensors["cls_emb.weight"],
-                  "row_emb.weight": resize_table(tensors["row_emb.weight"].float(), self.row_emb.num_embeddings),
-                  "col_emb.weight": resize_table(tensors["col_emb.weight"].float(), self.col_emb.num_embeddings),
-                  "to_logits.weight": torch.cat([head_w, torch.zeros_like(head_w[:1])]),
-                  "to_logits.bias": torch.cat([head_b, torch.zeros_like(head_b[:1])])}
+        mapped = self._with_mask_rows(tensors["tok_emb.weight"], tensors["head.weight"], tensors["head.bias"])
+        mapped |= {"cls_emb.weight": tensors["cls_emb.weight"],
+                   "row_emb.weight": resize_table(tensors["row_emb.weight"].float(), self.row_emb.num_embeddings),
+                   "col_emb.weight": resize_table(tensors["col_emb.weight"].float(), self.col_emb.num_embeddings)}
         mapped |= {"encoder." + k[len("layers."):]: v for k, v in tensors.items() if k.startswith("layers.")}
         self._load_adopted(mapped, "ar", "give the raster layout the ar's dim, depth, heads (dim / heads = its "
                            "dim_head) and ff_mult, the same tokenizer and the same classes")
