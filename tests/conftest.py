@@ -60,3 +60,22 @@ def tiny_models(tmp_path_factory):
                           out=root / name, progress=False)
         priors[name] = run / "model.safetensors"
     return {"tokenizer": tok, "tokens": tokens, "priors": priors, "root": root}
+
+
+@pytest.fixture
+def train_steps():
+    """``train_steps(prior, tokens, cond, steps, lr)`` trains the prior in place (AdamW, no weight
+    decay) and returns (the first step's loss, the last step's loss parts), the prior back in eval."""
+    def run(prior, tokens, cond, steps: int, lr: float = 3e-3):
+        opt = torch.optim.AdamW(prior.parameters(), lr=lr, weight_decay=0.0)
+        prior.train()
+        first = None
+        for _ in range(steps):
+            parts = prior.loss(tokens, cond)
+            first = first if first is not None else parts["loss"].item()
+            opt.zero_grad()
+            parts["loss"].backward()
+            opt.step()
+        prior.eval()
+        return first, parts
+    return run

@@ -16,24 +16,3 @@ def record_guidance():
         prior.guided = spy
         return scales
     return install
-
-
-@pytest.fixture
-def train_steps():
-    """``train_steps(prior, tokens, cond, steps, lr)`` trains the prior in place (AdamW, no weight
-    decay) and returns (the first step's loss, the last step's loss parts), the prior back in eval."""
-    import torch
-
-    def run(prior, tokens, cond, steps: int, lr: float = 3e-3):
-        opt = torch.optim.AdamW(prior.parameters(), lr=lr, weight_decay=0.0)
-        prior.train()
-        first = None
-        for _ in range(steps):
-            parts = prior.loss(tokens, cond)
-            first = first if first is not None else parts["loss"].item()
-            opt.zero_grad()
-            parts["loss"].backward()
-            opt.step()
-        prior.eval()
-        return first, parts
-    return run
