@@ -22,14 +22,15 @@ from nar.priors import load_prior
 HELD_OUT_SEED = 9_123_457
 
 
-def held_out_grids(n: int, size: int, cache: Path) -> tuple[torch.Tensor, torch.Tensor]:
+def held_out_grids(n: int, size: int, cache: Path, seed: int = HELD_OUT_SEED) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first n renders of LandscapeDataset(size, seed), encoded with the shipped tokenizer, cached."""
     if cache.exists():
         saved = load_file(cache)
         if len(saved["grids"]) >= n:
             return saved["grids"][:n], saved["labels"][:n]
     from nar.tokenizer.load import load_tokenizer
     from nar.train.fresh_tokens import encode_landscapes
-    grids, labels = encode_landscapes(load_tokenizer(MODELS_DIR / TOKENIZER_FILE), size, HELD_OUT_SEED, 0, n)
+    grids, labels = encode_landscapes(load_tokenizer(MODELS_DIR / TOKENIZER_FILE), size, seed, 0, n)
     out = torch.from_numpy(grids.astype("int64")), torch.from_numpy(labels)
     cache.parent.mkdir(parents=True, exist_ok=True)
     save_file({"grids": out[0], "labels": out[1]}, cache)

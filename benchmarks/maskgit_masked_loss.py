@@ -14,28 +14,11 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
-from safetensors.torch import load_file, save_file
-
+from ar_class_information import held_out_grids   # benchmarks/ is on the path when run as a script
 from nar.eval.masked_loss import RATIOS, masked_token_loss
-from nar.pipelines.models import MODELS_DIR, TOKENIZER_FILE
 from nar.priors import load_prior
 
 HELD_OUT_STREAM = 990
-
-
-def held_out_grids(n: int, size: int, cache: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    if cache.exists():
-        saved = load_file(cache)
-        if len(saved["grids"]) >= n:
-            return saved["grids"][:n], saved["labels"][:n]
-    from nar.tokenizer.load import load_tokenizer
-    from nar.train.fresh_tokens import encode_landscapes
-    grids, labels = encode_landscapes(load_tokenizer(MODELS_DIR / TOKENIZER_FILE), size, HELD_OUT_STREAM, 0, n)
-    out = torch.from_numpy(grids.astype("int64")), torch.from_numpy(labels)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    save_file({"grids": out[0], "labels": out[1]}, cache)
-    return out
 
 
 def main() -> None:
@@ -46,7 +29,7 @@ def main() -> None:
     parser.add_argument("--ratios", default=",".join(map(str, RATIOS)))
     parser.add_argument("--cache", type=Path, default=Path("runs/heldout/maskgit_stream990.safetensors"))
     args = parser.parse_args()
-    grids, labels = held_out_grids(args.n, args.size, args.cache)
+    grids, labels = held_out_grids(args.n, args.size, args.cache, seed=HELD_OUT_STREAM)
     ratios = tuple(float(r) for r in args.ratios.split(","))
     for path in args.checkpoints:
         prior = load_prior(path).float().eval()
