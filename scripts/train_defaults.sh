@@ -36,6 +36,9 @@
 #  19. ar v5 trained on for a 500-step cosine (lr 1.2e-4) on fresh renders of a new stream (shipped as ar v6)
 #  20. ar v6 the same way on a third stream, lr 1e-4 (shipped as ar v7); both keep a nucleus filter of 0.98,
 #      and v7 samples at temperature 1.1 (session 30)
+#  21. sundae v6 with a full-resolution transformer layer before and after its valley (new layers start as
+#      the identity), 300 steps on fresh renders of stream 14 (configs/defaults/sundae_512_fullres.toml;
+#      shipped as sundae v7, session 33)
 # Usage: bash scripts/train_defaults.sh [RUN_DIR]    (every step resumes if interrupted)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -163,3 +166,9 @@ ar_fresh_pass 11 1.0e-4 ar512t \
 # session 30: v7 samples at temperature 1.1 (with the filter it meets the FD and gradient targets together)
 .venv/bin/python scripts/ship_models.py --sampling ar temperature=1.1 \
   --note "session 30: top_p 0.98 at temperature 1.1 meets the FD (2.86x the reconstruction) and gradient (0.62x real) targets together; at 1: 2.60x, 0.52x (benchmarks/results/issue13/README.md, session 29)"
+# 21. sundae v7: v6 with one full-resolution layer on each side of its valley (session 33)
+$NAR train --prior sundae --fresh 512 --fresh-per-step 0.5 --fresh-workers 1 --fresh-seed 14 --fresh-dir "$RUN/fresh_512_s14" \
+  --tokenizer "$RUN/tokenizer/model.safetensors" --config configs/defaults/sundae_512_fullres.toml \
+  --init-from nar/assets/models/sundae.safetensors --out "$RUN/sundae512fr" > "$RUN/sundae512fr.log" 2>&1
+.venv/bin/python scripts/ship_models.py --finetune sundae "$RUN/sundae512fr" \
+  --note "session 33: v6's network with one transformer layer on the 32x32 token grid before and after the valley (model.net.depths [1, 8, 1]); the two new layers started as the identity (nar.nn.attention.start_new_blocks_as_identity), the rest as v6"

@@ -67,22 +67,24 @@ def test_nar_models_lists_every_file():
     assert "512² native (32x32 tokens)" in out.stdout  # the priors' draws, before super-resolution
 
 
-def test_shipped_sundae_moves_its_patch_grid_and_starts_from_maskgit():
-    """The default (v6): sundae's objective for 300 steps on fresh 512² renders, started from the
-    shipped maskgit v4 (the same hourglass, 2x2 outer merge); the patch grid moves every sampling
-    step, it anneals up to 1.1 x the start temperature, and its record keeps the chain of parents:
-    maskgit v4 (2500 steps), the 4x4-merge 512² maskgit (3000), maskgit v2 (200)."""
+def test_shipped_sundae_has_full_resolution_layers_and_its_chain_of_parents():
+    """The default (v7): sundae v6 with one transformer layer on the 32x32 token grid before and after
+    its valley, 300 steps more on fresh 512² renders. The patch grid moves every sampling step, it
+    anneals up to 1.1 x the start temperature, and its record keeps the chain of parents and says how
+    the new layers began: sundae v6 (300 steps), from maskgit v4 (2500), from the 4x4-merge 512² maskgit (3000)."""
     prior = Pipeline.load(device="cpu").prior("sundae")
     assert prior.cfg.shift_patches and prior.cfg.abs_positions and prior.cfg.box_corruption == 0.25
-    assert tuple(prior.cfg.net.shorten) == (2,)
+    assert tuple(prior.cfg.net.shorten) == (2,) and tuple(prior.cfg.net.depths) == (1, 8, 1)
     assert len({prior.patch_shift(t) for t in range(4)}) == 4
     meta = next(m["meta"] for m in installed_models() if (m["kind"], m["name"]) == ("prior", "sundae"))
     assert meta["training"]["steps"] == 300 and prior.cfg.temperature_end == 1.1
     assert prior.temperatures(3, 1.0, None) == pytest.approx([1.0, 1.05, 1.1])
     assert meta["training"]["data"].startswith("fresh procedural 512² renders")
     parent = meta["training"]["fine_tuned_from"]
-    assert (parent["prior"], parent["step"]) == ("maskgit", 2500)
-    assert parent["training"]["fine_tuned_from"]["step"] == 3000
+    assert (parent["prior"], parent["step"]) == ("sundae", 300) and "identity" in parent["how"]
+    grandparent = parent["training"]["fine_tuned_from"]
+    assert (grandparent["prior"], grandparent["step"]) == ("maskgit", 2500)
+    assert grandparent["training"]["fine_tuned_from"]["step"] == 3000
 
 
 def test_shipped_maskgit_is_the_2x2_merge_on_the_512_grid():
