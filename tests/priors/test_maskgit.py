@@ -443,3 +443,28 @@ def test_reflect_init_starts_from_the_mirrored_border_and_only_refines():
         prior.sample(1, grid, known=known, keep=torch.ones_like(keep), generator=gen(0), init="noise")
     with pytest.raises(NarError, match="init"):   # and when the config is built
         MaskGITConfig(init="noise")
+
+
+def test_temperature_end_ramps_the_token_temperature_over_the_steps(monkeypatch):
+    import nar.priors.maskgit as maskgit_module
+    seen, draw = [], maskgit_module.sample_logits
+
+    def spy(logits, temperature, *args):
+        seen.append(temperature)
+        return draw(logits, temperature, *args)
+
+    monkeypatch.setattr(maskgit_module, "sample_logits", spy)
+    prior = make()
+    prior.sample(2, (4, 4), steps=5, temperature=0.8, temperature_end=1.5, generator=gen(0))
+    # linear from 0.8 at the first step to 0.8 * 1.5 at the last
+    assert seen == pytest.approx([0.8 * (1 + 0.5 * t / 4) for t in range(5)])
+    seen.clear()
+    plain = prior.sample(2, (4, 4), steps=5, generator=gen(1))
+    assert seen == [1.0] * 5  # the default config: constant
+    # an end of 1 is the constant temperature, draw for draw; the config's end is the default
+    assert torch.equal(prior.sample(2, (4, 4), steps=5, generator=gen(1), temperature_end=1.0).tokens, plain.tokens)
+    seen.clear()
+    make(temperature_end=2.0).sample(1, (4, 4), steps=3, generator=gen(0))
+    assert seen == pytest.approx([1.0, 1.5, 2.0])
+    with pytest.raises(NarError, match="temperature_end"):
+        prior.sample(1, (4, 4), generator=gen(0), temperature_end=-1)
