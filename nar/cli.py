@@ -199,7 +199,7 @@ def sample(prior: str = typer.Option("sundae", "--prior", help="ar | maskgit | s
            size: Optional[int] = typer.Option(None, "--size", help="Image side in pixels (multiple of the tokenizer factor); above the prior's native size (`nar models`): drawn at it + 2x super-resolution."),
            grid: Optional[str] = typer.Option(None, "--grid", help="Token grid HxW instead of --size."),
            temperature: Optional[float] = typer.Option(None, "--temperature", help=">= 0; 0 = greedy; default: the prior's own (`nar models`), else 1."),
-           temperature_end: Optional[float] = typer.Option(None, "--temperature-end", help="SUNDAE: final annealed temperature."),
+           temperature_end: Optional[float] = typer.Option(None, "--temperature-end", help="sundae / maskgit: the last step's temperature, reached linearly from --temperature."),
            min_change: Optional[int] = typer.Option(None, "--min-change", help="SUNDAE: stop when a step changes at most this many tokens."),
            top_k: Optional[int] = typer.Option(None, "--top-k"),
            top_p: Optional[float] = typer.Option(None, "--top-p", help="Nucleus filter in (0, 1]; default: the prior's own (`nar models`), 1 = off."),

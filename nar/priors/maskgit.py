@@ -53,7 +53,7 @@ Sampling (``sample``), T steps
     Start all-masked (inpainting: known tokens in place, only the rest masked; N counts
     the unknown tokens). Step t: one forward pass (cond + uncond batched when CFG is on),
     sample every masked position (temperature / top-k / top-p; ``temperature_end`` ramps the
-    temperature linearly to that multiple of it at the last step), score each new token by
+    temperature linearly to that last-step value, as sundae's does), score each new token by
     its log-probability under the model plus Gumbel noise × choice_temperature · (1 - (t+1)/T)
     (fixed tokens score +inf), then re-mask the n_t lowest-scoring new tokens, where n_t comes
     from ``nar.sampling.schedules.mask_counts``. Adding Gumbel noise to *log*-probabilities
@@ -116,7 +116,8 @@ from nar.priors.maskgit_raster import RasterLayout
 from nar.priors.registry import PRIORS
 from nar.sampling.fill import distance_to_kept, reflect_fill
 from nar.sampling.filters import ascending_ranks, epsilon_filter, gumbel_noise, sample_logits
-from nar.sampling.schedules import check_guidance_schedule, get_schedule, guidance_scale, mask_counts
+from nar.sampling.schedules import (check_guidance_schedule, get_schedule, guidance_scale, mask_counts,
+                                    temperature_ramp)
 
 __all__ = ["MaskGITConfig", "MaskGITPrior"]
 
@@ -154,7 +155,7 @@ class MaskGITConfig:
     rank_ring: int = 1              # inpainting: width in tokens of the kept ring that ranks the fills
     cfg_schedule: str = "constant"  # sampling: guidance scale over the steps (nar.sampling.schedules)
     epsilon: float = 0.0            # sampling: drop codes below this probability (epsilon sampling; 0: off)
-    temperature_end: float | None = None  # sampling: last-step token temperature ÷ the start's (None: constant)
+    temperature_end: float | None = None  # sampling: last-step token temperature for a start of 1 (None: constant)
 
     def __post_init__(self):
         if isinstance(self.net, dict):  # from TOML / a checkpoint's config
@@ -373,8 +374,7 @@ class MaskGITPrior(SelfCritic, RasterLayout, Prior):
                                                        opts.get("refine_ratio", cfg.refine_ratio),
                                                        opts.get("refine_steps", cfg.refine_steps))
         cfg_schedule = check_guidance_schedule(opts.get("cfg_schedule", cfg.cfg_schedule))
-        end = opts.get("temperature_end", cfg.temperature_end)
-        end = None if end is None else float(end)
+        end = None if opts.get("temperature_end") is None else float(opts["temperature_end"])  # absolute, as sundae's
         if end is not None and end < 0:
             raise ArgumentError("temperature_end", f"maskgit: temperature_end must be >= 0, got {end}")
         epsilon = float(opts.get("epsilon", cfg.epsilon))
@@ -413,6 +413,7 @@ class MaskGITPrior(SelfCritic, RasterLayout, Prior):
         refine_steps = min(refine_steps, max(max(redraw), 1))
         total = decode_steps + rounds * refine_steps   # what the callback counts
         n_generated = sum(unknown)
+        temperatures = temperature_ramp(total, req.temperature, end, cfg.temperature_end)
 
         order_cost = None if not outside_in else outside_in * distance_to_kept(keep.to(ids.device)).reshape(n, -1)
 
@@ -423,7 +424,7 @@ class MaskGITPrior(SelfCritic, RasterLayout, Prior):
 
         if decode_steps:
             ids = self._decode(req, ids, unknown, decode_steps, schedule, choice_temperature, 0, total, scale_at,
-                               epsilon, order_cost, end)
+                               epsilon, order_cost, temperatures)
         passes, done = decode_steps, decode_steps
         for _ in range(rounds):
             support, scoring_passes = self._support(req, ids, generated)  # (n, h*w) log p(token | the rest)
@@ -431,20 +432,20 @@ class MaskGITPrior(SelfCritic, RasterLayout, Prior):
             ranks = ascending_ranks(support.masked_fill(~generated, math.inf))
             ids = ids.masked_fill(ranks < torch.tensor(redraw, device=ids.device)[:, None], self.mask_id)
             ids = self._decode(req, ids, redraw, refine_steps, schedule, choice_temperature, done, total, scale_at,
-                               epsilon, order_cost, end)
+                               epsilon, order_cost, temperatures)
             passes, done = passes + scoring_passes + refine_steps, done + refine_steps
         return SampleOutput(tokens=ids.reshape(n, h, w), steps_run=done, forward_passes=passes)
 
     def _decode(self, req: SampleRequest, ids: torch.Tensor, unknown: list[int], steps: int, schedule,
                 choice_temperature: float, step0: int, total: int,
                 scale_at: Callable[[torch.Tensor], float], epsilon: float = 0.0,
-                order_cost: torch.Tensor | None = None, temperature_end: float | None = None) -> torch.Tensor:
+                order_cost: torch.Tensor | None = None, temperatures: list[float] | None = None) -> torch.Tensor:
         """Fill the ``mask_id`` cells of ids (n, h*w), ``unknown[i]`` of them in row i, in ``steps``
         steps; a row with fewer unknown cells than ``steps`` finishes early (its later counts are 0).
         step0 / total: where these steps sit in the whole sampling call (patch shift, callback);
         scale_at(is_masked): the guidance scale of a step (the guidance schedule); epsilon: the
         probability floor below which codes are never drawn (`epsilon_filter`); order_cost: (n, h*w)
-        nats taken off each cell's confidence (Fill order); temperature_end: see the module docstring."""
+        nats taken off each cell's confidence (Fill order); temperatures: each step's of the whole call."""
         n, (h, w), generator, device = req.n, req.grid, req.generator, ids.device
         per_sample = [mask_counts(u, steps, schedule) if u else [] for u in unknown]
         counts = torch.tensor([c + [0] * (steps - len(c)) for c in per_sample], dtype=torch.long, device=device)
@@ -452,9 +453,8 @@ class MaskGITPrior(SelfCritic, RasterLayout, Prior):
             is_masked = ids == self.mask_id
             logits = self._masked_logits(ids, is_masked, req.class_ids, scale_at(is_masked), (h, w),
                                          self.patch_shift(step0 + t))  # (M, V)
-            ramp = 1.0 if temperature_end is None else 1.0 + (temperature_end - 1.0) * (step0 + t) / max(total - 1, 1)
-            new = sample_logits(epsilon_filter(logits, epsilon), req.temperature * ramp, req.top_k, req.top_p,
-                                generator)  # (M,)
+            temperature = req.temperature if temperatures is None else temperatures[step0 + t]
+            new = sample_logits(epsilon_filter(logits, epsilon), temperature, req.top_k, req.top_p, generator)  # (M,)
             # confidence: log p(new token) under the (guided) model, + annealed Gumbel noise
             logp = logits.log_softmax(dim=-1).gather(-1, new[:, None]).squeeze(-1)
             noise_scale = choice_temperature * (1.0 - (t + 1) / steps)

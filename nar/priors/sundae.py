@@ -54,7 +54,7 @@ from nar.priors.base import Prior, SampleOutput, SampleRequest
 from nar.priors.registry import PRIORS
 from nar.sampling.fill import nearest_fill
 from nar.sampling.filters import ascending_ranks, check_config_top_p, gumbel_noise, sample_logits
-from nar.sampling.schedules import check_guidance_schedule, guidance_scale
+from nar.sampling.schedules import check_guidance_schedule, guidance_scale, temperature_ramp
 
 INITS = ("uniform", "nearest")
 UPDATE_RULES = ("random", "least_confident")
@@ -282,15 +282,9 @@ class SundaePrior(Prior):
 
     # ---- sampling -----------------------------------------------------------------------
     def temperatures(self, steps: int, temperature: float, temperature_end: float | None) -> list[float]:
-        """Per-step temperatures: linear from ``temperature`` to ``temperature_end``; when None, to the
-        config's end scaled by the start temperature (the config states it for a start of 1, so a
-        cooler start, as inpainting uses, ends proportionally cooler). temperature 0 is greedy throughout."""
-        if temperature == 0:
-            return [0.0] * steps
-        end = self.cfg.temperature_end * temperature if temperature_end is None else float(temperature_end)
-        if steps == 1:
-            return [float(temperature)]
-        return [temperature + (end - temperature) * t / (steps - 1) for t in range(steps)]
+        """Per-step temperatures: linear from ``temperature`` to ``temperature_end`` (absolute); when None,
+        to the config's end scaled by the start temperature (`temperature_ramp`)."""
+        return temperature_ramp(steps, temperature, temperature_end, self.cfg.temperature_end)
 
     sample_options = ("temperature_end", "update_proportion", "update_rule", "choice_temperature", "min_change",
                       "min_steps", "init", "cfg_schedule")

@@ -133,3 +133,22 @@ def guidance_scale(cfg_scale: float, progress: float, schedule: str = "constant"
         return cfg_scale
     progress = min(max(progress, 0.0), 1.0)
     return 1.0 + (cfg_scale - 1.0) * (progress if schedule == "linear" else 1.0 - progress)
+
+
+# ---- temperature ramps -----------------------------------------------------------------------
+# sundae anneals its temperature over the steps (SUNDAE's sampler); maskgit can ramp its token
+# temperature the same way (`temperature_end`). Both take the end as an absolute last-step
+# temperature when the caller gives one, and their configs state it as a multiple of the start.
+def temperature_ramp(steps: int, start: float, end: float | None = None, end_multiple: float | None = None
+                     ) -> list[float]:
+    """Per-step sampling temperatures, linear from ``start`` at the first step to the last step's:
+    ``end`` when given (absolute), else ``end_multiple`` × start (a config's setting, stated for a
+    start of 1, so a cooler start such as inpainting's ends proportionally cooler), else ``start``
+    (constant). A start of 0 is greedy throughout."""
+    if start == 0:
+        return [0.0] * steps
+    if end is None:
+        end = start * (1.0 if end_multiple is None else end_multiple)
+    if steps == 1:
+        return [float(start)]
+    return [start + (end - start) * t / (steps - 1) for t in range(steps)]

@@ -455,9 +455,9 @@ def test_temperature_end_ramps_the_token_temperature_over_the_steps(monkeypatch)
 
     monkeypatch.setattr(maskgit_module, "sample_logits", spy)
     prior = make()
-    prior.sample(2, (4, 4), steps=5, temperature=0.8, temperature_end=1.5, generator=gen(0))
-    # linear from 0.8 at the first step to 0.8 * 1.5 at the last
-    assert seen == pytest.approx([0.8 * (1 + 0.5 * t / 4) for t in range(5)])
+    prior.sample(2, (4, 4), steps=5, temperature=0.8, temperature_end=1.2, generator=gen(0))
+    # linear from 0.8 at the first step to 1.2 at the last: the option is absolute, as sundae's
+    assert seen == pytest.approx([0.8, 0.9, 1.0, 1.1, 1.2])
     seen.clear()
     plain = prior.sample(2, (4, 4), steps=5, generator=gen(1))
     assert seen == [1.0] * 5  # the default config: constant
@@ -466,5 +466,8 @@ def test_temperature_end_ramps_the_token_temperature_over_the_steps(monkeypatch)
     seen.clear()
     make(temperature_end=2.0).sample(1, (4, 4), steps=3, generator=gen(0))
     assert seen == pytest.approx([1.0, 1.5, 2.0])
+    seen.clear()   # the config's end is a multiple of the start, as sundae's config states it
+    make(temperature_end=2.0).sample(1, (4, 4), steps=3, temperature=0.5, generator=gen(0))
+    assert seen == pytest.approx([0.5, 0.75, 1.0])
     with pytest.raises(NarError, match="temperature_end"):
         prior.sample(1, (4, 4), generator=gen(0), temperature_end=-1)

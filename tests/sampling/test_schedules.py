@@ -3,7 +3,7 @@ import math
 import pytest
 
 from nar.core.errors import NarError
-from nar.sampling.schedules import SCHEDULES, get_schedule, mask_counts, register_schedule
+from nar.sampling.schedules import SCHEDULES, get_schedule, mask_counts, register_schedule, temperature_ramp
 
 
 @pytest.mark.parametrize("name", sorted(SCHEDULES))
@@ -82,3 +82,13 @@ def test_guidance_schedules():
     assert [guidance_scale(3.0, p, "falling") for p in (0.0, 0.25, 1.0)] == [3.0, 2.5, 1.0]
     with pytest.raises(NarError, match="guidance schedule 'cosine'"):
         guidance_scale(2.0, 0.5, "cosine")
+
+
+def test_temperature_ramp_runs_from_the_start_to_an_absolute_end_or_a_multiple_of_the_start():
+    assert temperature_ramp(5, 0.8, 1.2) == pytest.approx([0.8, 0.9, 1.0, 1.1, 1.2])
+    assert temperature_ramp(3, 0.5, end_multiple=2.0) == pytest.approx([0.5, 0.75, 1.0])
+    assert temperature_ramp(3, 0.5, 0.5, end_multiple=2.0) == [0.5, 0.5, 0.5]  # an explicit end wins
+    assert temperature_ramp(3, 0.7) == [0.7, 0.7, 0.7]                          # neither: constant
+    assert temperature_ramp(4, 0.0, 1.0) == [0.0] * 4                           # 0 = greedy throughout
+    assert temperature_ramp(1, 0.9, 0.1) == [0.9]
+    assert temperature_ramp(0, 1.0, 2.0) == []
