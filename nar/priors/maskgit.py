@@ -423,29 +423,29 @@ class MaskGITPrior(SelfCritic, RasterLayout, Prior):
             return guidance_scale(req.cfg_scale, 1.0 - int(is_masked.sum()) / n_generated, cfg_schedule)
 
         if decode_steps:
-            ids = self._decode(req, ids, unknown, decode_steps, schedule, choice_temperature, 0, total, scale_at,
-                               epsilon, order_cost, temperatures)
+            ids = self._decode(req, ids, unknown, decode_steps, schedule, choice_temperature, 0, total, temperatures,
+                               scale_at, epsilon, order_cost)
         passes, done = decode_steps, decode_steps
         for _ in range(rounds):
             support, scoring_passes = self._support(req, ids, generated)  # (n, h*w) log p(token | the rest)
             # re-mask the redraw[i] generated tokens of row i that the model finds least likely
             ranks = ascending_ranks(support.masked_fill(~generated, math.inf))
             ids = ids.masked_fill(ranks < torch.tensor(redraw, device=ids.device)[:, None], self.mask_id)
-            ids = self._decode(req, ids, redraw, refine_steps, schedule, choice_temperature, done, total, scale_at,
-                               epsilon, order_cost, temperatures)
+            ids = self._decode(req, ids, redraw, refine_steps, schedule, choice_temperature, done, total,
+                               temperatures, scale_at, epsilon, order_cost)
             passes, done = passes + scoring_passes + refine_steps, done + refine_steps
         return SampleOutput(tokens=ids.reshape(n, h, w), steps_run=done, forward_passes=passes)
 
     def _decode(self, req: SampleRequest, ids: torch.Tensor, unknown: list[int], steps: int, schedule,
-                choice_temperature: float, step0: int, total: int,
+                choice_temperature: float, step0: int, total: int, temperatures: list[float],
                 scale_at: Callable[[torch.Tensor], float], epsilon: float = 0.0,
-                order_cost: torch.Tensor | None = None, temperatures: list[float] | None = None) -> torch.Tensor:
+                order_cost: torch.Tensor | None = None) -> torch.Tensor:
         """Fill the ``mask_id`` cells of ids (n, h*w), ``unknown[i]`` of them in row i, in ``steps``
         steps; a row with fewer unknown cells than ``steps`` finishes early (its later counts are 0).
-        step0 / total: where these steps sit in the whole sampling call (patch shift, callback);
-        scale_at(is_masked): the guidance scale of a step (the guidance schedule); epsilon: the
-        probability floor below which codes are never drawn (`epsilon_filter`); order_cost: (n, h*w)
-        nats taken off each cell's confidence (Fill order); temperatures: each step's of the whole call."""
+        step0 / total: where these steps sit in the whole sampling call (patch shift, callback), whose
+        per-step token temperatures are ``temperatures``; scale_at(is_masked): a step's guidance scale;
+        epsilon: the probability floor below which codes are never drawn (`epsilon_filter`); order_cost:
+        (n, h*w) nats taken off each cell's confidence (Fill order)."""
         n, (h, w), generator, device = req.n, req.grid, req.generator, ids.device
         per_sample = [mask_counts(u, steps, schedule) if u else [] for u in unknown]
         counts = torch.tensor([c + [0] * (steps - len(c)) for c in per_sample], dtype=torch.long, device=device)
@@ -453,8 +453,8 @@ class MaskGITPrior(SelfCritic, RasterLayout, Prior):
             is_masked = ids == self.mask_id
             logits = self._masked_logits(ids, is_masked, req.class_ids, scale_at(is_masked), (h, w),
                                          self.patch_shift(step0 + t))  # (M, V)
-            temperature = req.temperature if temperatures is None else temperatures[step0 + t]
-            new = sample_logits(epsilon_filter(logits, epsilon), temperature, req.top_k, req.top_p, generator)  # (M,)
+            new = sample_logits(epsilon_filter(logits, epsilon), temperatures[step0 + t], req.top_k, req.top_p,
+                                generator)  # (M,)
             # confidence: log p(new token) under the (guided) model, + annealed Gumbel noise
             logp = logits.log_softmax(dim=-1).gather(-1, new[:, None]).squeeze(-1)
             noise_scale = choice_temperature * (1.0 - (t + 1) / steps)
