@@ -28,6 +28,13 @@ class TokenizerConfig:
     # two more at f and at f/2 of the output). They start as the identity, so a run with
     # init_from grows a trained decoder without changing what it draws at step 0.
     decoder_extra_blocks: tuple[int, ...] = ()
+    # 2: the decoder grows one more level (2x upsampling + ``decoder_upscale_blocks`` res blocks at
+    # the top width, the identity at start) and draws each token as 2f x 2f pixels: tokens of an
+    # image_size / 2 render are decoded at image_size. Trained decoder-only on pairs (the half-size
+    # render's tokens in, the full-size render as the target), it replaces "decode at the prior's
+    # size, then a pixel SR" by a decoder that draws the detail itself, GAN and seam terms included.
+    decoder_upscale: int = 1
+    decoder_upscale_blocks: int = 2
 
     # --- quantizer (vector-quantize-pytorch); low-dim codes as in ViT-VQGAN / LlamaGen
     codebook_size: int = 1024
@@ -105,6 +112,15 @@ class TokenizerConfig:
         if len(self.decoder_extra_blocks) > len(self.ch_mult) or any(n < 0 for n in self.decoder_extra_blocks):
             raise NarError(f"tokenizer config: decoder_extra_blocks needs at most {len(self.ch_mult)} counts "
                            f"(one per level), each >= 0, not {list(self.decoder_extra_blocks)}")
+        if self.decoder_upscale not in (1, 2) or self.decoder_upscale_blocks < 0:
+            raise NarError(f"tokenizer config: decoder_upscale must be 1 or 2 (not {self.decoder_upscale}) "
+                           "and decoder_upscale_blocks >= 0")
+        if self.decoder_upscale == 2 and self.train_parts != "decoder":
+            raise NarError("tokenizer config: decoder_upscale = 2 trains the decoder alone on a trained "
+                           "tokenizer's tokens (train_parts = 'decoder', init_from = that tokenizer)")
+        if self.decoder_upscale == 2 and (self.image_size % 2 or (self.crop // 2) % self.factor):
+            raise NarError(f"tokenizer config: with decoder_upscale = 2, image_size and crop / 2 must be "
+                           f"multiples of 2 and of the factor {self.factor}")
         if self.init_codebook not in INIT_CODEBOOKS:
             raise NarError(f"tokenizer config: init_codebook must be one of {INIT_CODEBOOKS}, "
                            f"not {self.init_codebook!r}")

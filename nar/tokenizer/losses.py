@@ -261,7 +261,7 @@ class VQLoss(ImageLoss):
         loss = nll + quant_loss.float()
         metrics["quant"] = float(quant_loss.detach())
         if self.cfg.seam_weight > 0:   # outside nll: it must not raise the GAN's adaptive weight
-            seams = seam_loss(x, recon, self.cfg.factor)
+            seams = seam_loss(x, recon, self.cfg.factor * self.cfg.decoder_upscale)
             loss = loss + self.cfg.seam_weight * seams
             metrics["seam"] = float(seams.detach())
         loss = self.add_gan(loss, recon, nll, step, last_layer, metrics)

@@ -193,11 +193,37 @@ class Encoder(nn.Module):
         return self.conv_out(F.silu(self.norm_out(h)))
 
 
+class UpscaleLevel(nn.Module):
+    """The level a decoder grows to draw at twice its resolution (``decoder_upscale = 2``): 2x
+    upsampling then res blocks, all starting as the identity (the upsampling conv passes each
+    channel through its centre tap), so the grown decoder first draws close to its parent's image
+    pixel-doubled (not exactly: the output conv now sees a 3x3 neighbourhood of doubled pixels)."""
+
+    def __init__(self, ch: int, n_blocks: int, dropout: float):
+        super().__init__()
+        self.resample = Upsample(ch)
+        with torch.no_grad():
+            self.resample.conv.weight.zero_()
+            self.resample.conv.weight[:, :, 1, 1] = torch.eye(ch)
+            self.resample.conv.bias.zero_()
+        self.blocks = nn.ModuleList(ResnetBlock(ch, ch, dropout) for _ in range(n_blocks))
+        for block in self.blocks:
+            nn.init.zeros_(block.conv2.weight)
+            nn.init.zeros_(block.conv2.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.resample(x)
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+
 class Decoder(nn.Module):
-    """(B, z_channels, h, w) -> (B, 3, h*f, w*f)."""
+    """(B, z_channels, h, w) -> (B, 3, h*f*upscale, w*f*upscale)."""
 
     def __init__(self, ch: int, ch_mult: tuple[int, ...], num_res_blocks: int, z_channels: int,
-                 attn_at_lowest: bool = True, dropout: float = 0.0, extra_blocks: tuple[int, ...] = ()):
+                 attn_at_lowest: bool = True, dropout: float = 0.0, extra_blocks: tuple[int, ...] = (),
+                 upscale: int = 1, upscale_blocks: int = 2):
         super().__init__()
         widths = [ch * m for m in ch_mult]
         extra = list(extra_blocks) + [0] * (len(widths) - len(extra_blocks))   # lowest resolution first
@@ -211,6 +237,7 @@ class Decoder(nn.Module):
                                 Upsample(widths[i]) if i > 0 else None, extra_blocks=extra[n]))
             in_ch = widths[i]
         self.up = nn.ModuleList(levels)
+        self.upscale = UpscaleLevel(in_ch, upscale_blocks, dropout) if upscale == 2 else None
         self.norm_out = group_norm(in_ch)
         self.conv_out = nn.Conv2d(in_ch, 3, 3, padding=1)
 
@@ -218,6 +245,8 @@ class Decoder(nn.Module):
         h = self.mid(self.conv_in(z))
         for level in self.up:
             h = level(h)
+        if self.upscale is not None:
+            h = self.upscale(h)
         return self.conv_out(F.silu(self.norm_out(h), inplace=not torch.is_grad_enabled()))
 
     @property
@@ -243,13 +272,19 @@ class VQGAN(nn.Module):
                                    threshold_ema_dead_code=cfg.threshold_ema_dead_code,
                                    commitment_weight=cfg.commitment_weight)
         self.post_quant_conv = nn.Conv2d(cfg.codebook_dim, cfg.z_channels, 1)
-        self.decoder = Decoder(**arch, extra_blocks=tuple(cfg.decoder_extra_blocks))
+        self.decoder = Decoder(**arch, extra_blocks=tuple(cfg.decoder_extra_blocks),
+                               upscale=cfg.decoder_upscale, upscale_blocks=cfg.decoder_upscale_blocks)
         self.hash: str | None = None   # content hash of the checkpoint it was loaded from
 
     # ---- facts priors and pipelines ask for --------------------------------------------
     @property
     def factor(self) -> int:
         return self.cfg.factor
+
+    @property
+    def decode_factor(self) -> int:
+        """Output pixels per token side: the factor, times 2 for a decoder grown to upscale."""
+        return self.cfg.factor * self.cfg.decoder_upscale
 
     @property
     def codebook_size(self) -> int:
@@ -291,12 +326,13 @@ class VQGAN(nn.Module):
         return self.quantizer.nearest(self.encode_latent(x))
 
     def decode_codes(self, quantized: torch.Tensor) -> torch.Tensor:
-        """(B, d, h, w) code vectors -> images (B, 3, h*f, w*f)."""
+        """(B, d, h, w) code vectors -> images (B, 3, h*F, w*F), F = ``decode_factor``."""
         quantized = quantized.to(self.post_quant_conv.weight.dtype).contiguous(memory_format=torch.channels_last)
         return self.decoder(self.post_quant_conv(quantized))
 
     def decode_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
-        """tokens (B, h, w) -> images (B, 3, h*f, w*f), roughly in [-1, 1] (not clamped)."""
+        """tokens (B, h, w) -> images (B, 3, h*F, w*F), F = ``decode_factor``, roughly in [-1, 1]
+        (not clamped)."""
         if tokens.ndim != 3:
             raise NarError(f"expected tokens of shape (B, h, w), got {tuple(tokens.shape)}")
         return self.decode_codes(self.quantizer.lookup(tokens.to(self.device)))

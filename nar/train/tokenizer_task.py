@@ -146,6 +146,40 @@ class TrainImages:
             crops.append(busiest(patches))
         return torch.stack(crops)
 
+    def pair_batch(self, batch_size: int, generator: torch.Generator, encode: Callable[[torch.Tensor], torch.Tensor],
+                   factor: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """For a decoder that upscales 2x: (tokens (B, c, c), targets (B, 3, crop, crop)), c = crop / 2f.
+
+        Each pair is one procedural scene rendered twice: at image_size / 2, encoded whole (the
+        tokens a prior trained on half-size renders imitates), and at image_size, the target. A crop
+        of c x c tokens is matched with the 2f-px-per-token crop of the full render, the busiest of
+        ``crop_candidates`` placements (judged on the target); flips flip both renders."""
+        if self.folder is not None or self.stream is not None:
+            raise NarError("decoder_upscale = 2 trains on procedural renders only (data_dir must be unset)")
+        total = batch_size * distributed.world_size()
+        keep = distributed.part(total)
+        sources = self._sources(total, generator)
+        placements = crop_placements(total, self.cfg.crop_candidates, generator)[keep]
+        size, cell = self.cfg.image_size, 2 * factor
+        span = self.cfg.crop // cell                       # tokens per crop side
+        grid = size // cell                                # tokens per half-size render side
+        token_crops, targets = [], []
+        for seed, candidates in zip(sources[keep], placements):
+            high = self._load([seed])[0]
+            low = render_landscape(seed, size // 2)[0]
+            if candidates[0][2] % 2:
+                high, low = high.flip(-1), low.flip(-1)
+            tokens = encode(low[None])[0]                  # (grid, grid)
+            options = []
+            for top, left, _ in candidates:
+                top, left = top % (grid - span + 1), left % (grid - span + 1)
+                options.append((tokens[top:top + span, left:left + span],
+                                high[:, top * cell:(top + span) * cell, left * cell:(left + span) * cell]))
+            chosen = busiest(options, key=lambda option: option[1])
+            token_crops.append(chosen[0])
+            targets.append(chosen[1])
+        return torch.stack(token_crops), torch.stack(targets)
+
     def close(self) -> None:
         if self.stream is not None:
             self.stream.close()
@@ -174,7 +208,13 @@ class TokenizerTask:
             self.model = model if model is not None else VQGAN(cfg)
             self.losses = VQLoss(cfg, lpips_model=lpips_model, build_perceptual=build_perceptual)
         if cfg.init_from and model is None:   # a resumed run's own checkpoint replaces these
-            load_weights_into(self.model, cfg.init_from, "tokenizer", "vqgan", keep_own=self._grown)
+            parent = set()
+            if Path(cfg.init_from).is_file():   # a missing file is reported by load_weights_into
+                from safetensors import safe_open
+                with safe_open(str(cfg.init_from), "pt") as f:
+                    parent = set(f.keys())
+            load_weights_into(self.model, cfg.init_from, "tokenizer", "vqgan",
+                              keep_own=lambda name: self._grown(name, parent))
         if cfg.train_parts == "decoder":
             for module in (self.model.encoder, self.model.quant_conv, self.model.quantizer):
                 module.requires_grad_(False)
@@ -183,11 +223,15 @@ class TokenizerTask:
         self._perplexity_avg: float | None = None   # running batch perplexity (collapse watch)
         self._collapse_reported = False
 
-    def _grown(self, name: str) -> bool:
-        """Tensors this run adds to its init_from model and initialises itself: a fresh codebook
-        (k-means filled before the first step) and the decoder's extra blocks (the identity)."""
-        return ((self.cfg.init_codebook == "kmeans" and name.startswith("quantizer."))
-                or (name.startswith("decoder.up.") and ".extra." in name))
+    def _grown(self, name: str, parent: set[str]) -> bool:
+        """Tensors this run adds to its init_from model and initialises itself, when that model lacks
+        them: a fresh codebook (k-means filled before the first step), the decoder's extra blocks and
+        its upscaling level (the identity)."""
+        if self.cfg.init_codebook == "kmeans" and name.startswith("quantizer."):
+            return True
+        # a parent that has them already (grown in an earlier stage) gives its trained ones
+        new_part = (name.startswith("decoder.up.") and ".extra." in name) or name.startswith("decoder.upscale.")
+        return new_part and name not in parent
 
     def data_state(self) -> dict[str, Any] | None:
         """Where the shard stream stands (images this rank has taken), for exact resume."""
@@ -215,6 +259,18 @@ class TokenizerTask:
             quantized = self.model.quantizer.lookup(tokens)
         info = {"tokens": tokens, **usage_stats(code_counts(tokens, self.cfg.codebook_size))}
         return self.model.decode_codes(quantized), torch.zeros((), device=x.device), info
+
+    def _upscale_pair(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        """(targets, their 2x decodes, info) for a decoder grown to upscale (decoder_upscale = 2)."""
+        self.model.encoder.eval()
+        with torch.no_grad():
+            tokens, x = self.images.pair_batch(self.cfg.train.batch_size, generator,
+                                               lambda image: self.model.encode(image.to(self.model.device)),
+                                               self.cfg.factor)
+        x, tokens = x.to(self.model.device), tokens.to(self.model.device)
+        info = {"tokens": tokens, **usage_stats(code_counts(tokens, self.cfg.codebook_size))}
+        recon = self.model.decode_codes(self.model.quantizer.lookup(tokens))
+        return x, recon, info
 
     # ---- TrainTask protocol -------------------------------------------------------------
     def optimizers(self) -> dict[str, list[torch.nn.Parameter]]:
@@ -245,8 +301,12 @@ class TokenizerTask:
         device = self.model.device
         if not self.model.quantizer.initialised:
             self._kmeans_init(generator, device)
-        x = self.images.batch(self.cfg.train.batch_size, generator).to(device)
-        recon, quant_loss, info = self._codes(x) if self.cfg.train_parts == "decoder" else self.model(x)
+        if self.cfg.decoder_upscale == 2:
+            x, recon, info = self._upscale_pair(generator)
+            quant_loss = torch.zeros((), device=device)
+        else:
+            x = self.images.batch(self.cfg.train.batch_size, generator).to(device)
+            recon, quant_loss, info = self._codes(x) if self.cfg.train_parts == "decoder" else self.model(x)
         loss, metrics = self.losses.generator_loss(x, recon, quant_loss, step, self.model.decoder.last_layer)
         if not math.isfinite(metrics["loss"]):
             raise NarError(f"tokenizer loss is {metrics['loss']} at step {step}; lower train.lr "
@@ -302,5 +362,7 @@ class TokenizerTask:
         if self._snapshot_images is None:
             self._snapshot_images = self.images.fixed_examples(self.cfg.snapshot_n)
         x = self._snapshot_images.to(model.device)
-        recon = model.decode_tokens(model.encode(x))
+        # an upscaling decoder draws the half-size image's tokens at full size
+        low = x if self.cfg.decoder_upscale == 1 else torch.nn.functional.avg_pool2d(x, 2)
+        recon = model.decode_tokens(model.encode(low))
         save_png(row_grid([x, recon]), Path(out_dir) / f"step_{step:07d}.png")

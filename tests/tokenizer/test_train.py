@@ -204,6 +204,44 @@ def test_a_grown_decoder_starts_as_its_parent_and_then_learns(trained_tiny, tmp_
     out = train(task, cfg.train, tmp_path / "grown", progress=False) / MODEL_FILE
     after = load_file(out)
     assert any(after[k].abs().sum() > 0 for k in extra if k.endswith("conv2.weight"))
+    # a second stage from the grown decoder starts from its trained extra blocks, not the identity
+    second = TokenizerTask(tiny_config(init_from=str(out), decoder_extra_blocks=[1, 1])).model.state_dict()
+    assert all(torch.equal(second[k], after[k].to(second[k].dtype)) for k in extra)
     from nar.core.errors import NarError
     with pytest.raises(NarError, match="decoder_extra_blocks"):
         tiny_config(decoder_extra_blocks=[1] * 9).validate()
+
+
+def test_an_upscaling_decoder_draws_half_size_tokens_at_full_size(trained_tiny, tmp_path):
+    """decoder_upscale = 2: the parent's tokens (of an image_size / 2 render) decode at image_size;
+    at step 0 the grown decoder draws about the parent's decode pixel-doubled; training pairs match
+    a token crop with the full-size crop of the same scene; encoder and codebook stay the parent's."""
+    import torch.nn.functional as F
+    from nar.core.errors import NarError
+    from nar.tokenizer.load import load_tokenizer
+    cfg = tiny_config(init_from=str(trained_tiny), train_parts="decoder", decoder_upscale=2, image_size=64,
+                      n_train=0, seam_weight=0.2, disc_start=1)
+    task = TokenizerTask(cfg)
+    parent = load_tokenizer(trained_tiny)
+    assert task.model.decode_factor == 2 * parent.factor
+    half = TrainImages(tiny_config()).fixed_examples(2)                     # (2, 3, 32, 32)
+    task.model.eval()
+    with torch.no_grad():
+        tokens = parent.encode(half)
+        grown, doubled = task.model.decode_tokens(tokens), F.interpolate(parent.decode_tokens(tokens), scale_factor=2)
+    assert grown.shape == (2, 3, 64, 64)
+    assert (grown - doubled).abs().mean() < 0.25 * doubled.abs().mean()
+    token_crops, targets = task.images.pair_batch(3, torch.Generator().manual_seed(0), parent.encode, parent.factor)
+    assert token_crops.shape == (3, 2, 2) and targets.shape == (3, 3, 32, 32)
+    cfg.train.steps, cfg.train.ckpt_every, cfg.train.batch_size = 2, 2, 2
+    out = train(task, cfg.train, tmp_path / "up2", progress=False) / MODEL_FILE
+    before, after = load_file(trained_tiny), load_file(out)
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith(("encoder.", "quantizer.")))
+    assert any(k.startswith("decoder.upscale.") for k in after)
+    rows = [json.loads(line) for line in (out.parent / "metrics.jsonl").read_text().splitlines()]
+    assert all("seam" in r and "d_loss" in r for r in rows[1:])
+    assert load_tokenizer(out).decode_tokens(tokens).shape == (2, 3, 64, 64)
+    with pytest.raises(NarError, match="decoder_upscale"):
+        tiny_config(decoder_upscale=2).validate()
+    with pytest.raises(NarError, match="decoder_upscale"):
+        tiny_config(decoder_upscale=4, train_parts="decoder", init_from="x.safetensors").validate()
