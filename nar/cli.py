@@ -210,6 +210,7 @@ def sample(prior: str = typer.Option("sundae", "--prior", help="ar | maskgit | s
            out: Path = typer.Option(Path("samples"), "--out"),
            overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
            sr_ckpt: Optional[Path] = typer.Option(None, "--sr-ckpt", help="SR model for sizes above the prior's native one (default: shipped)."),
+           sharpen: Optional[float] = typer.Option(None, "--sharpen", help="Unsharp-mask amount after the 2x SR (sizes above the prior's native one); default 0.75, 0 = off."),
            tile: Optional[bool] = TileOpt, max_memory: Optional[str] = MaxMemoryOpt,
            precision: Optional[str] = PrecisionOpt):
     """Generate images: one PNG per image plus a grid, settings stored in PNG metadata."""
@@ -221,7 +222,7 @@ def sample(prior: str = typer.Option("sundae", "--prior", help="ar | maskgit | s
         options["min_change"] = min_change
     settings = SampleSettings(prior=prior, n=n, steps=steps, size=size, grid=_parse_grid(grid),
                               temperature=temperature, top_k=top_k, top_p=top_p, class_label=class_label,
-                              cfg=cfg, seed=seed, options=options)
+                              cfg=cfg, seed=seed, sharpen=sharpen, options=options)
     run_sample(settings, out, ckpt=ckpt, tokenizer=tokenizer, device=device, overwrite=overwrite,
                log=console.print, sr_ckpt=sr_ckpt, progress=True,
                pipeline=_pipeline(tokenizer, prior, ckpt, device, tile, max_memory, precision))
@@ -273,6 +274,7 @@ def bench(priors: Optional[str] = typer.Option(None, "--priors", help="Comma-sep
           quality_cfg: Optional[float] = typer.Option(None, "--quality-cfg", help="Quality rows of class-conditional priors: class-balanced samples with this guidance scale, as the README samples (default: unconditional)."),
           real_classes: Optional[str] = typer.Option(None, "--real-classes", help="Scenes of the quality rows' real images: balanced (equal counts, the default) or drawn (each seed's own, as before session 26)."),
           temperature: Optional[float] = typer.Option(None, "--temperature", help="Sampling temperature of every row, speed and quality (> 0; default: each prior's own, else 1; each prior's own top_p and other config defaults still apply)."),
+          sharpen: Optional[float] = typer.Option(None, "--sharpen", help="Unsharp-mask amount after the 2x SR of sizes above a prior's native one, as `nar sample` (default 0.75, 0 = off)."),
           precision: Optional[str] = PrecisionOpt, seed: int = SeedOpt):
     """Speed and quality of every prior side by side: same tokenizer, grid, seeds and machine."""
     from nar.pipelines.bench import bench_defaults, parse_int_list
@@ -281,7 +283,7 @@ def bench(priors: Optional[str] = typer.Option(None, "--priors", help="Comma-sep
                    batches=parse_int_list(batch, "--batch"), device=device, full=full, out=out,
                    n_quality=n_quality, inception=inception, tokenizer=tokenizer, ckpt_dir=ckpt_dir,
                    quality=not no_quality, quality_size=quality_size, repeats=repeats, seed=seed, threads=threads,
-                   precision=precision, quality_cfg=quality_cfg, real_classes=real_classes, temperature=temperature, command="nar " + " ".join(sys.argv[1:]),
+                   precision=precision, quality_cfg=quality_cfg, real_classes=real_classes, temperature=temperature, sharpen=sharpen, command="nar " + " ".join(sys.argv[1:]),
                    log=console.print, print_results=True)
 
 

@@ -74,8 +74,8 @@ from nar.core.timing import sync
 from nar.pipelines.seams import extend_from_kept, fill_from_kept, harmonize_seam
 from nar.pipelines.masks import downscale_for_fill, latent_keep_mask, pad_to_multiple, seam_alpha
 from nar.pipelines.models import default_tokenizer_path, resolve_prior_ckpt
-from nar.pipelines.upscale import (fill_passes, load_sr, prior_native_size, resolve_sr_ckpt, sample_plan, upscale,
-                                   upscale_output)
+from nar.pipelines.upscale import (SHARPEN, fill_passes, load_sr, prior_native_size, resolve_sr_ckpt, sample_plan,
+                                   upscale, upscale_output)
 from nar.priors import PRIORS, Prior, load_prior
 from nar.priors.base import default_grid
 from nar.sampling import INPAINT_PRIOR, INPAINT_TEMPERATURE, inpaint_options
@@ -332,12 +332,17 @@ class Pipeline:
                steps: int | None = None, temperature: float | None = None, top_k: int | None = None,
                top_p: float | None = None, class_name: str | None = None, cond=None, cfg: float = 1.0,
                seed: int = 0, callback: Callable | None = None, sr_ckpt: str | Path | None = None,
-               **options: Any) -> PipelineOutput:
+               sharpen: float | None = None, **options: Any) -> PipelineOutput:
         """n images from ``prior``: tokens sampled in one call, then decoded. A ``size`` above the
         prior's native one (`native_size`) is drawn at that size and 2x super-resolved up to
-        ``size`` (``sr_ckpt``: the SR model, default the shipped one); ``tokens`` stay the drawn grid."""
+        ``size`` (``sr_ckpt``: the SR model, default the shipped one; ``sharpen``: the unsharp mask
+        on the first pass's output, default `nar.pipelines.upscale.SHARPEN`, 0 = off); ``tokens``
+        stay the drawn grid."""
         if cfg is None or cfg < 0:
             raise ArgumentError("cfg", f"the guidance scale cfg must be >= 0 (got {cfg})")
+        sharpen = SHARPEN if sharpen is None else float(sharpen)
+        if not sharpen >= 0:
+            raise ArgumentError("sharpen", f"the sharpening amount must be >= 0 (got {sharpen})")
         p = self.prior(prior)
         p.check_sample_args(n=n, steps=steps, temperature=temperature, top_k=top_k, top_p=top_p)
         size, sr_passes = sample_plan(size, self.native_size(prior)) if grid is None else (size, 0)
@@ -360,7 +365,8 @@ class Pipeline:
         images = [Image.fromarray(a) for a in to_uint8(pixels)]
         result = PipelineOutput(images=images, tokens=out.tokens.cpu(), settings=settings, steps_run=out.steps_run,
                                 forward_passes=out.forward_passes, seconds_sampling=t_sample, seconds_total=t_total)
-        return upscale_output(result, sr_ckpt, self.device, passes=sr_passes) if sr_passes else result
+        return (upscale_output(result, sr_ckpt, self.device, passes=sr_passes, sharpen=sharpen) if sr_passes
+                else result)
 
     def inpaint(self, image, mask, prior: str = INPAINT_PRIOR, seed: int = 0, steps: int | None = None,
                 temperature: float | None = INPAINT_TEMPERATURE, top_k: int | None = None, top_p: float | None = None,

@@ -27,6 +27,7 @@ class SampleSettings:
     class_label: str | None = None
     cfg: float = 1.0
     seed: int = 0
+    sharpen: float | None = None       # unsharp mask after the 2x SR (None: the pipeline's default; 0: off)
     options: dict[str, Any] = field(default_factory=dict)  # prior-specific (e.g. temperature_end)
 
 
@@ -52,7 +53,8 @@ def run_sample(s: SampleSettings, out_dir: str | Path, ckpt=None, tokenizer=None
     with StepProgress(s.prior, unit=unit) as bar:
         out = pipe.sample(prior=s.prior, n=s.n, size=s.size, grid=s.grid, steps=s.steps, temperature=s.temperature,
                           top_k=s.top_k, top_p=s.top_p, class_name=s.class_label, cfg=s.cfg, seed=s.seed,
-                          callback=bar if progress else None, sr_ckpt=sr_ckpt, **s.options)
+                          callback=bar if progress else None, sr_ckpt=sr_ckpt, sharpen=s.sharpen,
+                          **s.options)
     super_resolve = "super_resolution" in out.settings
     meta = {"nar": json.dumps(out.settings)}
     for i, (image, path) in enumerate(zip(out.images, files)):

@@ -23,6 +23,13 @@ from nar.sr.model import SRModelConfig, SRNet
 
 SR_FILE = "sr.safetensors"
 TILE = 1024                      # low-res tile side (pixels) above which inference is tiled (1024² runs whole)
+# Generated images: an unsharp mask after the first 2x pass (issue 13, session 39). The SR net
+# sharpens true 512² renders (0.84x the real gradient energy at 1024²) and adds nothing over bicubic
+# to decoded tokens (0.52x), whose detail the 32x32 tokens never held. The mask draws no detail; it
+# steepens the edges the decode has (gradient 0.53 -> 0.64 for ar's draws at amount 0.75) and leaves
+# the nar-feature FD unchanged to 0.01 (benchmarks/results/issue13/README.md, session 39).
+SHARPEN = 0.75                   # amount: x + amount * (x - blur(x)); 0 turns it off
+SHARPEN_SIGMA = 1.0              # Gaussian blur sigma, output pixels
 MAX_INPUT_PIXELS = 4096 * 4096   # memory limit: a 16.8 MP input (67 MP output, ~0.8 GB as floats)
 
 _cache: dict[tuple[str, str], SRNet] = {}
@@ -65,13 +72,31 @@ def tile_overlap(model: SRNet) -> int:
     return 8 * -(-(2 * model.receptive_radius + 4) // 8)
 
 
-def upscale_tensor(images: torch.Tensor, model: SRNet, tile: int | None = TILE, passes: int = 1) -> torch.Tensor:
+def upscale_tensor(images: torch.Tensor, model: SRNet, tile: int | None = TILE, passes: int = 1,
+                   sharpen: float = 0.0) -> torch.Tensor:
     """(B, 3, H, W) in [-1, 1] -> (B, 3, sH, sW) float32 on the CPU, clamped to [-1, 1], the net run
     ``passes`` times (s = scale^passes). ``tile``: low-res tile side (None or 0: untiled; at least
-    twice the overlap)."""
-    for _ in range(passes):
+    twice the overlap). ``sharpen``: `unsharp_mask` amount applied to the first pass's output
+    (generated images: `SHARPEN`; 0 for true images, which the net sharpens itself)."""
+    for i in range(passes):
         images = _upscale_once(images, model, tile)
+        if i == 0 and sharpen:
+            images = unsharp_mask(images, sharpen)
     return images
+
+
+def unsharp_mask(images: torch.Tensor, amount: float = SHARPEN, sigma: float = SHARPEN_SIGMA) -> torch.Tensor:
+    """(B, 3, H, W) in [-1, 1] -> images + amount * (images - gaussian_blur(images)), clamped to
+    [-1, 1] (reflect padding at the borders); 8 images at a time to bound memory."""
+    from torchvision.transforms.v2.functional import gaussian_blur
+    if amount < 0:
+        raise NarError(f"sharpen amount must be >= 0 (got {amount})")
+    if amount == 0:
+        return images
+    radius = max(1, round(3 * sigma))
+    out = [(x + amount * (x - gaussian_blur(x, [2 * radius + 1] * 2, [sigma, sigma]))).clamp_(-1, 1)
+           for x in images.float().split(8)]
+    return torch.cat(out)
 
 
 def _upscale_once(images: torch.Tensor, model: SRNet, tile: int | None) -> torch.Tensor:
@@ -100,23 +125,24 @@ def check_size(width: int, height: int, max_pixels: int = MAX_INPUT_PIXELS) -> N
                        f"(its 2x output would be {4 * width * height / 1e6:.0f} MP); crop or resize it first")
 
 
-def upscale(image, model: SRNet | None = None, tile: int | None = TILE, passes: int = 1):
+def upscale(image, model: SRNet | None = None, tile: int | None = TILE, passes: int = 1, sharpen: float = 0.0):
     """2x super-resolution, ``passes`` times, of a PIL image (returns a PIL image, 8-bit after every
     pass, as saving it between passes would be) or a (3, H, W) / (B, 3, H, W) tensor in [-1, 1]
-    (returns a float tensor of the same rank)."""
+    (returns a float tensor of the same rank). ``sharpen``: see `upscale_tensor`."""
     from nar.core.images import to_pil, to_tensor
     model = model if model is not None else load_sr()
     if isinstance(image, Image.Image):
-        for _ in range(passes):
+        for i in range(passes):
             check_size(*image.size)
-            image = to_pil(upscale_tensor(to_tensor(image.convert("RGB"))[None], model, tile)[0])
+            image = to_pil(upscale_tensor(to_tensor(image.convert("RGB"))[None], model, tile,
+                                          sharpen=sharpen if i == 0 else 0.0)[0])
         return image
     if not torch.is_tensor(image) or image.ndim not in (3, 4) or image.shape[-3] != 3:
         raise NarError("upscale expects a PIL image or an RGB tensor (3, H, W) / (B, 3, H, W)")
     batch = image[None] if image.ndim == 3 else image
-    for _ in range(passes):
+    for i in range(passes):
         check_size(batch.shape[-1], batch.shape[-2])
-        batch = upscale_tensor(batch, model, tile)
+        batch = upscale_tensor(batch, model, tile, sharpen=sharpen if i == 0 else 0.0)
     return batch[0] if image.ndim == 3 else batch
 
 
@@ -204,19 +230,20 @@ def fill_passes(side: int, native: int | None) -> int:
 
 
 def upscale_output(out, ckpt: str | Path | None = None, device: str | torch.device = "cpu", tile: int | None = TILE,
-                   passes: int = 1):
+                   passes: int = 1, sharpen: float = SHARPEN):
     """A `PipelineOutput` of decoded images -> the same with every image super-resolved ``passes``
-    times (2x each); settings record the SR model and the generated size, seconds_total includes
-    the SR."""
+    times (2x each), the first pass's output sharpened (``sharpen``, `unsharp_mask`); settings
+    record the SR model, the sharpening and the generated size, seconds_total includes the SR."""
     model = load_sr(ckpt, device)
     generated = list(out.images[0].size)[::-1]
     t0 = time.perf_counter()
-    images = [upscale(im, model, tile, passes) for im in out.images]
+    images = [upscale(im, model, tile, passes, sharpen=sharpen) for im in out.images]
     seconds = time.perf_counter() - t0
     w, h = images[0].size
     out.settings = {**out.settings, "size": w if w == h else None, "image_size": [h, w],
                     "super_resolution": {"scale": model.scale ** passes, "passes": passes, "generated_size": generated,
-                                         "sr_ckpt": str(model.source_path), "seconds": round(seconds, 3)}}
+                                         "sr_ckpt": str(model.source_path), "sharpen": sharpen,
+                                         "seconds": round(seconds, 3)}}
     out.images = images
     out.seconds_total += seconds
     return out

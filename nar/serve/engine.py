@@ -428,11 +428,13 @@ class Engine:
         t0 = time.perf_counter()
         drawn = list(result.image.shape[:2])
         passes = (size // drawn[1]).bit_length() - 1   # size = drawn side x 2^passes (sample_plan)
-        result.image = np.asarray(upscale(Image.fromarray(result.image), self._sr, passes=passes).convert("RGB"))
+        from nar.pipelines.upscale import SHARPEN   # generated images: sharpened as `nar sample` does
+        result.image = np.asarray(upscale(Image.fromarray(result.image), self._sr, passes=passes,
+                                          sharpen=SHARPEN).convert("RGB"))
         result.timings["upscale"] = time.perf_counter() - t0
         result.settings.update(image_size=list(result.image.shape[:2]), super_resolution={
             "generated_size": drawn, "scale": result.image.shape[0] // drawn[0],
-            "sr_ckpt": str(getattr(self._sr, "source_path", self.sr_ckpt))})
+            "sr_ckpt": str(getattr(self._sr, "source_path", self.sr_ckpt)), "sharpen": SHARPEN})
 
     def _upscale(self, image: np.ndarray, info: BatchInfo) -> Result:
         from PIL import Image

@@ -5,10 +5,10 @@ import pytest
 import torch
 from PIL import Image
 
-from nar.core.errors import NarError
+from nar.core.errors import ArgumentError, NarError
 from nar.pipelines import Pipeline
 from nar.pipelines.masks import downscale_for_fill
-from nar.pipelines.upscale import load_sr, upscale
+from nar.pipelines.upscale import SHARPEN, load_sr, upscale
 
 
 @pytest.fixture()
@@ -31,11 +31,23 @@ def test_sample_above_native_is_the_native_draw_super_resolved(pipe, tiny_sr, si
     assert out.settings["size"] == size and out.settings["image_size"] == [size, size]
     native = pipe.sample(prior="maskgit", n=2, size=32, steps=1, seed=5)
     assert torch.equal(native.tokens, out.tokens) and "super_resolution" not in native.settings
+    assert sr["sharpen"] == SHARPEN > 0
     model = load_sr(tiny_sr)
     for drawn, final in zip(native.images, out.images):
-        for _ in range(passes):
-            drawn = upscale(drawn, model)
+        for i in range(passes):   # generated images: the first pass's output sharpened
+            drawn = upscale(drawn, model, sharpen=SHARPEN if i == 0 else 0.0)
         assert np.array_equal(np.asarray(drawn), np.asarray(final))
+
+
+def test_sample_sharpen_is_an_option_and_zero_is_the_plain_sr(pipe, tiny_sr):
+    plain = pipe.sample(prior="maskgit", n=1, size=64, steps=1, seed=5, sr_ckpt=tiny_sr, sharpen=0)
+    native = pipe.sample(prior="maskgit", n=1, size=32, steps=1, seed=5)
+    assert plain.settings["super_resolution"]["sharpen"] == 0.0
+    assert np.array_equal(np.asarray(plain.images[0]), np.asarray(upscale(native.images[0], load_sr(tiny_sr))))
+    sharp = pipe.sample(prior="maskgit", n=1, size=64, steps=1, seed=5, sr_ckpt=tiny_sr, sharpen=2.0)
+    assert not np.array_equal(np.asarray(plain.images[0]), np.asarray(sharp.images[0]))
+    with pytest.raises(ArgumentError, match="sharpening amount"):
+        pipe.sample(prior="maskgit", n=1, size=64, steps=1, sr_ckpt=tiny_sr, sharpen=-1)
 
 
 def test_sample_above_native_errors(pipe, tmp_path):

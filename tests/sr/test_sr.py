@@ -223,7 +223,47 @@ def test_upscale_output_doubles_images_and_says_so(tiny_sr):
     assert out.settings["size"] == 48 and out.settings["image_size"] == [48, 48]
     sr = out.settings["super_resolution"]
     assert sr["scale"] == 2 and sr["generated_size"] == [24, 24] and sr["sr_ckpt"] == str(tiny_sr)
+    assert sr["sharpen"] == 0.75
     assert out.seconds_total >= 1.0
+
+
+def test_unsharp_mask_steepens_edges_keeps_flat_areas_and_range():
+    from torchvision.transforms.v2.functional import gaussian_blur
+    from nar.pipelines.upscale import unsharp_mask
+    flat = torch.full((2, 3, 32, 32), 0.3)
+    assert torch.allclose(unsharp_mask(flat, 1.0), flat, atol=1e-6)        # nothing to sharpen
+    step = torch.full((1, 3, 32, 32), -0.4)
+    step[..., 16:] = 0.4
+    soft = gaussian_blur(step, [7, 7], [1.0, 1.0])                          # a blurred edge
+    sharp = unsharp_mask(soft, 1.0)
+    slope = lambda x: float((x[..., 1:] - x[..., :-1]).abs().max())       # noqa: E731
+    assert slope(sharp) > 1.2 * slope(soft)
+    assert torch.allclose(sharp[..., :, :8], soft[..., :, :8], atol=1e-3)  # far from the edge: unchanged
+    assert sharp.min() >= -1 and sharp.max() <= 1
+    assert unsharp_mask(step * 3, 1.0).abs().max() <= 1                    # clamped
+    assert torch.equal(unsharp_mask(soft, 0.0), soft)
+    with pytest.raises(NarError, match=">= 0"):
+        unsharp_mask(soft, -0.5)
+
+
+def test_upscale_sharpens_only_the_first_pass(tiny_sr):
+    from nar.pipelines.upscale import load_sr, unsharp_mask, upscale_tensor
+    model = load_sr(tiny_sr)
+    x = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    once = upscale_tensor(x, model, sharpen=0.75)
+    assert torch.allclose(once, unsharp_mask(upscale_tensor(x, model), 0.75))
+    twice = upscale_tensor(x, model, passes=2, sharpen=0.75)
+    assert torch.allclose(twice, upscale_tensor(once, model))
+    assert torch.equal(upscale_tensor(x, model, sharpen=0.0), upscale_tensor(x, model))
+
+
+def test_bench_settings_reject_a_negative_sharpen():
+    from nar.core.errors import ArgumentError
+    from nar.pipelines.bench import BenchSettings
+    from nar.pipelines.upscale import SHARPEN
+    assert BenchSettings().sharpen_amount == SHARPEN and BenchSettings(sharpen=0).sharpen_amount == 0
+    with pytest.raises(ArgumentError, match="sharpening"):
+        BenchSettings(sharpen=-1.0).validate()
 
 
 class _RandomPrior(torch.nn.Module):

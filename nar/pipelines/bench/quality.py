@@ -193,7 +193,7 @@ def quality_rows(entries: list[BenchEntry], tokenizer: BenchTokenizer, device: t
                 # above the prior's native size: drawn there, then super-resolved as `nar sample` does
                 gen_size, passes = sample_plan(size, prior_native_size(entry.prior, f))
                 grid = (gen_size // f, gen_size // f)
-                upscale = _upscaler(passes, device)
+                upscale = _upscaler(passes, device, s.sharpen_amount)
                 fakes, runs, seconds = [], [], 0.0
                 for i in range(0, n, s.quality_batch):
                     b = min(s.quality_batch, n - i)
@@ -216,7 +216,8 @@ def quality_rows(entries: list[BenchEntry], tokenizer: BenchTokenizer, device: t
                          ["unconditional model: unconditional samples"] if s.quality_cfg is not None else [])
                 notes += [mismatch] if mismatch else []
                 if passes:
-                    notes.append(f"drawn at {gen_size}², {1 << passes}x super-resolution")
+                    notes.append(f"drawn at {gen_size}², {1 << passes}x super-resolution"
+                                 + (f", sharpened {s.sharpen_amount:g}" if s.sharpen_amount else ""))
                 if match and not guided:  # the speed rows are unguided: a guided row times itself
                     row["time_per_image_s"] = match[0]["total_p50_s"]
                 else:
@@ -232,14 +233,14 @@ def quality_rows(entries: list[BenchEntry], tokenizer: BenchTokenizer, device: t
     return rows
 
 
-def _upscaler(passes: int, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Images (B, 3, H, W) -> ``passes`` times 2x super-resolved (the identity for 0 passes);
-    a missing SR model is a NarError (the row is skipped)."""
+def _upscaler(passes: int, device: torch.device, sharpen: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Images (B, 3, H, W) -> ``passes`` times 2x super-resolved, the first pass sharpened, as
+    `nar sample` does (the identity for 0 passes); a missing SR model is a NarError (the row is skipped)."""
     if not passes:
         return lambda images: images
     from nar.pipelines.upscale import load_sr, upscale_tensor
     model = load_sr(None, device)
-    return lambda images: upscale_tensor(images, model, passes=passes)
+    return lambda images: upscale_tensor(images, model, passes=passes, sharpen=sharpen)
 
 
 def load_quality_nets(device: torch.device, inception_path: str | Path | None, want: bool,

@@ -264,7 +264,7 @@ def bench_defaults(priors: list[str] | None = None, sizes=None, steps=None, batc
                    command: str | None = None, threads: int | None = None, quality_size: int | None = None,
                    precision: str | None = None, quality_cfg: float | None = None,
                    real_classes: str | None = None, temperature: float | None = None,
-                   log: Callable[[str], None] = print, print_results: bool = True) -> dict[str, Any]:
+                   sharpen: float | None = None, log: Callable[[str], None] = print, print_results: bool = True) -> dict[str, Any]:
     """What `nar bench` runs: build (or load) everything, measure, write, print."""
     dev = setup_device(device, threads)
     over: dict[str, Any] = {"seed": seed, "quality": quality, "command": command, "threads": threads,
@@ -284,6 +284,8 @@ def bench_defaults(priors: list[str] | None = None, sizes=None, steps=None, batc
         over["real_classes"] = real_classes
     if temperature is not None:
         over["temperature"] = float(temperature)
+    if sharpen is not None:
+        over["sharpen"] = float(sharpen)
     settings = (BenchSettings.full(**over) if full else BenchSettings.quick(**over)).validate()
 
     names = list(priors) if priors else prior_names()

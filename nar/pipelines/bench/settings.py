@@ -48,6 +48,13 @@ class BenchSettings:
     command: str | None = None                  # the command line, recorded in the outputs
     threads: int | None = None                  # torch CPU threads (None: torch's default)
     precision: str | None = None                # prior sampling: auto | fp32 | bf16 (None: each prior's config)
+    sharpen: float | None = None                # unsharp mask after the 2x SR of sizes above a prior's native
+                                                # one, as `nar sample` (None: its default SHARPEN; 0: off)
+
+    @property
+    def sharpen_amount(self) -> float:
+        from nar.pipelines.upscale import SHARPEN
+        return SHARPEN if self.sharpen is None else float(self.sharpen)
 
     @property
     def decode_precision(self) -> str:
@@ -70,6 +77,8 @@ class BenchSettings:
         for name, values in (("sizes", self.sizes), ("steps", self.steps or (1,)), ("batch", self.batches)):
             if not values or any(int(v) < 1 for v in values):
                 raise ArgumentError(name, f"bench {name} need positive integers, got {list(values)}")
+        if self.sharpen is not None and not self.sharpen >= 0:
+            raise ArgumentError("sharpen", f"the sharpening amount must be >= 0 (got {self.sharpen})")
         if self.repeats < 1 or self.warmup < 0:
             raise NarError("repeats must be >= 1 and warm-up >= 0")
         if self.precision not in (None, *PRECISIONS):

@@ -28,9 +28,11 @@ def sr_rows_for_size(entries: list[BenchEntry], tokenizer, device: torch.device,
     rows = speed_rows_for_size(entries, tokenizer, device, gen_size, settings, timer, decode_flops_cache, log,
                                slow_before)
     x = torch.rand(1, 3, gen_size, gen_size, generator=_generator(torch.device("cpu"), settings.seed)) * 2 - 1
+    sharpen = settings.sharpen_amount   # timed with the SR: `nar sample` runs both
     if settings.warmup:
-        upscale_tensor(x, model, passes=passes)
-    times = [timer.time(upscale_tensor, x, model, passes=passes)[1] for _ in range(max(1, settings.repeats))]
+        upscale_tensor(x, model, passes=passes, sharpen=sharpen)
+    times = [timer.time(upscale_tensor, x, model, passes=passes, sharpen=sharpen)[1]
+             for _ in range(max(1, settings.repeats))]
     sr = summarize(times)
     scale = model.scale ** passes
     log(f"  sr {scale}x    {gen_size:5d}px -> {size}px: {sr['p50']:.3f}s/img ({len(times)} run(s), "
