@@ -37,16 +37,16 @@ def test_generate_same_seed_same_image_as_cli(client, tmp_path):
 
 
 def test_generate_samples_with_the_priors_own_defaults_unless_told(client):
-    """A request without temperature or top_p draws with the prior's shipped defaults (ar: 1.1 and
+    """A request without temperature or top_p draws with the prior's shipped defaults (ar: 1.0 and
     0.98), records them, and gives the tokens an explicit request with those values gives."""
     req = {"prior": "ar", "size": 256, "seed": 3}
     default = client.post("/generate", json=req).json()
-    assert default["settings"]["temperature"] == 1.1 and default["settings"]["top_p"] == 0.98
+    assert default["settings"]["temperature"] == 1.0 and default["settings"]["top_p"] == 0.98
     assert "--temperature" not in default["settings"]["cli"]
-    explicit = client.post("/generate", json={**req, "temperature": 1.1, "top_p": 0.98}).json()
+    explicit = client.post("/generate", json={**req, "temperature": 1.0, "top_p": 0.98}).json()
     assert default["tokens"] == explicit["tokens"]
-    plain = client.post("/generate", json={**req, "temperature": 1.0}).json()
-    assert plain["settings"]["temperature"] == 1.0 and plain["tokens"] != default["tokens"]
+    hot = client.post("/generate", json={**req, "temperature": 1.1}).json()
+    assert hot["settings"]["temperature"] == 1.1 and hot["tokens"] != default["tokens"]
 
 
 def test_generate_json_tokens_and_accept_png(client):
