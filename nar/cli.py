@@ -210,7 +210,7 @@ def sample(prior: str = typer.Option("sundae", "--prior", help="ar | maskgit | s
            out: Path = typer.Option(Path("samples"), "--out"),
            overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
            sr_ckpt: Optional[Path] = typer.Option(None, "--sr-ckpt", help="SR model for sizes above the prior's native one (default: shipped)."),
-           sharpen: Optional[float] = typer.Option(None, "--sharpen", help="Unsharp-mask amount after the 2x SR (sizes above the prior's native one); default 0.75, 0 = off."),
+           sharpen: Optional[float] = typer.Option(None, "--sharpen", help="Unsharp-mask amount after the 2x SR (sizes above the prior's native one); default 1, 0 = off."),
            tile: Optional[bool] = TileOpt, max_memory: Optional[str] = MaxMemoryOpt,
            precision: Optional[str] = PrecisionOpt):
     """Generate images: one PNG per image plus a grid, settings stored in PNG metadata."""
@@ -274,7 +274,7 @@ def bench(priors: Optional[str] = typer.Option(None, "--priors", help="Comma-sep
           quality_cfg: Optional[float] = typer.Option(None, "--quality-cfg", help="Quality rows of class-conditional priors: class-balanced samples with this guidance scale, as the README samples (default: unconditional)."),
           real_classes: Optional[str] = typer.Option(None, "--real-classes", help="Scenes of the quality rows' real images: balanced (equal counts, the default) or drawn (each seed's own, as before session 26)."),
           temperature: Optional[float] = typer.Option(None, "--temperature", help="Sampling temperature of every row, speed and quality (> 0; default: each prior's own, else 1; each prior's own top_p and other config defaults still apply)."),
-          sharpen: Optional[float] = typer.Option(None, "--sharpen", help="Unsharp-mask amount after the 2x SR of sizes above a prior's native one, as `nar sample` (default 0.75, 0 = off)."),
+          sharpen: Optional[float] = typer.Option(None, "--sharpen", help="Unsharp-mask amount after the 2x SR of sizes above a prior's native one, as `nar sample` (default 1, 0 = off)."),
           precision: Optional[str] = PrecisionOpt, seed: int = SeedOpt):
     """Speed and quality of every prior side by side: same tokenizer, grid, seeds and machine."""
     from nar.pipelines.bench import bench_defaults, parse_int_list

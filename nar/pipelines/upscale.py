@@ -26,9 +26,9 @@ TILE = 1024                      # low-res tile side (pixels) above which infere
 # Generated images: an unsharp mask after the first 2x pass (issue 13, session 39). The SR net
 # sharpens true 512² renders (0.84x the real gradient energy at 1024²) and adds nothing over bicubic
 # to decoded tokens (0.52x), whose detail the 32x32 tokens never held. The mask draws no detail; it
-# steepens the edges the decode has (gradient 0.53 -> 0.64 for ar's draws at amount 0.75) and leaves
+# steepens the edges the decode has (gradient 0.52 -> 0.63 for ar's draws at amount 1) and leaves
 # the nar-feature FD unchanged to 0.01 (benchmarks/results/issue13/README.md, session 39).
-SHARPEN = 0.75                   # amount: x + amount * (x - blur(x)); 0 turns it off
+SHARPEN = 1.0                    # amount: x + amount * (x - blur(x)); 0 turns it off
 SHARPEN_SIGMA = 1.0              # Gaussian blur sigma, output pixels
 MAX_INPUT_PIXELS = 4096 * 4096   # memory limit: a 16.8 MP input (67 MP output, ~0.8 GB as floats)
 

@@ -214,7 +214,7 @@ def test_sample_plan():
 
 def test_upscale_output_doubles_images_and_says_so(tiny_sr):
     from nar.pipelines.pipeline import PipelineOutput
-    from nar.pipelines.upscale import upscale_output
+    from nar.pipelines.upscale import SHARPEN, upscale_output
     images = [Image.new("RGB", (24, 24), (10 * i, 50, 90)) for i in range(2)]
     out = PipelineOutput(images=images, tokens=torch.zeros(2, 3, 3, dtype=torch.long),
                          settings={"size": 24, "image_size": [24, 24]}, seconds_total=1.0)
@@ -223,7 +223,7 @@ def test_upscale_output_doubles_images_and_says_so(tiny_sr):
     assert out.settings["size"] == 48 and out.settings["image_size"] == [48, 48]
     sr = out.settings["super_resolution"]
     assert sr["scale"] == 2 and sr["generated_size"] == [24, 24] and sr["sr_ckpt"] == str(tiny_sr)
-    assert sr["sharpen"] == 0.75
+    assert sr["sharpen"] == SHARPEN
     assert out.seconds_total >= 1.0
 
 
