@@ -94,9 +94,10 @@ def unsharp_mask(images: torch.Tensor, amount: float = SHARPEN, sigma: float = S
     if amount == 0:
         return images
     radius = max(1, round(3 * sigma))
-    out = [(x + amount * (x - gaussian_blur(x, [2 * radius + 1] * 2, [sigma, sigma]))).clamp_(-1, 1)
+    # lerp(blur, x, 1 + a) = x + a (x - blur), in one pass
+    out = [torch.lerp(gaussian_blur(x, [2 * radius + 1] * 2, [sigma, sigma]), x, 1.0 + amount).clamp_(-1, 1)
            for x in images.float().split(8)]
-    return torch.cat(out)
+    return out[0] if len(out) == 1 else torch.cat(out)
 
 
 def _upscale_once(images: torch.Tensor, model: SRNet, tile: int | None) -> torch.Tensor:
