@@ -74,8 +74,8 @@ from nar.core.timing import sync
 from nar.pipelines.seams import extend_from_kept, fill_from_kept, harmonize_seam
 from nar.pipelines.masks import downscale_for_fill, latent_keep_mask, pad_to_multiple, seam_alpha
 from nar.pipelines.models import default_tokenizer_path, resolve_prior_ckpt
-from nar.pipelines.upscale import (SHARPEN, fill_passes, load_sr, prior_native_size, resolve_sr_ckpt, sample_plan,
-                                   upscale, upscale_output)
+from nar.pipelines.upscale import (fill_passes, load_sr, prior_native_size, resolve_sharpen, resolve_sr_ckpt,
+                                   sample_plan, upscale, upscale_output)
 from nar.priors import PRIORS, Prior, load_prior
 from nar.priors.base import default_grid
 from nar.sampling import INPAINT_PRIOR, INPAINT_TEMPERATURE, inpaint_options
@@ -340,9 +340,7 @@ class Pipeline:
         stay the drawn grid."""
         if cfg is None or cfg < 0:
             raise ArgumentError("cfg", f"the guidance scale cfg must be >= 0 (got {cfg})")
-        sharpen = SHARPEN if sharpen is None else float(sharpen)
-        if not sharpen >= 0:
-            raise ArgumentError("sharpen", f"the sharpening amount must be >= 0 (got {sharpen})")
+        sharpen = resolve_sharpen(sharpen)   # a bad amount is said before any sampling
         p = self.prior(prior)
         p.check_sample_args(n=n, steps=steps, temperature=temperature, top_k=top_k, top_p=top_p)
         size, sr_passes = sample_plan(size, self.native_size(prior)) if grid is None else (size, 0)

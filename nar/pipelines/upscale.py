@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from nar.core.checkpoint import load_checkpoint, read_meta
-from nar.core.errors import NarError
+from nar.core.errors import ArgumentError, NarError
 from nar.pipelines.models import MODELS_DIR
 from nar.sr.model import SRModelConfig, SRNet
 
@@ -85,12 +85,19 @@ def upscale_tensor(images: torch.Tensor, model: SRNet, tile: int | None = TILE, 
     return images
 
 
+def resolve_sharpen(amount: float | None) -> float:
+    """A sharpening amount as given (None: the default `SHARPEN`), checked to be >= 0."""
+    amount = SHARPEN if amount is None else float(amount)
+    if not amount >= 0:
+        raise ArgumentError("sharpen", f"the sharpening amount must be >= 0 (got {amount})")
+    return amount
+
+
 def unsharp_mask(images: torch.Tensor, amount: float = SHARPEN, sigma: float = SHARPEN_SIGMA) -> torch.Tensor:
     """(B, 3, H, W) in [-1, 1] -> images + amount * (images - gaussian_blur(images)), clamped to
     [-1, 1] (reflect padding at the borders); 8 images at a time to bound memory."""
     from torchvision.transforms.v2.functional import gaussian_blur
-    if amount < 0:
-        raise NarError(f"sharpen amount must be >= 0 (got {amount})")
+    amount = resolve_sharpen(amount)
     if amount == 0:
         return images
     radius = max(1, round(3 * sigma))

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from nar.core.errors import NarError
-from nar.pipelines.upscale import native_size, sample_plan
+from nar.pipelines.upscale import SHARPEN, native_size, sample_plan
 from nar.priors.base import default_grid
 from nar.sampling import INPAINT_TEMPERATURE, inpaint_options
 from nar.serve.batching import BatchInfo
@@ -428,9 +428,8 @@ class Engine:
         t0 = time.perf_counter()
         drawn = list(result.image.shape[:2])
         passes = (size // drawn[1]).bit_length() - 1   # size = drawn side x 2^passes (sample_plan)
-        from nar.pipelines.upscale import SHARPEN   # generated images: sharpened as `nar sample` does
         result.image = np.asarray(upscale(Image.fromarray(result.image), self._sr, passes=passes,
-                                          sharpen=SHARPEN).convert("RGB"))
+                                          sharpen=SHARPEN).convert("RGB"))   # generated: sharpened as `nar sample`
         result.timings["upscale"] = time.perf_counter() - t0
         result.settings.update(image_size=list(result.image.shape[:2]), super_resolution={
             "generated_size": drawn, "scale": result.image.shape[0] // drawn[0],

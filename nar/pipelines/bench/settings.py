@@ -53,8 +53,8 @@ class BenchSettings:
 
     @property
     def sharpen_amount(self) -> float:
-        from nar.pipelines.upscale import SHARPEN
-        return SHARPEN if self.sharpen is None else float(self.sharpen)
+        from nar.pipelines.upscale import resolve_sharpen
+        return resolve_sharpen(self.sharpen)
 
     @property
     def decode_precision(self) -> str:
@@ -77,8 +77,8 @@ class BenchSettings:
         for name, values in (("sizes", self.sizes), ("steps", self.steps or (1,)), ("batch", self.batches)):
             if not values or any(int(v) < 1 for v in values):
                 raise ArgumentError(name, f"bench {name} need positive integers, got {list(values)}")
-        if self.sharpen is not None and not self.sharpen >= 0:
-            raise ArgumentError("sharpen", f"the sharpening amount must be >= 0 (got {self.sharpen})")
+        from nar.pipelines.upscale import resolve_sharpen
+        resolve_sharpen(self.sharpen)
         if self.repeats < 1 or self.warmup < 0:
             raise NarError("repeats must be >= 1 and warm-up >= 0")
         if self.precision not in (None, *PRECISIONS):
