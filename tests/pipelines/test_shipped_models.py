@@ -71,7 +71,8 @@ def test_shipped_sundae_has_full_resolution_layers_and_its_chain_of_parents():
     """The default (v7): sundae v6 with one transformer layer on the 32x32 token grid before and after
     its valley, 300 steps more on fresh 512² renders. The patch grid moves every sampling step, it
     anneals up to 1.1 x the start temperature, and its record keeps the chain of parents and says how
-    the new layers began: sundae v6 (300 steps), from maskgit v4 (2500), from the 4x4-merge 512² maskgit (3000)."""
+    the new layers began: sundae v6 (300 steps), from maskgit v4 (2500), from the 4x4-merge 512² maskgit (3000).
+    Since session 40 it draws with a nucleus filter of 0.98 unless the caller gives another (the weights unchanged)."""
     prior = Pipeline.load(device="cpu").prior("sundae")
     assert prior.cfg.shift_patches and prior.cfg.abs_positions and prior.cfg.box_corruption == 0.25
     assert tuple(prior.cfg.net.shorten) == (2,) and tuple(prior.cfg.net.depths) == (1, 8, 1)
@@ -85,6 +86,9 @@ def test_shipped_sundae_has_full_resolution_layers_and_its_chain_of_parents():
     grandparent = parent["training"]["fine_tuned_from"]
     assert (grandparent["prior"], grandparent["step"]) == ("maskgit", 2500)
     assert grandparent["training"]["fine_tuned_from"]["step"] == 3000
+    assert prior.cfg.top_p == 0.98
+    changes = [(c["key"], c["from"], c["to"]) for change in meta["sampling_changes"] for c in change["changes"]]
+    assert changes == [("top_p", 1.0, 0.98)]
 
 
 def test_shipped_maskgit_is_the_2x2_merge_on_the_512_grid():
