@@ -3,19 +3,21 @@
   T=1 python benchmarks/results/issue13/session40/sweep.py PRIOR SEED TAG [steps=S] [temperature=T] [KEY=VALUE ...]
 Appends a JSON line to runs/s40/sweep.jsonl; tokens kept in runs/s40/tok_TAG_sSEED.pt."""
 import json, os, sys, time, torch
+from nar.core.config import parse_overrides
 from nar.pipelines.pipeline import Pipeline
 from nar.pipelines.bench.settings import BenchSettings, _generator
-from nar.pipelines.bench.quality import sample_seed, render_real, real_labels
+from nar.pipelines.bench.quality import sample_seed, render_real
 from nar.eval.metrics import evaluate_images
 from nar.eval.scene_classifier import load_scene_classifier
 from nar.eval.sharpness import relative_to, sharpness_report
 from nar.pipelines.upscale import load_sr, upscale_tensor, SHARPEN
 torch.set_num_threads(int(os.environ.get("T", 1)))
 name, seed, tag = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-opts = {k: json.loads(v) if v[0] in "0123456789-.[{tf\"n" else v for k, v in (a.split("=", 1) for a in sys.argv[4:])}
+opts = parse_overrides(sys.argv[4:])   # KEY=VALUE, typed as config overrides are
 temperature, steps = opts.pop("temperature", None), opts.pop("steps", None)
 sharpen = float(opts.pop("sharpen", SHARPEN))
 s, n = BenchSettings(seed=seed, quality_cfg=2.0), 144
+os.makedirs("runs/s40", exist_ok=True)
 real_path = "runs/s40/real_a.pt"
 if not os.path.exists(real_path):
     torch.save(render_real(n, 1024, s.quality_seed, True).half(), real_path + ".tmp"); os.replace(real_path + ".tmp", real_path)
