@@ -33,7 +33,7 @@ SetOpt = typer.Option(None, "--set", help="Override a config field, e.g. --set m
 SeedOpt = typer.Option(0, "--seed", help="Random seed: same seed, same device -> same output.")
 DeviceOpt = typer.Option("auto", "--device", help="auto | cpu | cuda")
 OptionOpt = typer.Option(None, "--option", help="A prior's own sampling option KEY=VALUE (repeatable): maskgit's "
-                         "choice_temperature, schedule, refine_rounds, refine_ratio, refine_steps, candidates (best of K), rank_ring, "
+                         "choice_temperature, schedule, order (confidence | halton), refine_rounds, refine_ratio, refine_steps, candidates (best of K), rank_ring, "
                          "init (inpainting start: reflect | mask), outside_in (fill order); sundae's temperature_end, "
                          "update_proportion, update_rule (random | least_confident), choice_temperature, min_change, ...")
 TileOpt = typer.Option(None, "--tile/--no-tile", help="Run the tokenizer in tiles (default: when the image is too big to run whole).")

@@ -75,6 +75,16 @@ Refinement (``refine_rounds`` R > 0, off by default)
     tokens of inpainting are never scored or changed). This is the model acting as its own
     critic (as Token-Critic's separate critic does), at 4 + ``refine_steps`` forwards per round.
 
+Fix order (``order``)
+    "confidence" (the default, MaskGIT's): each step keeps the new tokens the model is most sure
+    of, ranked with the Gumbel noise above. Sure tokens cluster (a sky, a flat field), so a step
+    fixes runs of neighbours drawn independently of one another. "halton" (Besnier et al., ICLR
+    2025): the model's confidence is not used; each step fixes the next cells of a 2D Halton
+    sequence (`nar.sampling.orders`, rolled by a random offset per sample), so every step's new
+    tokens are spread evenly over the grid and each is drawn beside tokens already fixed. The
+    paper pairs it with the "arccos" schedule (many tokens in the last steps, when every masked
+    cell has fixed neighbours). Not with ``outside_in``, which is a confidence order.
+
 Fill order and start (inpainting only)
     ``outside_in`` λ > 0: a masked cell's confidence loses λ nats per cell of distance from the
     kept tokens, so a fill is fixed from its border inwards (ring by ring for large λ).
@@ -116,6 +126,7 @@ from nar.priors.maskgit_raster import RasterLayout
 from nar.priors.registry import PRIORS
 from nar.sampling.fill import distance_to_kept, reflect_fill
 from nar.sampling.filters import ascending_ranks, epsilon_filter, gumbel_noise, sample_logits
+from nar.sampling.orders import halton_ranks
 from nar.sampling.schedules import (check_guidance_schedule, get_schedule, guidance_scale, mask_counts,
                                     temperature_ramp)
 
@@ -156,6 +167,8 @@ class MaskGITConfig:
     cfg_schedule: str = "constant"  # sampling: guidance scale over the steps (nar.sampling.schedules)
     epsilon: float = 0.0            # sampling: drop codes below this probability (epsilon sampling; 0: off)
     temperature_end: float | None = None  # sampling: last-step token temperature for a start of 1 (None: constant)
+    order: str = "confidence"       # sampling: which tokens a step fixes: the most confident (MaskGIT) |
+                                    # the next ones of a 2D Halton sequence (Fix order, above)
 
     def __post_init__(self):
         if isinstance(self.net, dict):  # from TOML / a checkpoint's config
@@ -177,6 +190,8 @@ class MaskGITConfig:
             raise NarError(f"maskgit: outside_in must be >= 0, got {self.outside_in}")
         if self.init not in INITS:
             raise NarError(f"maskgit: init must be one of {', '.join(INITS)}, got {self.init!r}")
+        if self.order not in ORDERS:
+            raise NarError(f"maskgit: order must be one of {', '.join(ORDERS)}, got {self.order!r}")
 
 
 def check_refinement(rounds, ratio, steps) -> tuple[int, float, int]:
@@ -199,10 +214,11 @@ def check_best_of(candidates, ring) -> tuple[int, int]:
 
 
 INITS = ("mask", "reflect")   # how an inpainting region starts (Fill order, above)
+ORDERS = ("confidence", "halton")  # which masked tokens a decoding step fixes (Fix order, above)
 LAYOUTS = ("grid", "raster")  # the network's input layout (Positions / Raster layout, above)
 # options ``sample`` accepts beyond the shared arguments
 SAMPLE_OPTIONS = ("choice_temperature", "temperature_end", "schedule", "refine_rounds", "refine_ratio",
-                  "refine_steps", "cfg_schedule", "epsilon", "init", "outside_in", "candidates", "rank_ring")
+                  "refine_steps", "cfg_schedule", "epsilon", "init", "outside_in", "candidates", "rank_ring", "order")
 
 
 @PRIORS.register("maskgit")
@@ -384,6 +400,10 @@ class MaskGITPrior(SelfCritic, RasterLayout, Prior):
         if outside_in < 0 or (outside_in > 0 and req.keep is None):
             raise ArgumentError("outside_in", f"maskgit: outside_in must be >= 0 and needs kept tokens (inpainting), "
                                               f"got {outside_in}{'' if req.keep is not None else ' for free sampling'}")
+        order = opts.get("order", cfg.order)
+        if order not in ORDERS or (order == "halton" and outside_in > 0):
+            raise ArgumentError("order", f"maskgit: order must be one of {', '.join(ORDERS)} ('halton' fixes cells in a "
+                                         f"set order, so not with outside_in), got {order!r}")
         init = opts.get("init", cfg.init)
         if init not in INITS or (init == "reflect" and req.keep is None):
             raise ArgumentError("init", f"maskgit: init must be one of {', '.join(INITS)} ('reflect': inpainting "
@@ -416,6 +436,7 @@ class MaskGITPrior(SelfCritic, RasterLayout, Prior):
         temperatures = temperature_ramp(total, req.temperature, end, cfg.temperature_end)
 
         order_cost = None if not outside_in else outside_in * distance_to_kept(keep.to(ids.device)).reshape(n, -1)
+        places = None if order != "halton" else halton_ranks(h, w, n, req.generator, ids.device)  # (n, h*w)
 
         def scale_at(is_masked: torch.Tensor) -> float:  # progress: the share of generated tokens fixed
             if cfg_schedule == "constant" or req.cfg_scale == 1.0:
@@ -424,7 +445,7 @@ class MaskGITPrior(SelfCritic, RasterLayout, Prior):
 
         if decode_steps:
             ids = self._decode(req, ids, unknown, decode_steps, schedule, choice_temperature, 0, total, temperatures,
-                               scale_at, epsilon, order_cost)
+                               scale_at, epsilon, order_cost, places)
         passes, done = decode_steps, decode_steps
         for _ in range(rounds):
             support, scoring_passes = self._support(req, ids, generated)  # (n, h*w) log p(token | the rest)
@@ -432,20 +453,21 @@ class MaskGITPrior(SelfCritic, RasterLayout, Prior):
             ranks = ascending_ranks(support.masked_fill(~generated, math.inf))
             ids = ids.masked_fill(ranks < torch.tensor(redraw, device=ids.device)[:, None], self.mask_id)
             ids = self._decode(req, ids, redraw, refine_steps, schedule, choice_temperature, done, total,
-                               temperatures, scale_at, epsilon, order_cost)
+                               temperatures, scale_at, epsilon, order_cost, places)
             passes, done = passes + scoring_passes + refine_steps, done + refine_steps
         return SampleOutput(tokens=ids.reshape(n, h, w), steps_run=done, forward_passes=passes)
 
     def _decode(self, req: SampleRequest, ids: torch.Tensor, unknown: list[int], steps: int, schedule,
                 choice_temperature: float, step0: int, total: int, temperatures: list[float],
                 scale_at: Callable[[torch.Tensor], float], epsilon: float = 0.0,
-                order_cost: torch.Tensor | None = None) -> torch.Tensor:
+                order_cost: torch.Tensor | None = None, places: torch.Tensor | None = None) -> torch.Tensor:
         """Fill the ``mask_id`` cells of ids (n, h*w), ``unknown[i]`` of them in row i, in ``steps``
         steps; a row with fewer unknown cells than ``steps`` finishes early (its later counts are 0).
         step0 / total: where these steps sit in the whole sampling call (patch shift, callback), whose
         per-step token temperatures are ``temperatures``; scale_at(is_masked): a step's guidance scale;
         epsilon: the probability floor below which codes are never drawn (`epsilon_filter`); order_cost:
-        (n, h*w) nats taken off each cell's confidence (Fill order)."""
+        (n, h*w) nats taken off each cell's confidence (Fill order); places: (n, h*w) each cell's place in
+        a set order (Fix order: "halton"), which then ranks the cells instead of the confidence."""
         n, (h, w), generator, device = req.n, req.grid, req.generator, ids.device
         per_sample = [mask_counts(u, steps, schedule) if u else [] for u in unknown]
         counts = torch.tensor([c + [0] * (steps - len(c)) for c in per_sample], dtype=torch.long, device=device)
@@ -455,13 +477,15 @@ class MaskGITPrior(SelfCritic, RasterLayout, Prior):
                                          self.patch_shift(step0 + t))  # (M, V)
             new = sample_logits(epsilon_filter(logits, epsilon), temperatures[step0 + t], req.top_k, req.top_p,
                                 generator)  # (M,)
-            # confidence: log p(new token) under the (guided) model, + annealed Gumbel noise
-            logp = logits.log_softmax(dim=-1).gather(-1, new[:, None]).squeeze(-1)
-            noise_scale = choice_temperature * (1.0 - (t + 1) / steps)
-            if noise_scale > 0:
-                logp = logp + noise_scale * gumbel_noise(logp.shape, generator, device)
             sampled = ids.masked_scatter(is_masked, new)
-            confidence = torch.full(ids.shape, math.inf, device=device).masked_scatter(is_masked, logp)
+            if places is not None:   # a set order: the cells latest in it stay masked
+                confidence = (-places.to(torch.float)).masked_fill(~is_masked, math.inf)
+            else:   # confidence: log p(new token) under the (guided) model, + annealed Gumbel noise
+                logp = logits.log_softmax(dim=-1).gather(-1, new[:, None]).squeeze(-1)
+                noise_scale = choice_temperature * (1.0 - (t + 1) / steps)
+                if noise_scale > 0:
+                    logp = logp + noise_scale * gumbel_noise(logp.shape, generator, device)
+                confidence = torch.full(ids.shape, math.inf, device=device).masked_scatter(is_masked, logp)
             if order_cost is not None:
                 confidence = confidence - order_cost
             # re-mask the n_t least confident new tokens (rank 0 = least confident)

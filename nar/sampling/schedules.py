@@ -52,6 +52,13 @@ def cubic(r: float) -> float:
     return 1.0 - r ** 3
 
 
+@register_schedule("arccos")
+def arccos(r: float) -> float:
+    """(2/π) · arccos(r): the Halton sampler's counts (Besnier et al. 2025). Fixes a near-constant
+    share early and many tokens in the last steps, when each masked cell has fixed neighbours."""
+    return 2.0 / math.pi * math.acos(min(max(r, 0.0), 1.0))
+
+
 @register_schedule("sqrt")
 def sqrt(r: float) -> float:
     """1 - √r: fixes many tokens early (the opposite bias to the concave schedules)."""

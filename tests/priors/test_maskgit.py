@@ -471,3 +471,32 @@ def test_temperature_end_ramps_the_token_temperature_over_the_steps(monkeypatch)
     assert seen == pytest.approx([0.5, 0.75, 1.0])
     with pytest.raises(NarError, match="temperature_end"):
         prior.sample(1, (4, 4), generator=gen(0), temperature_end=-1)
+
+
+def test_halton_order_fixes_the_cells_in_its_sequence(record_guidance):
+    from nar.sampling.orders import halton_ranks
+    from nar.sampling.schedules import mask_counts
+    prior = make(num_classes=2)
+    grid, seen = (8, 8), []
+    out = prior.sample(2, grid, steps=6, generator=gen(3), cond=torch.tensor([0, 1]), cfg_scale=2.0,
+                       order="halton", schedule="arccos", callback=lambda t, total, ids: seen.append(ids.clone()))
+    assert (out.tokens < V).all() and out.steps_run == 6
+    # the generator's first draw is the per-sample offset of the order
+    places = halton_ranks(*grid, 2, gen(3))
+    for t, ids in enumerate(seen):
+        masked = (ids == prior.mask_id).reshape(2, -1)
+        assert masked.sum(dim=1).tolist() == [mask_counts(64, 6, "arccos")[t]] * 2
+        # the masked cells are exactly the ones latest in each sample's order
+        assert torch.equal(masked, places >= 64 - masked.sum(dim=1, keepdim=True))
+    # inpainting: kept tokens stay, and the order runs over the region only
+    known = torch.randint(0, V, (2, *grid), generator=gen(1))
+    keep = torch.zeros(2, *grid, dtype=torch.bool)
+    keep[:, :4] = True
+    out = prior.sample(2, grid, steps=4, known=known, keep=keep, generator=gen(0), order="halton")
+    assert torch.equal(out.tokens[keep], known[keep]) and out.steps_run == 4
+    with pytest.raises(NarError, match="order"):
+        prior.sample(1, grid, generator=gen(0), order="spiral")
+    with pytest.raises(NarError, match="order"):
+        prior.sample(2, grid, known=known, keep=keep, generator=gen(0), order="halton", outside_in=1.0)
+    with pytest.raises(NarError, match="order"):
+        make(order="spiral")
