@@ -57,7 +57,7 @@ from nar.sampling.filters import ascending_ranks, check_config_top_p, gumbel_noi
 from nar.sampling.schedules import check_guidance_schedule, guidance_scale, temperature_ramp
 
 INITS = ("uniform", "nearest")
-UPDATE_RULES = ("random", "least_confident")
+UPDATE_RULES = ("random", "least_confident", "checkerboard")
 
 __all__ = ["SundaeConfig", "SundaePrior"]
 
@@ -77,7 +77,8 @@ class SundaeConfig:
                                       # scales with the start (0.7 start -> 0.7 x this), so it may exceed 1
     update_proportion: float = 0.5    # sampling: share of tokens updated per step when steps >= partial_update_from
     update_rule: str = "random"       # sampling: which tokens take their new value in a partial update:
-                                      # random (paper) | least_confident (the ones the model doubts most)
+                                      # random (paper) | least_confident (the ones the model doubts most) |
+                                      # checkerboard (one colour per step, in turn: no two side-by-side)
     choice_temperature: float = 0.0   # sampling, least_confident: Gumbel noise on the doubt, decays to 0
     partial_update_from: int = 20     # sampling: runs with fewer steps update every token (paper §3.4)
     min_change: int = 0               # sampling: freeze a sample once one step changes <= this many of its tokens
@@ -372,7 +373,7 @@ class SundaePrior(Prior):
             if check:  # changes the step proposes, whichever tokens it may update (see _sample())
                 active = (proposal != work).flatten(1).sum(dim=1) > plan.min_change
             if plan.update_proportion < 1.0:
-                update = self._update_mask(logits, work, keep, plan, t / max(steps - 1, 1), req.generator)
+                update = self._update_mask(logits, work, keep, plan, t, steps, req.generator)
                 proposal = torch.where(update, proposal, work)
             work = proposal
             if req.callback is not None:  # the whole batch as it stands, frozen samples included
@@ -394,16 +395,24 @@ class SundaePrior(Prior):
 
     @staticmethod
     def _update_mask(logits: torch.Tensor, work: torch.Tensor, keep: torch.Tensor | None, plan: "_DenoisePlan",
-                     progress: float, generator: torch.Generator | None) -> torch.Tensor:
-        """(B, h, w) bool: the tokens that take their new draw this step.
+                     step: int, steps: int, generator: torch.Generator | None) -> torch.Tensor:
+        """(B, h, w) bool: the tokens that take their new draw at ``step`` of ``steps``.
 
-        ``random``: each with probability ``update_proportion`` (the paper). ``least_confident``:
+        ``random``: each with probability ``update_proportion`` (the paper). ``checkerboard``: the
+        cells with (row + col + step) even, so the two colours take turns and no token is redrawn
+        together with its four side neighbours, which it would have to agree with (red-black Gibbs
+        sweeps; ``update_proportion`` is then 1/2 whatever it says). ``least_confident``:
         exactly that share of each sample, the tokens whose current code the model finds least
         likely, ranked with Gumbel noise × ``choice_temperature`` · (1 − progress) as MaskGIT ranks
         the tokens it keeps: the tokens the model agrees with stay, its doubts are redrawn. Kept
         inpainting tokens are never counted in that share."""
         if plan.update_rule == "random":
             return torch.rand(work.shape, generator=generator, device=work.device) < plan.update_proportion
+        if plan.update_rule == "checkerboard":
+            h, w = work.shape[1:]
+            rows, cols = torch.arange(h, device=work.device), torch.arange(w, device=work.device)
+            return ((rows[:, None] + cols[None, :] + step) % 2 == 0).expand_as(work)
+        progress = step / max(steps - 1, 1)
         logp = logits.float().log_softmax(dim=-1).gather(-1, work.unsqueeze(-1)).squeeze(-1)  # (B, h, w)
         noise_scale = plan.choice_temperature * (1.0 - progress)
         if noise_scale > 0:

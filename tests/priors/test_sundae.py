@@ -435,3 +435,17 @@ def test_a_config_top_p_is_the_default_nucleus_filter_and_is_checked_on_load():
     assert from_dict(SundaeConfig, {**config, "top_p": 0.9}).top_p == 0.9
     with pytest.raises(NarError, match="top_p"):
         from_dict(SundaeConfig, {**config, "top_p": 0.0})
+
+
+def test_checkerboard_update_redraws_one_colour_per_step_in_turn():
+    p = tiny()
+    target = torch.randint(V, (6, 8), generator=gen(7))
+    stub = StubNet(p, target)   # certain of `target`: a redrawn token becomes right, a kept one stays
+    p.sample(2, (6, 8), steps=20, update_rule="checkerboard", generator=gen(0))
+    colour = (torch.arange(6)[:, None] + torch.arange(8)[None, :]) % 2
+    first, second, third = stub.inputs[:3]
+    changed = (second != first)
+    # step 0 redraws the even cells only (those already right stay right); step 1 the odd ones
+    assert not changed[:, colour == 1].any() and (second[:, colour == 0] == target[colour == 0]).all()
+    assert (third == target).all()
+    assert (first != target).any()
