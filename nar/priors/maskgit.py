@@ -125,7 +125,8 @@ from nar.priors.maskgit_critic import SelfCritic
 from nar.priors.maskgit_raster import RasterLayout
 from nar.priors.registry import PRIORS
 from nar.sampling.fill import distance_to_kept, reflect_fill
-from nar.sampling.filters import ascending_ranks, epsilon_filter, gumbel_noise, sample_logits
+from nar.sampling.filters import (ascending_ranks, check_config_temperature, epsilon_filter, gumbel_noise,
+                                  sample_logits)
 from nar.sampling.orders import halton_ranks
 from nar.sampling.schedules import (check_guidance_schedule, get_schedule, guidance_scale, mask_counts,
                                     temperature_ramp)
@@ -166,6 +167,7 @@ class MaskGITConfig:
     rank_ring: int = 1              # inpainting: width in tokens of the kept ring that ranks the fills
     cfg_schedule: str = "constant"  # sampling: guidance scale over the steps (nar.sampling.schedules)
     epsilon: float = 0.0            # sampling: drop codes below this probability (epsilon sampling; 0: off)
+    temperature: float = 1.0        # sampling: the token temperature when the caller gives none
     temperature_end: float | None = None  # sampling: last-step token temperature for a start of 1 (None: constant)
     order: str = "confidence"       # sampling: which tokens a step fixes: the most confident (MaskGIT) |
                                     # the next ones of a 2D Halton sequence (Fix order, above)
@@ -190,6 +192,7 @@ class MaskGITConfig:
             raise NarError(f"maskgit: outside_in must be >= 0, got {self.outside_in}")
         if self.init not in INITS:
             raise NarError(f"maskgit: init must be one of {', '.join(INITS)}, got {self.init!r}")
+        check_config_temperature("maskgit", self.temperature)
         if self.order not in ORDERS:
             raise NarError(f"maskgit: order must be one of {', '.join(ORDERS)}, got {self.order!r}")
 

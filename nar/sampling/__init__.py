@@ -24,8 +24,10 @@ INPAINT_PRIOR = "maskgit"
 # border-band FD 0.66 against 1.60, box gradient 0.80× real against 0.60×. The kept ridges, horizons
 # and skylines run on into the box; the model's own fill does not continue them (session 18). The
 # mirror alone scores lower still (0.30) but leaves a mirror seam; 4 rounds of 25 % score 1.68.
-# ``init="mask"`` is the model's fill alone.
-INPAINT_OPTIONS = {"maskgit": {"init": "reflect", "refine_rounds": 2, "refine_ratio": 0.15, "refine_steps": 2}}
+# ``init="mask"`` is the model's fill alone. Its refinement redraws in MaskGIT's confidence order, as
+# measured, whatever order free sampling uses (``order="halton"``, session 41).
+INPAINT_OPTIONS = {"maskgit": {"init": "reflect", "refine_rounds": 2, "refine_ratio": 0.15, "refine_steps": 2,
+                               "order": "confidence"}}
 
 
 def inpaint_options(prior_name: str, options: dict | None = None) -> dict:

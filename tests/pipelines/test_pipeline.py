@@ -105,6 +105,7 @@ def test_inpaint_refines_maskgit_fills_unless_told_otherwise(pipe):
     out = pipe.inpaint(image, mask, prior="maskgit", steps=2)
     assert rounds > 0 and out.settings["options"]["refine_rounds"] == rounds
     assert out.settings["options"]["init"] == "reflect" and 0 < out.steps_run <= rounds * steps   # no decoding steps
+    assert out.settings["options"]["order"] == "confidence"   # the refinement as measured, whatever free sampling uses
     plain = pipe.inpaint(image, mask, prior="maskgit", steps=2, init="mask", refine_rounds=0)
     assert plain.steps_run == 2 and plain.settings["options"]["refine_rounds"] == 0
     assert pipe.sample(prior="maskgit", n=1, steps=2).steps_run == 2

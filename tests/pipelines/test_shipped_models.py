@@ -94,7 +94,8 @@ def test_shipped_sundae_has_full_resolution_layers_and_its_chain_of_parents():
 def test_shipped_maskgit_is_the_2x2_merge_on_the_512_grid():
     """The default maskgit (v4): the 512² maskgit (v2 fine-tuned 3000 steps on 512² renders) with its
     4x4 outer merge refined to 2x2, a 2500-step schedule more; its record keeps both parents and says how,
-    and the sampling defaults changed since (choice temperature 7, 20 steps)."""
+    and the sampling defaults changed since (choice temperature 7, 20 steps; session 41: cells fixed in a
+    2D Halton order at token temperature 0.65, inpainting's refinement still in confidence order)."""
     prior = Pipeline.load(device="cpu").prior("maskgit")
     assert prior.cfg.shift_patches and prior.cfg.box_corruption == 0.25 and tuple(prior.cfg.net.shorten) == (2,)
     meta = next(m["meta"] for m in installed_models() if (m["kind"], m["name"]) == ("prior", "maskgit"))
@@ -106,7 +107,11 @@ def test_shipped_maskgit_is_the_2x2_merge_on_the_512_grid():
     # session 22: sharper draws from more choice noise and 20 steps, the weights unchanged
     assert prior.cfg.choice_temperature == 7.0 and prior.cfg.steps == 20
     changes = [(c["key"], c["from"], c["to"]) for change in meta["sampling_changes"] for c in change["changes"]]
-    assert changes == [("choice_temperature", 4.5, 7.0), ("steps", 12, 16), ("steps", 16, 20)]
+    assert changes == [("choice_temperature", 4.5, 7.0), ("steps", 12, 16), ("steps", 16, 20),
+                       ("order", "confidence", "halton"), ("temperature", 1.0, 0.65)]
+    assert prior.cfg.order == "halton" and prior.resolve_temperature(None) == 0.65
+    from nar.sampling import INPAINT_OPTIONS, INPAINT_TEMPERATURE
+    assert INPAINT_OPTIONS["maskgit"]["order"] == "confidence" and INPAINT_TEMPERATURE == 0.7
 
 
 def test_shipped_ar_read_fresh_renders_once_each_and_keeps_its_parents():

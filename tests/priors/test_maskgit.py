@@ -500,3 +500,17 @@ def test_halton_order_fixes_the_cells_in_its_sequence(record_guidance):
         prior.sample(2, grid, known=known, keep=keep, generator=gen(0), order="halton", outside_in=1.0)
     with pytest.raises(NarError, match="order"):
         make(order="spiral")
+
+
+def test_a_config_temperature_is_the_default_a_caller_can_override():
+    """maskgit's config carries the token temperature it samples at when the caller gives none (set
+    by `ship_models.py --sampling maskgit temperature=...`); an explicit one wins."""
+    cool, plain = make(num_classes=2, temperature=0.6), make(num_classes=2)
+    assert cool.resolve_temperature(None) == 0.6 and plain.resolve_temperature(None) == 1.0
+    cond = torch.tensor([0, 1, 0])
+    by_config = cool.sample(3, (4, 4), steps=4, cond=cond, generator=gen(3)).tokens
+    assert torch.equal(by_config, cool.sample(3, (4, 4), steps=4, cond=cond, temperature=0.6, generator=gen(3)).tokens)
+    assert torch.equal(cool.sample(3, (4, 4), steps=4, cond=cond, temperature=1.0, generator=gen(3)).tokens,
+                       plain.sample(3, (4, 4), steps=4, cond=cond, generator=gen(3)).tokens)
+    with pytest.raises(NarError, match="temperature"):
+        make(temperature=0.0)
