@@ -64,26 +64,19 @@ Sampling (``sample``), T steps
     unguided, the detail steps get the full scale; "falling" runs from cfg down to 1. "constant"
     (the default) keeps cfg throughout. ``epsilon`` > 0 never draws a code below that probability.
 
-Refinement (``refine_rounds`` R > 0, off by default)
-    MaskGIT never revisits a committed token, so a token drawn early from a flat distribution
-    (a lone bright dot in a sky) stays whatever its neighbours become. After the T steps, each
-    of R rounds scores every generated token by its log-probability given all the others, read
-    off the model itself: the grid is split into the four (row mod 2, col mod 2) lattices, and
-    one forward per lattice masks that lattice only, so every scored token sees its eight
-    neighbours. The ``refine_ratio`` share of generated tokens the model finds least likely is
-    then re-masked and decoded again in ``refine_steps`` steps of the sampler above (kept
-    tokens of inpainting are never scored or changed). This is the model acting as its own
-    critic (as Token-Critic's separate critic does), at 4 + ``refine_steps`` forwards per round.
+Refinement and Best of K: `nar.priors.maskgit_critic` (the model as its own critic).
 
 Fix order (``order``)
-    "confidence" (the default, MaskGIT's): each step keeps the new tokens the model is most sure
+    "confidence" (the config default, MaskGIT's): each step keeps the new tokens the model is most sure
     of, ranked with the Gumbel noise above. Sure tokens cluster (a sky, a flat field), so a step
     fixes runs of neighbours drawn independently of one another. "halton" (Besnier et al., ICLR
     2025): the model's confidence is not used; each step fixes the next cells of a 2D Halton
     sequence (`nar.sampling.orders`, rolled by a random offset per sample), so every step's new
     tokens are spread evenly over the grid and each is drawn beside tokens already fixed. The
     paper pairs it with the "arccos" schedule (many tokens in the last steps, when every masked
-    cell has fixed neighbours). Not with ``outside_in``, which is a confidence order.
+    cell has fixed neighbours). Not with ``outside_in``, which is a confidence order. The shipped
+    maskgit draws in Halton order at token temperature 0.65 (benchmarks/results/issue13, session 41):
+    a set order keeps every draw, where the confidence order also filtered out tail draws.
 
 Fill order and start (inpainting only)
     ``outside_in`` λ > 0: a masked cell's confidence loses λ nats per cell of distance from the
@@ -92,15 +85,6 @@ Fill order and start (inpainting only)
     (`nar.sampling.fill.reflect_fill`, exemplar-based inpainting's copy step), and the model
     only redraws it through its refinement rounds (no decoding steps).
 
-Best of K (``candidates`` K > 1; off by default)
-    Every image is drawn K times in one batch, and one candidate is kept. Inpainting: each fill
-    is scored by how likely the model finds the *kept* tokens within ``rank_ring`` cells of the
-    region given everything else (the four lattice passes above, scoring those cells only): the
-    fill that best explains its surroundings. Scoring the fill's own tokens instead prefers flat,
-    predictable fills. Class-conditional sampling: each sample is scored by the model's implicit
-    classifier, the pseudo-log-likelihood ratio log p(x | class) - log p(x | null) over all
-    cells (four lattice passes, conditional and null batched): the sample most typical of its
-    class rather than of the data at large (benchmarks/results/issue13, session 18).
 """
 from __future__ import annotations
 
@@ -121,7 +105,7 @@ from nar.nn.hourglass import Hourglass2D, HourglassConfig, count_flops, patch_of
 from nar.nn.positions import AbsolutePositions2D, grid_positions
 from nar.nn.rotary import AxialRotary2D
 from nar.priors.base import Prior, SampleOutput, SampleRequest
-from nar.priors.maskgit_critic import SelfCritic
+from nar.priors.maskgit_critic import SelfCritic, check_best_of, check_refinement
 from nar.priors.maskgit_raster import RasterLayout
 from nar.priors.registry import PRIORS
 from nar.sampling.fill import distance_to_kept, reflect_fill
@@ -195,25 +179,6 @@ class MaskGITConfig:
         check_config_temperature("maskgit", self.temperature)
         if self.order not in ORDERS:
             raise NarError(f"maskgit: order must be one of {', '.join(ORDERS)}, got {self.order!r}")
-
-
-def check_refinement(rounds, ratio, steps) -> tuple[int, float, int]:
-    """The refinement settings as (int, float, int); an `ArgumentError` names a bad one."""
-    if float(rounds) != int(float(rounds)) or float(rounds) < 0:
-        raise ArgumentError("refine_rounds", f"maskgit: refine_rounds must be a whole number >= 0, got {rounds}")
-    if not 0.0 < float(ratio) <= 1.0:
-        raise ArgumentError("refine_ratio", f"maskgit: refine_ratio must be in (0, 1], got {ratio}")
-    if float(steps) != int(float(steps)) or float(steps) < 1:
-        raise ArgumentError("refine_steps", f"maskgit: refine_steps must be a whole number >= 1, got {steps}")
-    return int(float(rounds)), float(ratio), int(float(steps))
-
-
-def check_best_of(candidates, ring) -> tuple[int, int]:
-    """The best-of-K settings as (int, int); an `ArgumentError` names a bad one."""
-    for name, value in (("candidates", candidates), ("rank_ring", ring)):
-        if float(value) != int(float(value)) or float(value) < 1:
-            raise ArgumentError(name, f"maskgit: {name} must be a whole number >= 1, got {value}")
-    return int(float(candidates)), int(float(ring))
 
 
 INITS = ("mask", "reflect")   # how an inpainting region starts (Fill order, above)

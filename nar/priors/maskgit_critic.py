@@ -1,19 +1,61 @@
 """maskgit as its own critic: the log-probability the model gives each token of a grid given all the
-others, read off in four lattice passes, and what uses it besides refinement: best of K
-(`nar.priors.maskgit`, "Refinement" and "Best of K")."""
+others, read off in four lattice passes, and the two samplers that use it.
+
+Refinement (``refine_rounds`` R > 0, off by default)
+    MaskGIT never revisits a committed token, so a token drawn early from a flat distribution
+    (a lone bright dot in a sky) stays whatever its neighbours become. After the T steps, each
+    of R rounds scores every generated token by its log-probability given all the others, read
+    off the model itself: the grid is split into the four (row mod 2, col mod 2) lattices, and
+    one forward per lattice masks that lattice only, so every scored token sees its eight
+    neighbours. The ``refine_ratio`` share of generated tokens the model finds least likely is
+    then re-masked and decoded again in ``refine_steps`` steps of maskgit's sampler (kept
+    tokens of inpainting are never scored or changed). This is the model acting as its own
+    critic (as Token-Critic's separate critic does), at 4 + ``refine_steps`` forwards per round.
+
+Best of K (``candidates`` K > 1; off by default)
+    Every image is drawn K times in one batch, and one candidate is kept. Inpainting: each fill
+    is scored by how likely the model finds the *kept* tokens within ``rank_ring`` cells of the
+    region given everything else (the four lattice passes above, scoring those cells only): the
+    fill that best explains its surroundings. Scoring the fill's own tokens instead prefers flat,
+    predictable fills. Class-conditional sampling: each sample is scored by the model's implicit
+    classifier, the pseudo-log-likelihood ratio log p(x | class) - log p(x | null) over all
+    cells (four lattice passes, conditional and null batched): the sample most typical of its
+    class rather than of the data at large (benchmarks/results/issue13, session 18).
+"""
 from __future__ import annotations
 
 from dataclasses import replace
 
 import torch
 
+from nar.core.errors import ArgumentError
 from nar.priors.base import SampleOutput, SampleRequest
 from nar.sampling.fill import kept_ring
 
-__all__ = ["LATTICE", "SelfCritic"]
+__all__ = ["LATTICE", "SelfCritic", "check_best_of", "check_refinement"]
 
 # refinement's scoring passes: the cells of each (row mod 2, col mod 2) lattice, masked together
 LATTICE = ((0, 0), (0, 1), (1, 0), (1, 1))
+
+
+def check_refinement(rounds, ratio, steps) -> tuple[int, float, int]:
+    """The refinement settings as (int, float, int); an `ArgumentError` names a bad one."""
+    if float(rounds) != int(float(rounds)) or float(rounds) < 0:
+        raise ArgumentError("refine_rounds", f"maskgit: refine_rounds must be a whole number >= 0, got {rounds}")
+    if not 0.0 < float(ratio) <= 1.0:
+        raise ArgumentError("refine_ratio", f"maskgit: refine_ratio must be in (0, 1], got {ratio}")
+    if float(steps) != int(float(steps)) or float(steps) < 1:
+        raise ArgumentError("refine_steps", f"maskgit: refine_steps must be a whole number >= 1, got {steps}")
+    return int(float(rounds)), float(ratio), int(float(steps))
+
+
+def check_best_of(candidates, ring) -> tuple[int, int]:
+    """The best-of-K settings as (int, int); an `ArgumentError` names a bad one."""
+    for name, value in (("candidates", candidates), ("rank_ring", ring)):
+        if float(value) != int(float(value)) or float(value) < 1:
+            raise ArgumentError(name, f"maskgit: {name} must be a whole number >= 1, got {value}")
+    return int(float(candidates)), int(float(ring))
+
 
 
 class SelfCritic:
