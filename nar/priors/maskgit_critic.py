@@ -57,7 +57,6 @@ def check_best_of(candidates, ring) -> tuple[int, int]:
     return int(float(candidates)), int(float(ring))
 
 
-
 class SelfCritic:
     """Mixed into `MaskGITPrior`: needs its ``_masked_logits``, ``_sample``, ``patch_shift``,
     ``mask_id`` and ``null_class``."""
