@@ -95,7 +95,8 @@ def test_shipped_maskgit_is_the_2x2_merge_on_the_512_grid():
     """The default maskgit (v4): the 512² maskgit (v2 fine-tuned 3000 steps on 512² renders) with its
     4x4 outer merge refined to 2x2, a 2500-step schedule more; its record keeps both parents and says how,
     and the sampling defaults changed since (choice temperature 7, 20 steps; session 41: cells fixed in a
-    2D Halton order at token temperature 0.65, inpainting's refinement still in confidence order)."""
+    2D Halton order at token temperature 0.65, inpainting's refinement still in confidence order;
+    session 42: 32 steps)."""
     prior = Pipeline.load(device="cpu").prior("maskgit")
     assert prior.cfg.shift_patches and prior.cfg.box_corruption == 0.25 and tuple(prior.cfg.net.shorten) == (2,)
     meta = next(m["meta"] for m in installed_models() if (m["kind"], m["name"]) == ("prior", "maskgit"))
@@ -104,11 +105,12 @@ def test_shipped_maskgit_is_the_2x2_merge_on_the_512_grid():
     parent = meta["training"]["fine_tuned_from"]
     assert parent["prior"] == "maskgit" and parent["step"] == 3000 and "2x2" in parent["how"]
     assert parent["training"]["fine_tuned_from"]["step"] == 200   # maskgit v2
-    # session 22: sharper draws from more choice noise and 20 steps, the weights unchanged
-    assert prior.cfg.choice_temperature == 7.0 and prior.cfg.steps == 20
+    # session 22: sharper draws from more choice noise and 20 steps, the weights unchanged;
+    # session 42: 32 steps, the Halton paper's count
+    assert prior.cfg.choice_temperature == 7.0 and prior.cfg.steps == 32
     changes = [(c["key"], c["from"], c["to"]) for change in meta["sampling_changes"] for c in change["changes"]]
     assert changes == [("choice_temperature", 4.5, 7.0), ("steps", 12, 16), ("steps", 16, 20),
-                       ("order", "confidence", "halton"), ("temperature", 1.0, 0.65)]
+                       ("order", "confidence", "halton"), ("temperature", 1.0, 0.65), ("steps", 20, 32)]
     assert prior.cfg.order == "halton" and prior.resolve_temperature(None) == 0.65
     from nar.sampling import INPAINT_OPTIONS, INPAINT_TEMPERATURE
     assert INPAINT_OPTIONS["maskgit"]["order"] == "confidence" and INPAINT_TEMPERATURE == 0.7
