@@ -1,4 +1,4 @@
-"""One 144-sample quality row as `nar bench` makes it (same sample seeds, batch 8, cfg 2, fp32, decode,
+"""One 144-sample quality row as `nar bench` makes it (same sample seeds, batch 8, cfg 2 unless cfg=C, fp32, decode,
 2x SR with the shipped sharpening), against a cached copy of the bench's first real set.
   T=1 python benchmarks/results/issue13/session40/sweep.py PRIOR SEED TAG [steps=S] [temperature=T] [KEY=VALUE ...]
 Appends a JSON line to runs/s40/sweep.jsonl; tokens kept in runs/s40/tok_TAG_sSEED.pt."""
@@ -16,7 +16,8 @@ name, seed, tag = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 opts = parse_overrides(sys.argv[4:])   # KEY=VALUE, typed as config overrides are
 temperature, steps = opts.pop("temperature", None), opts.pop("steps", None)
 sharpen = float(opts.pop("sharpen", SHARPEN))
-s, n = BenchSettings(seed=seed, quality_cfg=2.0), 144
+cfg = float(opts.pop("cfg", 2.0))
+s, n = BenchSettings(seed=seed, quality_cfg=cfg), 144
 os.makedirs("runs/s40", exist_ok=True)
 real_path = "runs/s40/real_a.pt"
 if not os.path.exists(real_path):
@@ -33,7 +34,7 @@ else:
         cond = torch.arange(i, i + 8) % classes
         with torch.inference_mode():
             out = prior.sample(8, (32, 32), steps=steps, temperature=temperature, generator=_generator(torch.device("cpu"), sample_seed(s, i)),
-                               precision=s.precision, cond=cond, cfg_scale=2.0, **opts)
+                               precision=s.precision, cond=cond, cfg_scale=cfg, **opts)
         toks.append(out.tokens.cpu())
     tokens = torch.cat(toks); torch.save(tokens, tok_path)
 t_draw = time.time() - t0
@@ -44,7 +45,7 @@ real_a = torch.load(real_path).float()
 clf = load_scene_classifier(None, "cpu")
 r = evaluate_images(real_a, imgs, classifier=clf, fake_labels=torch.arange(n) % classes, inception=False, device="cpu")
 sh = relative_to(sharpness_report(imgs, blocks=(16, 32, 64)), sharpness_report(real_a, blocks=(16, 32, 64)))
-row = {"tag": tag, "prior": name, "seed": seed, "opts": dict(opts, steps=steps, temperature=temperature, sharpen=sharpen),
+row = {"tag": tag, "prior": name, "seed": seed, "opts": dict(opts, steps=steps, temperature=temperature, sharpen=sharpen, cfg=cfg),
        "fd": round(r["fd_nar"], 3), "precision": round(r["precision"], 3), "recall": round(r["recall"], 3),
        "class_fidelity": round(r["class_fidelity"], 3),
        "per_class": {k: round(v, 2) for k, v in r.get("class_fidelity_detail", {}).get("per_class", {}).items()},
