@@ -1,6 +1,6 @@
 """One 144-sample quality row as `nar bench` makes it (same sample seeds, batch 8, cfg 2 unless cfg=C, fp32, decode,
 2x SR with the shipped sharpening), against a cached copy of the bench's first real set.
-  T=1 python benchmarks/results/issue13/session40/sweep.py PRIOR SEED TAG [steps=S] [temperature=T] [KEY=VALUE ...]
+  T=1 python benchmarks/results/issue13/session40/sweep.py PRIOR SEED TAG [steps=S] [temperature=T] [cfg=C] [ckpt=PATH] [KEY=VALUE ...]
 Appends a JSON line to runs/s40/sweep.jsonl; tokens kept in runs/s40/tok_TAG_sSEED.pt."""
 import json, os, sys, time, torch
 from nar.core.config import parse_overrides
@@ -17,12 +17,13 @@ opts = parse_overrides(sys.argv[4:])   # KEY=VALUE, typed as config overrides ar
 temperature, steps = opts.pop("temperature", None), opts.pop("steps", None)
 sharpen = float(opts.pop("sharpen", SHARPEN))
 cfg = float(opts.pop("cfg", 2.0))
+ckpt = opts.pop("ckpt", f"nar/assets/models/{name}.safetensors")   # another weights file of the same prior
 s, n = BenchSettings(seed=seed, quality_cfg=cfg), 144
 os.makedirs("runs/s40", exist_ok=True)
 real_path = "runs/s40/real_a.pt"
 if not os.path.exists(real_path):
     torch.save(render_real(n, 1024, s.quality_seed, True).half(), real_path + ".tmp"); os.replace(real_path + ".tmp", real_path)
-pipe = Pipeline.load(priors={name: f"nar/assets/models/{name}.safetensors"}, device="cpu")
+pipe = Pipeline.load(priors={name: ckpt}, device="cpu")
 prior, tok = pipe.prior(name), pipe.tokenizer
 classes = int(prior.num_classes)
 toks, t0 = [], time.time()
