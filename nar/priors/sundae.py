@@ -34,6 +34,11 @@ Differences from the authors' code (vvvm23/sundae-vqgan), on purpose:
 - optional ``update_rule = "least_confident"``: a partial update redraws the share of tokens whose
   current code the model finds least likely (ranked as MaskGIT ranks its tokens, with decaying
   Gumbel noise), not a random share; tokens the model agrees with stay put;
+- optional ``update_rule = "halton"``: the chain also commits cells for good, in a 2D Halton order
+  (Besnier et al. 2025, as MaskGIT's ``order = "halton"``) on MaskGIT's cosine schedule: a step's
+  newly committed cells take their draw and never change again, the cells not committed yet keep
+  SUNDAE's random partial updates. The last step commits the rest, so each token's final value is
+  drawn beside committed neighbours spread evenly over the grid, not beside ones redrawn with it;
 - optional learned absolute row/column positions (``abs_positions``, interpolated on other
   grid sizes, ``nar.nn.positions``): from uniform noise a relative-only model can place
   sky and ground only by distance to the border, which gets weak on a 64×64 grid.
@@ -54,10 +59,11 @@ from nar.priors.base import Prior, SampleOutput, SampleRequest
 from nar.priors.registry import PRIORS
 from nar.sampling.fill import nearest_fill
 from nar.sampling.filters import ascending_ranks, check_config_top_p, gumbel_noise, sample_logits
-from nar.sampling.schedules import check_guidance_schedule, guidance_scale, temperature_ramp
+from nar.sampling.orders import halton_ranks
+from nar.sampling.schedules import check_guidance_schedule, guidance_scale, mask_counts, temperature_ramp
 
 INITS = ("uniform", "nearest")
-UPDATE_RULES = ("random", "least_confident", "checkerboard")
+UPDATE_RULES = ("random", "least_confident", "checkerboard", "halton")
 
 __all__ = ["SundaeConfig", "SundaePrior"]
 
@@ -78,7 +84,8 @@ class SundaeConfig:
     update_proportion: float = 0.5    # sampling: share of tokens updated per step when steps >= partial_update_from
     update_rule: str = "random"       # sampling: which tokens take their new value in a partial update:
                                       # random (paper) | least_confident (the ones the model doubts most) |
-                                      # checkerboard (one colour per step, in turn: no two side-by-side)
+                                      # checkerboard (one colour per step, in turn: no two side-by-side) |
+                                      # halton (random updates, and cells committed in a Halton order)
     choice_temperature: float = 0.0   # sampling, least_confident: Gumbel noise on the doubt, decays to 0
     partial_update_from: int = 20     # sampling: runs with fewer steps update every token (paper §3.4)
     min_change: int = 0               # sampling: freeze a sample once one step changes <= this many of its tokens
@@ -362,6 +369,11 @@ class SundaePrior(Prior):
         # the working set: samples not frozen yet (rows of z at ``rows``; None = all of them)
         rows, work, ids, known, keep = None, z, req.class_ids, req.known, req.keep
         steps, steps_run = len(plan.temperatures), 0
+        places = committed = None
+        if plan.update_rule == "halton":  # (B, h, w) each cell's place in its sample's order; cells committed per step
+            places = rearrange(halton_ranks(h, w, req.n, req.generator, device), "b (h w) -> b h w", h=h)
+            still_free = mask_counts(h * w, steps, "cosine")   # shorter than steps on a grid of fewer cells
+            committed = [0] + [h * w - c for c in still_free] + [h * w] * (steps - len(still_free))
         for t, temp in enumerate(plan.temperatures):
             scale = guidance_scale(req.cfg_scale, t / max(steps - 1, 1), plan.cfg_schedule)
             logits = self._guided_logits(work, ids, scale, self.patch_shift(t))
@@ -372,7 +384,11 @@ class SundaePrior(Prior):
             check = steps_run >= plan.min_steps and steps_run < steps
             if check:  # changes the step proposes, whichever tokens it may update (see _sample())
                 active = (proposal != work).flatten(1).sum(dim=1) > plan.min_change
-            if plan.update_proportion < 1.0:
+            if places is not None:  # committed cells stay; this step's newly committed ones take their draw
+                update = self._update_mask(logits, work, keep, plan, t, steps, req.generator)
+                update = (update & (places >= committed[t])) | ((places >= committed[t]) & (places < committed[t + 1]))
+                proposal = torch.where(update, proposal, work)
+            elif plan.update_proportion < 1.0:
                 update = self._update_mask(logits, work, keep, plan, t, steps, req.generator)
                 proposal = torch.where(update, proposal, work)
             work = proposal
@@ -389,6 +405,8 @@ class SundaePrior(Prior):
             sel = active.nonzero().squeeze(1)
             rows = sel if rows is None else rows[sel]
             work, ids = work[sel], ids[sel]
+            if places is not None:
+                places = places[sel]
             if keep is not None:
                 known, keep = known[sel], keep[sel]
         return self._write_back(z, rows, work), steps_run
@@ -406,7 +424,7 @@ class SundaePrior(Prior):
         likely, ranked with Gumbel noise × ``choice_temperature`` · (1 − progress) as MaskGIT ranks
         the tokens it keeps: the tokens the model agrees with stay, its doubts are redrawn. Kept
         inpainting tokens are never counted in that share."""
-        if plan.update_rule == "random":
+        if plan.update_rule in ("random", "halton"):  # halton: the random share of the cells not committed yet
             return torch.rand(work.shape, generator=generator, device=work.device) < plan.update_proportion
         if plan.update_rule == "checkerboard":
             h, w = work.shape[1:]

@@ -449,3 +449,39 @@ def test_checkerboard_update_redraws_one_colour_per_step_in_turn():
     assert not changed[:, colour == 1].any() and (second[:, colour == 0] == target[colour == 0]).all()
     assert (third == target).all()
     assert (first != target).any()
+
+
+class StepCodeNet:
+    """A network certain, at its t-th call, that every token is code t: a token's final code tells
+    the step that last wrote it."""
+
+    def __init__(self, prior: SundaePrior):
+        self.calls = 0
+        prior.forward = self
+
+    def __call__(self, tokens, class_ids, shift=(0, 0)):
+        code, self.calls = self.calls, self.calls + 1
+        return torch.nn.functional.one_hot(torch.full(tokens.shape, code), V).float() * 50.0
+
+
+def test_halton_update_commits_cells_for_good_on_the_cosine_schedule():
+    from nar.sampling.schedules import mask_counts
+    p, (h, w), steps = tiny(), (6, 8), 10
+    StepCodeNet(p)
+    # full updates, so a cell not committed yet is rewritten at every step: its final code is the step that committed it
+    out = p.sample(3, (h, w), steps=steps, update_proportion=1.0, update_rule="halton", generator=gen(0)).tokens
+    committed = [0] + [h * w - c for c in mask_counts(h * w, steps, "cosine")]
+    for sample in out:
+        per_step = torch.bincount(sample.flatten(), minlength=steps)[:steps]
+        assert per_step.tolist() == [committed[t + 1] - committed[t] for t in range(steps)]
+        first = (sample <= 2).nonzero()   # the cells committed in the first three steps: spread, not clustered
+        assert len(first) >= 3 and torch.cdist(first.float(), first.float()).add(torch.eye(len(first)) * 99).min() > 1
+
+
+def test_halton_update_keeps_inpainting_tokens():
+    p = tiny()
+    known = torch.randint(V, (2, 6, 8), generator=gen(3))
+    keep = torch.zeros(2, 6, 8, dtype=torch.bool)
+    keep[:, :3] = True
+    out = p.sample(2, (6, 8), steps=8, update_rule="halton", known=known, keep=keep, generator=gen(0)).tokens
+    assert (out[keep] == known[keep]).all()
