@@ -384,12 +384,10 @@ class SundaePrior(Prior):
             check = steps_run >= plan.min_steps and steps_run < steps
             if check:  # changes the step proposes, whichever tokens it may update (see _sample())
                 active = (proposal != work).flatten(1).sum(dim=1) > plan.min_change
-            if places is not None:  # committed cells stay; this step's newly committed ones take their draw
+            if places is not None or plan.update_proportion < 1.0:
                 update = self._update_mask(logits, work, keep, plan, t, steps, req.generator)
-                update = (update & (places >= committed[t])) | ((places >= committed[t]) & (places < committed[t + 1]))
-                proposal = torch.where(update, proposal, work)
-            elif plan.update_proportion < 1.0:
-                update = self._update_mask(logits, work, keep, plan, t, steps, req.generator)
+                if places is not None:  # committed cells stay; this step's newly committed ones take their draw
+                    update = (places >= committed[t]) & (update | (places < committed[t + 1]))
                 proposal = torch.where(update, proposal, work)
             work = proposal
             if req.callback is not None:  # the whole batch as it stands, frozen samples included
