@@ -35,7 +35,7 @@ DeviceOpt = typer.Option("auto", "--device", help="auto | cpu | cuda")
 OptionOpt = typer.Option(None, "--option", help="A prior's own sampling option KEY=VALUE (repeatable): maskgit's "
                          "choice_temperature, schedule, order (confidence | halton), refine_rounds, refine_ratio, refine_steps, candidates (best of K), rank_ring, "
                          "init (inpainting start: reflect | mask), outside_in (fill order); sundae's temperature_end, "
-                         "update_proportion, update_rule (random | least_confident | checkerboard | halton), choice_temperature, min_change, ...")
+                         "update_proportion, update_rule (random | least_confident | checkerboard | halton), polish, choice_temperature, min_change, ...")
 TileOpt = typer.Option(None, "--tile/--no-tile", help="Run the tokenizer in tiles (default: when the image is too big to run whole).")
 PrecisionOpt = typer.Option(None, "--precision", help="auto | fp32 | bf16 for sampling and decoding (default: auto, bf16 where the hardware has it natively, e.g. CPUs with AVX512-BF16; fp32 reproduces across machines).")
 MaxMemoryOpt = typer.Option(None, "--max-memory", help="Refuse work estimated above this much memory, e.g. 8G (default: $NAR_MAX_MEMORY or 8G).")

@@ -39,6 +39,12 @@ Differences from the authors' code (vvvm23/sundae-vqgan), on purpose:
   newly committed cells take their draw and never change again, the cells not committed yet keep
   SUNDAE's random partial updates. The last step commits the rest, so each token's final value is
   drawn beside committed neighbours spread evenly over the grid, not beside ones redrawn with it;
+- optional ``polish`` (a probability P, 0: off): after the last step, one more guided forward
+  reads the finished grid, and every token whose code the model gives a probability below P
+  given everything around it takes the model's most likely code instead. A chain ending hot
+  (temperature > 1, for texture and variety) leaves lone draws from the far tail that no
+  neighbour agrees with; they decode as specks. The pass costs one forward and touches a few
+  per cent of the tokens (kept inpainting tokens never);
 - optional learned absolute row/column positions (``abs_positions``, interpolated on other
   grid sizes, ``nar.nn.positions``): from uniform noise a relative-only model can place
   sky and ground only by distance to the border, which gets weak on a 64×64 grid.
@@ -100,6 +106,7 @@ class SundaeConfig:
     box_corruption: float = 0.0       # training: share of samples corrupted only inside a random box
                                       # (clean around it: the inpainting setting; Prior.training_regions)
     top_p: float = 1.0                # sampling: the nucleus filter when the caller gives no top_p (1.0: off)
+    polish: float = 0.0               # sampling: after the last step, tokens the model gives p < this -> its argmax
 
     def __post_init__(self):
         if isinstance(self.net, dict):  # built by hand from a plain dict
@@ -130,6 +137,8 @@ class SundaeConfig:
         if not 0.0 <= self.box_corruption <= 1.0:
             raise NarError(f"sundae: box_corruption must be in [0, 1], got {self.box_corruption}")
         check_config_top_p("sundae", self.top_p)
+        if not 0.0 <= self.polish <= 1.0:
+            raise NarError(f"sundae: polish must be in [0, 1], got {self.polish}")
 
 
 @dataclass
@@ -143,6 +152,7 @@ class _DenoisePlan:
     cfg_schedule: str = "constant"  # guidance scale per step: constant | linear | falling in the share of steps run
     update_rule: str = "random"   # which tokens a partial update changes (SundaeConfig.update_rule)
     choice_temperature: float = 0.0
+    polish: float = 0.0           # probability below which a finished token takes the argmax (0: off)
 
 
 @PRIORS.register("sundae")
@@ -295,7 +305,7 @@ class SundaePrior(Prior):
         return temperature_ramp(steps, temperature, temperature_end, self.cfg.temperature_end)
 
     sample_options = ("temperature_end", "update_proportion", "update_rule", "choice_temperature", "min_change",
-                      "min_steps", "init", "cfg_schedule")
+                      "min_steps", "init", "cfg_schedule", "polish")
 
     def _sample(self, req: SampleRequest) -> SampleOutput:
         """Sample (n, h, w) tokens with up to ``steps`` denoising steps (default 20).
@@ -314,10 +324,14 @@ class SundaePrior(Prior):
         skip its remaining wrong tokens (the authors' code froze on the masked comparison).
         ``cfg_schedule``: "constant" guidance, "linear" from 1 at the first step to ``cfg`` at the
         last (MAR's schedule), or "falling" the other way (`nar.sampling.schedules.guidance_scale`).
+        ``polish``: after the chain, tokens the guided model gives a probability below this take
+        its most likely code (one more forward; 0 turns it off).
         """
         plan = self._plan(req)
         tokens, steps_run = self._denoise(req, plan)
-        return SampleOutput(tokens=tokens, steps_run=steps_run, forward_passes=steps_run)
+        if plan.polish > 0:
+            tokens = self._polish(req, plan, tokens, steps_run)
+        return SampleOutput(tokens=tokens, steps_run=steps_run, forward_passes=steps_run + (plan.polish > 0))
 
     def _plan(self, req: SampleRequest) -> "_DenoisePlan":
         """The sampler's own options, checked, with the config's defaults filled in."""
@@ -344,12 +358,16 @@ class SundaePrior(Prior):
         min_steps = self.cfg.min_steps if opts.get("min_steps") is None else int(opts["min_steps"])
         if min_change < 0 or min_steps < 0:
             raise ArgumentError("min_change", "sundae: min_change and min_steps must be >= 0")
+        polish = self.cfg.polish if opts.get("polish") is None else float(opts["polish"])
+        if not 0.0 <= polish <= 1.0:
+            raise ArgumentError("polish", f"sundae: polish must be in [0, 1], got {polish}")
         init = opts.get("init") or (self.cfg.inpaint_init if req.keep is not None else "uniform")
         if init not in INITS:
             raise ArgumentError("init", f"sundae: init must be one of {INITS}, got {init!r}")
         return _DenoisePlan(init=init, temperatures=self.temperatures(steps, req.temperature, temperature_end),
                             update_proportion=float(update_proportion), min_change=min_change,
                             min_steps=min_steps, update_rule=update_rule, choice_temperature=choice_temperature,
+                            polish=polish,
                             cfg_schedule=check_guidance_schedule(opts.get("cfg_schedule", self.cfg.cfg_schedule)))
 
     def _guided_logits(self, tokens: torch.Tensor, class_ids: torch.Tensor, cfg_scale: float,
@@ -408,6 +426,19 @@ class SundaePrior(Prior):
             if keep is not None:
                 known, keep = known[sel], keep[sel]
         return self._write_back(z, rows, work), steps_run
+
+    def _polish(self, req: SampleRequest, plan: "_DenoisePlan", z: torch.Tensor, steps_run: int) -> torch.Tensor:
+        """(n, h, w): ``z`` with every token the guided model finds less likely than ``plan.polish``
+        (given all the others, read in one forward at the last step's guidance) replaced by the
+        model's most likely code there. Kept inpainting tokens stay."""
+        steps = len(plan.temperatures)
+        scale = guidance_scale(req.cfg_scale, (steps_run - 1) / max(steps - 1, 1), plan.cfg_schedule)
+        logits = self._guided_logits(z, req.class_ids, scale, self.patch_shift(steps_run)).float()
+        p_current = logits.softmax(dim=-1).gather(-1, z.unsqueeze(-1)).squeeze(-1)   # (n, h, w)
+        doubted = p_current < plan.polish
+        if req.keep is not None:
+            doubted &= ~req.keep
+        return torch.where(doubted, logits.argmax(dim=-1), z)
 
     @staticmethod
     def _update_mask(logits: torch.Tensor, work: torch.Tensor, keep: torch.Tensor | None, plan: "_DenoisePlan",

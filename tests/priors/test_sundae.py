@@ -485,3 +485,49 @@ def test_halton_update_keeps_inpainting_tokens():
     keep[:, :3] = True
     out = p.sample(2, (6, 8), steps=8, update_rule="halton", known=known, keep=keep, generator=gen(0)).tokens
     assert (out[keep] == known[keep]).all()
+
+
+class DoubtNet:
+    """(Sampled with min_steps = steps, so no sample is frozen early.) A network that, from the
+    call after the chain's ``steps`` on, puts probability 0.9 on code 0
+    and spreads the rest evenly; during the chain it predicts ``chain_code`` with certainty."""
+
+    def __init__(self, prior: SundaePrior, steps: int, chain_code: int):
+        self.steps, self.chain_code, self.calls = steps, chain_code, 0
+        prior.forward = self
+
+    def __call__(self, tokens, class_ids, shift=(0, 0)):
+        self.calls += 1
+        if self.calls <= self.steps:
+            return torch.nn.functional.one_hot(torch.full(tokens.shape, self.chain_code), V).float() * 50.0
+        probs = torch.full((*tokens.shape, V), 0.1 / (V - 1))
+        probs[..., 0] = 0.9
+        return probs.log()
+
+
+def test_polish_replaces_only_tokens_the_model_doubts_with_its_argmax():
+    p, steps = tiny(), 4
+    # the chain ends on code 3 everywhere; the polishing pass gives code 3 p = 0.1 / 15 and code 0 p = 0.9
+    DoubtNet(p, steps, chain_code=3)
+    out = p.sample(2, (4, 4), steps=steps, update_proportion=1.0, min_steps=steps, polish=0.05, generator=gen(0))
+    assert (out.tokens == 0).all() and out.forward_passes == steps + 1
+    DoubtNet(p, steps, chain_code=3)   # under the threshold nothing is doubted: the chain's tokens stay
+    out = p.sample(2, (4, 4), steps=steps, update_proportion=1.0, min_steps=steps, polish=0.005, generator=gen(0))
+    assert (out.tokens == 3).all() and out.forward_passes == steps + 1
+    DoubtNet(p, steps, chain_code=0)   # a token that already is the argmax is never doubted away from it
+    assert (p.sample(2, (4, 4), steps=steps, update_proportion=1.0, min_steps=steps, polish=0.95, generator=gen(0)).tokens == 0).all()
+
+
+def test_polish_keeps_inpainting_tokens_and_is_off_by_default():
+    p, steps = tiny(), 4
+    known = torch.full((2, 4, 4), 5)
+    keep = torch.zeros(2, 4, 4, dtype=torch.bool)
+    keep[:, :2] = True
+    DoubtNet(p, steps, chain_code=3)
+    out = p.sample(2, (4, 4), steps=steps, update_proportion=1.0, min_steps=steps, polish=0.5, known=known, keep=keep, generator=gen(0))
+    assert (out.tokens[keep] == 5).all() and (out.tokens[~keep] == 0).all()
+    DoubtNet(p, steps, chain_code=3)
+    out = p.sample(2, (4, 4), steps=steps, update_proportion=1.0, min_steps=steps, generator=gen(0))
+    assert (out.tokens == 3).all() and out.forward_passes == steps
+    with pytest.raises(NarError):
+        p.sample(1, (4, 4), steps=steps, polish=1.5)
