@@ -72,14 +72,16 @@ def test_shipped_sundae_has_full_resolution_layers_and_its_chain_of_parents():
     its valley, 300 steps more on fresh 512² renders. The patch grid moves every sampling step, it
     anneals up to 1.1 x the start temperature, and its record keeps the chain of parents and says how
     the new layers began: sundae v6 (300 steps), from maskgit v4 (2500), from the 4x4-merge 512² maskgit (3000).
-    Since session 40 it draws with a nucleus filter of 0.98 unless the caller gives another (the weights unchanged)."""
+    Since session 40 it draws with a nucleus filter of 0.98 unless the caller gives another (the weights unchanged);
+    since session 45 its chain ends at 1.15 x the start temperature and a polishing pass gives every token the
+    model finds less likely than 0.3 its most likely code."""
     prior = Pipeline.load(device="cpu").prior("sundae")
     assert prior.cfg.shift_patches and prior.cfg.abs_positions and prior.cfg.box_corruption == 0.25
     assert tuple(prior.cfg.net.shorten) == (2,) and tuple(prior.cfg.net.depths) == (1, 8, 1)
     assert len({prior.patch_shift(t) for t in range(4)}) == 4
     meta = next(m["meta"] for m in installed_models() if (m["kind"], m["name"]) == ("prior", "sundae"))
-    assert meta["training"]["steps"] == 300 and prior.cfg.temperature_end == 1.1
-    assert prior.temperatures(3, 1.0, None) == pytest.approx([1.0, 1.05, 1.1])
+    assert meta["training"]["steps"] == 300 and prior.cfg.temperature_end == 1.15 and prior.cfg.polish == 0.3
+    assert prior.temperatures(3, 1.0, None) == pytest.approx([1.0, 1.075, 1.15])
     assert meta["training"]["data"].startswith("fresh procedural 512² renders")
     parent = meta["training"]["fine_tuned_from"]
     assert (parent["prior"], parent["step"]) == ("sundae", 300) and "identity" in parent["how"]
@@ -88,7 +90,7 @@ def test_shipped_sundae_has_full_resolution_layers_and_its_chain_of_parents():
     assert grandparent["training"]["fine_tuned_from"]["step"] == 3000
     assert prior.cfg.top_p == 0.98
     changes = [(c["key"], c["from"], c["to"]) for change in meta["sampling_changes"] for c in change["changes"]]
-    assert changes == [("top_p", 1.0, 0.98)]
+    assert changes == [("top_p", 1.0, 0.98), ("temperature_end", 1.1, 1.15), ("polish", 0.0, 0.3)]
 
 
 def test_shipped_maskgit_is_the_2x2_merge_on_the_512_grid():
