@@ -378,7 +378,8 @@ class Pipeline:
         `nar.sampling.INPAINT_TEMPERATURE` (0.7: a fill must agree with its surroundings); None
         samples at the prior's own default, as free generation does (`Prior.resolve_temperature`).
         ``options`` start from the prior's entry in `nar.sampling.INPAINT_OPTIONS` (maskgit:
-        refinement on; ``refine_rounds=0`` turns it off).
+        refinement on; ``refine_rounds=0`` turns it off; a maskgit fill keeps ``temperature`` over
+        all its steps, where free draws cool, `nar.sampling.inpaint_options`).
 
         Seam: ``harmonize`` adds the kept band's residual (original - decoded, kept pixels only)
         smoothly to the region; ``blend`` (default one tokenizer cell) ramps the first pixels
@@ -401,7 +402,7 @@ class Pipeline:
             raise ArgumentError("blend", f"the seam blend width must be >= 0 pixels (got {blend})")
         p = self.prior(prior)
         p.check_sample_args(n=1, steps=steps, temperature=temperature, top_k=top_k, top_p=top_p)
-        options = inpaint_options(p.name, options)
+        options = inpaint_options(p.name, options, temperature)
         f = self.full_tokenizer().factor
         filled = fill_from_kept(original, regenerate)   # the original under the mask is never seen
         # above the prior's native size the fill is drawn at 1/2^k of it, then super-resolved

@@ -30,6 +30,16 @@ INPAINT_OPTIONS = {"maskgit": {"init": "reflect", "refine_rounds": 2, "refine_ra
                                "order": "confidence"}}
 
 
-def inpaint_options(prior_name: str, options: dict | None = None) -> dict:
-    """A fill's sampler options: the prior's INPAINT_OPTIONS, then the caller's ``options`` over them."""
-    return {**INPAINT_OPTIONS.get(prior_name, {}), **(options or {})}
+# Free maskgit draws cool over their steps (0.8 -> 0.6 since session 46); a maskgit fill draws at its one
+# temperature throughout (its refinement steps included), as it was measured.
+CONSTANT_FILL_TEMPERATURE = ("maskgit",)
+
+
+def inpaint_options(prior_name: str, options: dict | None = None, temperature: float | None = None) -> dict:
+    """A fill's sampler options: the prior's INPAINT_OPTIONS, then the caller's ``options`` over them. For
+    the priors of CONSTANT_FILL_TEMPERATURE a given fill ``temperature`` is also the last step's, unless
+    the caller's options set ``temperature_end``."""
+    merged = {**INPAINT_OPTIONS.get(prior_name, {}), **(options or {})}
+    if prior_name in CONSTANT_FILL_TEMPERATURE and temperature is not None:
+        merged.setdefault("temperature_end", temperature)
+    return merged

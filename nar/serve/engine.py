@@ -384,7 +384,7 @@ class Engine:
         gen = torch.Generator(device=pipe.device).manual_seed(int(job.seed))
         known = job.tokens[None].to(pipe.device)
         keep = (~job.cells)[None].to(pipe.device)
-        options = inpaint_options(p.name)   # the same fill as Pipeline.inpaint's
+        options = inpaint_options(p.name, temperature=job.temperature)   # the same fill as Pipeline.inpaint's
         sync(pipe.device)
         t0 = time.perf_counter()
         with torch.inference_mode():

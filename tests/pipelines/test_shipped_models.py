@@ -98,7 +98,8 @@ def test_shipped_maskgit_is_the_2x2_merge_on_the_512_grid():
     4x4 outer merge refined to 2x2, a 2500-step schedule more; its record keeps both parents and says how,
     and the sampling defaults changed since (choice temperature 7, 20 steps; session 41: cells fixed in a
     2D Halton order at token temperature 0.65, inpainting's refinement still in confidence order;
-    session 42: 32 steps)."""
+    session 42: 32 steps; session 46: the token temperature cools from 0.8 to 0.6 over the steps, and
+    inpainting keeps its constant fill temperature)."""
     prior = Pipeline.load(device="cpu").prior("maskgit")
     assert prior.cfg.shift_patches and prior.cfg.box_corruption == 0.25 and tuple(prior.cfg.net.shorten) == (2,)
     meta = next(m["meta"] for m in installed_models() if (m["kind"], m["name"]) == ("prior", "maskgit"))
@@ -112,10 +113,13 @@ def test_shipped_maskgit_is_the_2x2_merge_on_the_512_grid():
     assert prior.cfg.choice_temperature == 7.0 and prior.cfg.steps == 32
     changes = [(c["key"], c["from"], c["to"]) for change in meta["sampling_changes"] for c in change["changes"]]
     assert changes == [("choice_temperature", 4.5, 7.0), ("steps", 12, 16), ("steps", 16, 20),
-                       ("order", "confidence", "halton"), ("temperature", 1.0, 0.65), ("steps", 20, 32)]
-    assert prior.cfg.order == "halton" and prior.resolve_temperature(None) == 0.65
-    from nar.sampling import INPAINT_OPTIONS, INPAINT_TEMPERATURE
+                       ("order", "confidence", "halton"), ("temperature", 1.0, 0.65), ("steps", 20, 32),
+                       ("temperature", 0.65, 0.8), ("temperature_end", None, 0.75)]
+    assert prior.cfg.order == "halton" and prior.resolve_temperature(None) == 0.8
+    assert prior.cfg.temperature_end * prior.cfg.temperature == pytest.approx(0.6)   # the last step's
+    from nar.sampling import INPAINT_OPTIONS, INPAINT_TEMPERATURE, inpaint_options
     assert INPAINT_OPTIONS["maskgit"]["order"] == "confidence" and INPAINT_TEMPERATURE == 0.7
+    assert inpaint_options("maskgit", temperature=INPAINT_TEMPERATURE)["temperature_end"] == INPAINT_TEMPERATURE
 
 
 def test_shipped_ar_read_fresh_renders_once_each_and_keeps_its_parents():

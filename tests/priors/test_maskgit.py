@@ -473,6 +473,36 @@ def test_temperature_end_ramps_the_token_temperature_over_the_steps(monkeypatch)
         prior.sample(1, (4, 4), generator=gen(0), temperature_end=-1)
 
 
+
+def test_a_fill_keeps_its_temperature_where_free_draws_cool(monkeypatch):
+    """The shipped maskgit cools over its steps (config end 0.75 x the start, session 46); an inpainting
+    fill takes its options from `inpaint_options` with the fill temperature, and draws at that one
+    temperature over every step (its refinement rounds included), as it did before the ramp."""
+    import nar.priors.maskgit as maskgit_module
+    from nar.sampling import INPAINT_OPTIONS, inpaint_options
+    seen, draw = [], maskgit_module.sample_logits
+
+    def spy(logits, temperature, *args):
+        seen.append(temperature)
+        return draw(logits, temperature, *args)
+
+    monkeypatch.setattr(maskgit_module, "sample_logits", spy)
+    prior, grid = make(temperature=0.8, temperature_end=0.75), (6, 6)
+    known = torch.randint(0, V, (1, *grid), generator=gen(5))
+    keep = torch.ones(1, *grid, dtype=torch.bool)
+    keep[:, 1:5, 1:5] = False
+    options = inpaint_options("maskgit", temperature=0.7)
+    assert options == {**INPAINT_OPTIONS["maskgit"], "temperature_end": 0.7}
+    out = prior.sample(1, grid, temperature=0.7, known=known, keep=keep, generator=gen(0), **options)
+    assert seen and seen == pytest.approx([0.7] * len(seen)) and torch.equal(out.tokens[keep], known[keep])
+    seen.clear()   # the same fill without the constant end cools as free draws do
+    prior.sample(1, grid, temperature=0.7, known=known, keep=keep, generator=gen(0), **INPAINT_OPTIONS["maskgit"])
+    assert seen[0] == pytest.approx(0.7) and seen[-1] == pytest.approx(0.525)
+    # a caller's own end wins; no fill temperature (the prior's default) or another prior: nothing added
+    assert inpaint_options("maskgit", {"temperature_end": 0.9}, 0.7)["temperature_end"] == 0.9
+    assert "temperature_end" not in inpaint_options("maskgit")
+    assert "temperature_end" not in inpaint_options("sundae", temperature=0.7)
+
 def test_halton_order_fixes_the_cells_in_its_sequence(record_guidance):
     from nar.sampling.orders import halton_ranks
     from nar.sampling.schedules import mask_counts
