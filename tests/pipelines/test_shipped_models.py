@@ -70,8 +70,9 @@ def test_nar_models_lists_every_file():
 def test_shipped_sundae_has_full_resolution_layers_and_its_chain_of_parents():
     """The default (v7): sundae v6 with one transformer layer on the 32x32 token grid before and after
     its valley, 300 steps more on fresh 512² renders. The patch grid moves every sampling step, it
-    anneals up to 1.15 x the start temperature (1.1 before session 45), and its record keeps the chain of parents and says how
-    the new layers began: sundae v6 (300 steps), from maskgit v4 (2500), from the 4x4-merge 512² maskgit (3000).
+    anneals up to 1.15 x the start temperature (1.1 before session 45), and its record keeps the chain
+    of parents and says how the new layers began: sundae v6 (300 steps), from maskgit v4 (2500), from the
+    4x4-merge 512² maskgit (3000).
     Since session 40 it draws with a nucleus filter of 0.98 unless the caller gives another (the weights unchanged);
     since session 45 its chain ends at 1.15 x the start temperature and a polishing pass gives every token the
     model finds less likely than 0.3 its most likely code."""

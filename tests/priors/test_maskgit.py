@@ -445,7 +445,9 @@ def test_reflect_init_starts_from_the_mirrored_border_and_only_refines():
         MaskGITConfig(init="noise")
 
 
-def test_temperature_end_ramps_the_token_temperature_over_the_steps(monkeypatch):
+@pytest.fixture
+def token_temperatures(monkeypatch) -> list[float]:
+    """The token temperature of every draw maskgit makes (one per sampling step), in order."""
     import nar.priors.maskgit as maskgit_module
     seen, draw = [], maskgit_module.sample_logits
 
@@ -454,6 +456,11 @@ def test_temperature_end_ramps_the_token_temperature_over_the_steps(monkeypatch)
         return draw(logits, temperature, *args)
 
     monkeypatch.setattr(maskgit_module, "sample_logits", spy)
+    return seen
+
+
+def test_temperature_end_ramps_the_token_temperature_over_the_steps(token_temperatures):
+    seen = token_temperatures
     prior = make()
     prior.sample(2, (4, 4), steps=5, temperature=0.8, temperature_end=1.2, generator=gen(0))
     # linear from 0.8 at the first step to 1.2 at the last: the option is absolute, as sundae's
@@ -473,20 +480,12 @@ def test_temperature_end_ramps_the_token_temperature_over_the_steps(monkeypatch)
         prior.sample(1, (4, 4), generator=gen(0), temperature_end=-1)
 
 
-
-def test_a_fill_keeps_its_temperature_where_free_draws_cool(monkeypatch):
+def test_a_fill_keeps_its_temperature_where_free_draws_cool(token_temperatures):
     """The shipped maskgit cools over its steps (config end 0.75 x the start, session 46); an inpainting
     fill takes its options from `inpaint_options` with the fill temperature, and draws at that one
     temperature over every step (its refinement rounds included), as it did before the ramp."""
-    import nar.priors.maskgit as maskgit_module
     from nar.sampling import INPAINT_OPTIONS, inpaint_options
-    seen, draw = [], maskgit_module.sample_logits
-
-    def spy(logits, temperature, *args):
-        seen.append(temperature)
-        return draw(logits, temperature, *args)
-
-    monkeypatch.setattr(maskgit_module, "sample_logits", spy)
+    seen = token_temperatures
     prior, grid = make(temperature=0.8, temperature_end=0.75), (6, 6)
     known = torch.randint(0, V, (1, *grid), generator=gen(5))
     keep = torch.ones(1, *grid, dtype=torch.bool)
@@ -502,6 +501,7 @@ def test_a_fill_keeps_its_temperature_where_free_draws_cool(monkeypatch):
     assert inpaint_options("maskgit", {"temperature_end": 0.9}, 0.7)["temperature_end"] == 0.9
     assert "temperature_end" not in inpaint_options("maskgit")
     assert "temperature_end" not in inpaint_options("sundae", temperature=0.7)
+
 
 def test_halton_order_fixes_the_cells_in_its_sequence(record_guidance):
     from nar.sampling.orders import halton_ranks
