@@ -55,6 +55,13 @@ CPU it was measured slower (``benchmarks/bench_ar_bare.py``). Inpainting teacher
 known tokens into the cache as the scan passes them; runs of cells that are kept in every
 batch row are fed as one chunk, and nothing after the last masked cell is computed.
 
+Noisy context (``input_noise``, training only): teacher forcing shows the model only real
+prefixes, while sampling feeds it its own draws; a raster AR that has only seen clean rows copies a
+wrong code along the row (the streaks above). With ``input_noise`` > 0 each training sample's input
+tokens are replaced by uniform codes at a rate drawn from U(0, input_noise) while the targets stay the
+real ones, so the model learns to predict the next real token from a context with errors in it (the
+noisy-context training of xAR, Ren et al. 2025, with codes swapped in for Gaussian noise).
+
 Absolute rows (``grid_rows`` > 0, "2d" positions): Taming's crops give every window the row
 ids of the window, so a model trained on 16-row windows of a 64-row grid cannot tell the top of
 the image from the bottom (sky under ground as often as over it). With ``grid_rows`` the row
@@ -114,8 +121,11 @@ class ARConfig:
     top_p: float = 1.0            # sampling: the nucleus filter when the caller gives no top_p (1.0: off)
     temperature: float = 1.0      # sampling: the temperature when the caller gives none
     cfg_schedule: str = "constant"  # sampling: guidance scale along the raster scan (nar.sampling.schedules)
+    input_noise: float = 0.0      # training: see "Noisy context"
 
     def __post_init__(self):
+        if not 0.0 <= self.input_noise < 1.0:
+            raise NarError(f"ar: input_noise must be in [0, 1), got {self.input_noise}")
         check_config_top_p("ar", self.top_p)
         check_config_temperature("ar", self.temperature)
         check_guidance_schedule(self.cfg_schedule)
@@ -268,7 +278,7 @@ class ARPrior(Prior):
     def loss(self, tokens: torch.Tensor, cond: torch.Tensor | None = None,
              row_origin: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         b = tokens.shape[0]
-        logits = self(tokens, self.drop_condition(cond, b), row_origin)
+        logits = self(self.noisy_context(tokens), self.drop_condition(cond, b), row_origin)
         target = tokens.reshape(b, -1)
         if self.random_first:  # t_0 is drawn uniformly at sampling time: do not model it
             logits, target = logits[:, 1:], target[:, 1:]
@@ -276,6 +286,15 @@ class ARPrior(Prior):
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1))
         acc = (logits.detach().argmax(-1) == target).float().mean()
         return {"loss": loss, "acc": acc}
+
+    def noisy_context(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Training inputs with each sample's tokens swapped for uniform codes at a rate drawn from
+        U(0, input_noise) (global RNG, seeded per step); the targets stay clean. See "Noisy context"."""
+        if not self.training or self.cfg.input_noise <= 0:
+            return tokens
+        rate = torch.rand(tokens.shape[0], 1, 1, device=tokens.device) * self.cfg.input_noise
+        swap = torch.rand(tokens.shape, device=tokens.device) < rate
+        return torch.where(swap, torch.randint_like(tokens, self.codebook_size), tokens)
 
     # ---- sampling -----------------------------------------------------------------------
     def _step(self, class_ids: torch.Tensor, prev: torch.Tensor, offset: int, width: int, cache, guide: bool,

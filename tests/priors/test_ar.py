@@ -466,3 +466,24 @@ def test_a_guidance_schedule_scales_cfg_along_the_raster_scan():
         tiny(cfg_schedule="rising")
     with pytest.raises(NarError, match="guidance schedule"):
         prior.sample(2, cond=cond[:2], cfg_scale=2.0, cfg_schedule="rising")
+
+
+def test_noisy_context_swaps_inputs_only_in_training_and_scores_the_clean_targets(monkeypatch):
+    p = tiny(num_classes=2, grid=(8, 8), input_noise=0.5, cond_drop_prob=0.0)
+    tokens = torch.randint(V, (64, 8, 8), generator=gen(1))
+    ids = torch.zeros(64, dtype=torch.long)
+    fed = []
+    forward = ARPrior.forward
+    monkeypatch.setattr(ARPrior, "forward", lambda self, x, *a: fed.append(x) or forward(self, x, *a))
+    torch.manual_seed(0)
+    parts = p.train().loss(tokens, ids)
+    noisy = fed[0]
+    assert noisy.shape == tokens.shape
+    assert 0.1 < (noisy != tokens).float().mean().item() < 0.25   # rate ~ U(0, 0.5); 1/16 of swaps redraw the code
+    logits = forward(p, noisy, ids).reshape(-1, V)
+    assert torch.allclose(parts["loss"], torch.nn.functional.cross_entropy(logits, tokens.reshape(-1)))
+    assert not torch.allclose(parts["loss"], torch.nn.functional.cross_entropy(logits, noisy.reshape(-1)))
+    p.eval().loss(tokens, ids)
+    assert torch.equal(fed[-1], tokens)   # evaluation sees the real context
+    with pytest.raises(NarError, match="input_noise"):
+        ARConfig(input_noise=1.0)
