@@ -61,7 +61,7 @@ wrong code along the row (the streaks above). With ``input_noise`` > 0 each trai
 tokens are replaced by uniform codes at a rate drawn from U(0, input_noise) while the targets stay the
 real ones, so the model learns to predict the next real token from a context with errors in it (the
 noisy-context training of xAR, Ren et al. 2025, with codes swapped in for Gaussian noise). Off by
-default: on the shipped 6.6 M model a 300-step fine-tune at 0.2 raised the clean held-out loss by 0.06
+default: on the shipped 6.6 M model a 300-step fine-tune at 0.2 raised the clean held-out loss by 0.05
 nats and made its draws worse, not less streaky (session 47, ``benchmarks/results/issue13/README.md``).
 
 Absolute rows (``grid_rows`` > 0, "2d" positions): Taming's crops give every window the row
