@@ -43,7 +43,8 @@ Guidance (``cfg_schedule``, `nar.sampling.schedules.guidance_scale`): "constant"
 every cell with the caller's scale; "linear" guides cell k of N with 1 + (cfg - 1) k / (N - 1), so the
 top rows (sky, mostly alike across scenes) are drawn from the conditional model unguided and the rows
 below, where the scenes differ, get the whole scale (MAR's schedule, read along the raster scan);
-"falling" runs the other way.
+"falling" runs the other way. ``guidance = "posterior"`` guides against the model's own class mixture
+given the prefix instead of the null branch (`nar.sampling.guidance`: one branch per class).
 
 Training runs x-transformers. Sampling reads the same weights into ``nar.nn.kv_cache``'s
 lean decoder with a static KV cache (preallocated at full length, written in place, rotary
@@ -98,6 +99,7 @@ from nar.priors.ar_decode import FastARDecoder
 from nar.priors.base import Prior, SampleOutput, SampleRequest
 from nar.priors.registry import PRIORS
 from nar.sampling.filters import check_config_temperature, check_config_top_p, sample_logits
+from nar.sampling.guidance import PosteriorGuidance, check_guidance_mode
 from nar.sampling.schedules import check_guidance_schedule, guidance_scale
 
 FIRST_TOKEN_MODES = ("class", "random")
@@ -123,6 +125,8 @@ class ARConfig:
     top_p: float = 1.0            # sampling: the nucleus filter when the caller gives no top_p (1.0: off)
     temperature: float = 1.0      # sampling: the temperature when the caller gives none
     cfg_schedule: str = "constant"  # sampling: guidance scale along the raster scan (nar.sampling.schedules)
+    guidance: str = "null"        # sampling: what guidance pushes away from, "null" | "posterior" (nar.sampling.guidance)
+    guidance_sharpness: float = 1.0  # sampling: β of "posterior" guidance
     input_noise: float = 0.0      # training: see "Noisy context"
 
     def __post_init__(self):
@@ -131,6 +135,7 @@ class ARConfig:
         check_config_top_p("ar", self.top_p)
         check_config_temperature("ar", self.temperature)
         check_guidance_schedule(self.cfg_schedule)
+        check_guidance_mode(self.guidance)
 
 
 @PRIORS.register("ar")
@@ -299,44 +304,55 @@ class ARPrior(Prior):
         return torch.where(swap, torch.randint_like(tokens, self.codebook_size), tokens)
 
     # ---- sampling -----------------------------------------------------------------------
-    def _step(self, class_ids: torch.Tensor, prev: torch.Tensor, offset: int, width: int, cache, guide: bool,
-              cfg_scale: float, row0: int = 0):
-        """Feed positions ``offset … offset+m-1`` (on top of ``cache`` when given) and return the
-        logits at the last one plus the new cache. Under guidance the batch is [cond; null]."""
-        if guide:
-            prev = torch.cat([prev, prev])
-        x = self._embed(class_ids, prev, offset, width, row0)
-        if cache is None:
-            hidden, cache = self.layers(x, return_hiddens=True)
-        else:
-            hidden, cache = self.layers(x, cache=cache, cache_age=x.shape[1], return_hiddens=True)
-        logits = self.head(hidden[:, -1]).float()
-        if guide:  # decided once per scan, not per step as Prior.guided would (a host sync each)
-            logits = self.combine_guidance(logits, cfg_scale)
-        return logits, cache
+    def _step(self, class_ids: torch.Tensor, prev: torch.Tensor, width: int, guide: bool, cfg_scale: float,
+              row0: int = 0, posterior: PosteriorGuidance | None = None) -> torch.Tensor:
+        """The uncached step: the whole prefix (class token, then ``prev``) through x-transformers; the
+        draw's logits at its last position. Under guidance the batch is [cond; null], or one branch per
+        class under ``posterior`` guidance."""
+        x = self._embed(class_ids, prev.repeat(self._branches(guide, posterior), 1), 0, width, row0)
+        return self._guided(self.head(self.layers(x)[:, -1]).float(), guide, cfg_scale, posterior)
 
-    sample_options = ("use_cache", "compile", "cfg_schedule")
+    def _branches(self, guide: bool, posterior: PosteriorGuidance | None) -> int:
+        return self.num_classes if posterior is not None else 2 if guide else 1
+
+    def _guided(self, logits: torch.Tensor, guide: bool, cfg_scale: float,
+                posterior: PosteriorGuidance | None) -> torch.Tensor:
+        """Branch logits -> the draw's (guided when ``guide``; decided once per scan, not per step as
+        Prior.guided would, a host sync each)."""
+        if posterior is not None:
+            return posterior.combine(logits, cfg_scale)
+        return self.combine_guidance(logits, cfg_scale) if guide else logits
+
+    sample_options = ("use_cache", "compile", "cfg_schedule", "guidance", "guidance_sharpness")
 
     def _sample(self, req: SampleRequest) -> SampleOutput:
         """Raster-order sampling of (n, h, w) tokens (inside `Prior.sample`'s envelope). ``steps``
         is ignored (an AR model runs one step per token). Options: ``use_cache=False`` re-runs
         the whole prefix for every token (slow, for benchmarks and tests); ``compile`` runs the
         one-token step through torch.compile (None: ``self.compile_decode``, whose default is
-        on CUDA only); ``cfg_schedule`` the guidance scale along the scan (see "Guidance")."""
+        on CUDA only); ``cfg_schedule`` the guidance scale along the scan, ``guidance`` and
+        ``guidance_sharpness`` what it pushes away from (see "Guidance")."""
         n, (h, w), ids = req.n, req.grid, req.class_ids
         guide = req.cfg_scale != 1.0 and bool((ids != self.null_class).any())
-        if guide:
+        mode, posterior = check_guidance_mode(req.options.get("guidance", self.cfg.guidance)), None
+        # inpainting's kept cells and unconditional draws in the batch keep the null branch
+        if guide and mode == "posterior" and req.keep is None and not bool((ids == self.null_class).any()):
+            posterior = PosteriorGuidance(ids, self.num_classes,
+                                          req.options.get("guidance_sharpness", self.cfg.guidance_sharpness))
+            ids = posterior.branch_ids
+        elif guide:
             ids = torch.cat([ids, torch.full_like(ids, self.null_class)])
         use_cache = req.options.get("use_cache", True)
         fast = self._fast_decoder(self._want_compile(req.options.get("compile")), req.bf16) if use_cache else None
         schedule = check_guidance_schedule(req.options.get("cfg_schedule", self.cfg.cfg_schedule))
         out, passes = self._scan(n, h, w, ids, guide, req.cfg_scale, req.known, req.keep, req.temperature,
                                  req.top_k, req.top_p, req.generator, fast, callback=req.callback,
-                                 cfg_schedule=schedule)
+                                 cfg_schedule=schedule, posterior=posterior)
         return SampleOutput(tokens=out.view(n, h, w), steps_run=h * w, forward_passes=passes)
 
     def _scan(self, n, h, w, ids, guide, cfg_scale, known, keep, temperature, top_k, top_p, generator,
-              fast: "FastARDecoder | None", callback=None, cfg_schedule: str = "constant") -> tuple[torch.Tensor, int]:
+              fast: "FastARDecoder | None", callback=None, cfg_schedule: str = "constant",
+              posterior: PosteriorGuidance | None = None) -> tuple[torch.Tensor, int]:
         """The raster scan: one cell at a time, each from a (cached) window around it. ``fast``
         None: no cache, every step re-runs its window's prefix through x-transformers.
         ``callback(row, h, tokens)`` after each finished row (rows 0 … h-1)."""
@@ -390,13 +406,14 @@ class ARPrior(Prior):
                 # inputs for positions fed … p are the tokens at fed-1 … p-1 (all final by now)
                 prev = seq[:, max(fed - 1, 0):p]
                 if use_cache:
-                    logits = fast.logits(ids, torch.cat([prev, prev]) if guide else prev, cache, row0)
-                    if guide:
-                        logits = self.combine_guidance(logits, scale)
+                    logits = fast.logits(ids, prev.repeat(self._branches(guide, posterior), 1), cache, row0)
+                    logits = self._guided(logits, guide, scale, posterior)
                 else:
-                    logits, _ = self._step(ids, prev, fed, ww, None, guide, scale, row0)
+                    logits = self._step(ids, prev, ww, guide, scale, row0, posterior)
                 passes += 1
                 tok = sample_logits(logits, temperature, top_k, top_p, generator)
+                if posterior is not None:
+                    posterior.observe(tok)
             if fixed is not None:
                 tok = torch.where(fixed[:, k], out[:, k], tok)
             out[:, k] = tok

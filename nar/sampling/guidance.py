@@ -1,0 +1,71 @@
+"""Guidance against the model's own class mixture, for class-conditional autoregressive priors.
+
+Classifier-free guidance draws from ``log p_u + s (log p_c − log p_u)``, where the unconditional
+``p_u(x_t | x_<t)`` comes from a null-class branch trained on the 10 % of samples whose class was
+dropped. What it stands in for is the model's own marginal, the class-conditionals mixed by the
+posterior over classes given the prefix drawn so far:
+
+    p_mix(x_t | x_<t) = Σ_c' p(c' | x_<t) p(x_t | c', x_<t),   p(c' | x_<t) ∝ Π_{τ<t} p(x_τ | c', x_<τ)
+
+so ``s (log p_c − log p_mix)`` is the log-odds of the asked class under the model's implicit (Bayes)
+classifier, and it fades as the prefix settles the class: guidance works where the scene is still
+open (which of lake, coast, mountains a sky becomes) and stops once the prefix is unmistakably the
+asked class. The null branch has no such bookkeeping, and keeps pushing a draw that is already its
+class further from the average image (ar's cfg-2.5 draws carry 3.9× the class evidence of a real
+render, session 47). ``sharpness`` (β) tempers the posterior, p(c' | x_<t) ∝ exp(β Σ log p): β < 1
+keeps guidance on for longer. Costs one branch per class (C forward passes per cell, not 2).
+"""
+from __future__ import annotations
+
+import torch
+from einops import rearrange, repeat
+
+from nar.core.errors import NarError
+
+GUIDANCE_MODES = ("null", "posterior")
+
+
+def check_guidance_mode(name: str) -> str:
+    """``name`` if it is a guidance mode, else a `NarError` listing the known ones."""
+    if name not in GUIDANCE_MODES:
+        raise NarError(f"unknown guidance mode {name!r}; known: {', '.join(GUIDANCE_MODES)}")
+    return name
+
+
+class PosteriorGuidance:
+    """Per-draw state of posterior guidance over ``num_classes`` branches for (n,) asked ``class_ids``.
+    Feed the model the batch ``branch_ids`` (class-major: all n draws under class 0, then class 1, …),
+    turn its logits into guided ones with `combine`, and report each drawn token with `observe`."""
+
+    def __init__(self, class_ids: torch.Tensor, num_classes: int, sharpness: float = 1.0):
+        if bool((class_ids < 0).any()) or bool((class_ids >= num_classes).any()):
+            raise NarError("posterior guidance needs a real class for every draw (no unconditional ones)")
+        if not sharpness >= 0:
+            raise NarError(f"posterior guidance: sharpness must be >= 0, got {sharpness}")
+        self.asked, self.num_classes, self.sharpness = class_ids, num_classes, float(sharpness)
+        self.prefix_ll = torch.zeros(num_classes, class_ids.shape[0], device=class_ids.device)  # (C, n)
+        self._logp: torch.Tensor | None = None
+
+    @property
+    def branch_ids(self) -> torch.Tensor:
+        classes = torch.arange(self.num_classes, device=self.asked.device)
+        return repeat(classes, "c -> (c n)", n=self.asked.shape[0])
+
+    def posterior(self) -> torch.Tensor:
+        """(C, n) log p(c' | prefix) under a uniform class prior."""
+        return (self.sharpness * self.prefix_ll).log_softmax(0)
+
+    def combine(self, logits: torch.Tensor, cfg_scale: float) -> torch.Tensor:
+        """(C·n, V) branch logits -> (n, V) guided log-probabilities."""
+        logp = rearrange(logits.float(), "(c n) v -> c n v", c=self.num_classes).log_softmax(-1)
+        self._logp = logp
+        mixture = torch.logsumexp(self.posterior()[..., None] + logp, dim=0)  # (n, V)
+        asked = logp.gather(0, repeat(self.asked, "n -> 1 n v", v=logp.shape[-1])).squeeze(0)
+        return mixture + cfg_scale * (asked - mixture)
+
+    def observe(self, tokens: torch.Tensor) -> None:
+        """Add the drawn (n,) tokens' log-likelihood under every class to the prefix's."""
+        if self._logp is None:
+            raise NarError("PosteriorGuidance.observe before combine")
+        self.prefix_ll += self._logp.gather(2, repeat(tokens, "n -> c n 1", c=self.num_classes)).squeeze(-1)
+        self._logp = None
