@@ -44,7 +44,8 @@ every cell with the caller's scale; "linear" guides cell k of N with 1 + (cfg - 
 top rows (sky, mostly alike across scenes) are drawn from the conditional model unguided and the rows
 below, where the scenes differ, get the whole scale (MAR's schedule, read along the raster scan);
 "falling" runs the other way. ``guidance = "posterior"`` guides against the model's own class mixture
-given the prefix instead of the null branch (`nar.sampling.guidance`: one branch per class).
+given the prefix instead of the null branch, ``"contrast"`` against the other classes' mixture alone
+(`nar.sampling.guidance`: one branch per class).
 
 Training runs x-transformers. Sampling reads the same weights into ``nar.nn.kv_cache``'s
 lean decoder with a static KV cache (preallocated at full length, written in place, rotary
@@ -125,7 +126,7 @@ class ARConfig:
     top_p: float = 1.0            # sampling: the nucleus filter when the caller gives no top_p (1.0: off)
     temperature: float = 1.0      # sampling: the temperature when the caller gives none
     cfg_schedule: str = "constant"  # sampling: guidance scale along the raster scan (nar.sampling.schedules)
-    guidance: str = "null"        # sampling: what guidance pushes away from, "null" | "posterior" (nar.sampling.guidance)
+    guidance: str = "null"        # sampling: what guidance pushes from: null | posterior | contrast (nar.sampling.guidance)
     guidance_sharpness: float = 1.0  # sampling: β of "posterior" guidance
     input_noise: float = 0.0      # training: see "Noisy context"
 
@@ -336,9 +337,9 @@ class ARPrior(Prior):
         guide = req.cfg_scale != 1.0 and bool((ids != self.null_class).any())
         mode, posterior = check_guidance_mode(req.options.get("guidance", self.cfg.guidance)), None
         # inpainting's kept cells and unconditional draws in the batch keep the null branch
-        if guide and mode == "posterior" and req.keep is None and not bool((ids == self.null_class).any()):
-            posterior = PosteriorGuidance(ids, self.num_classes,
-                                          req.options.get("guidance_sharpness", self.cfg.guidance_sharpness))
+        if guide and mode != "null" and req.keep is None and not bool((ids == self.null_class).any()):
+            posterior = PosteriorGuidance(ids, self.num_classes, req.options.get(
+                "guidance_sharpness", self.cfg.guidance_sharpness), contrast=mode == "contrast")
             ids = posterior.branch_ids
         elif guide:
             ids = torch.cat([ids, torch.full_like(ids, self.null_class)])

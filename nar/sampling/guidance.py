@@ -14,6 +14,10 @@ asked class. The null branch has no such bookkeeping, and keeps pushing a draw t
 class further from the average image (ar's cfg-2.5 draws carry 3.9× the class evidence of a real
 render, session 47). ``sharpness`` (β) tempers the posterior, p(c' | x_<t) ∝ exp(β Σ log p): β < 1
 keeps guidance on for longer. Costs one branch per class (C forward passes per cell, not 2).
+
+``contrast`` mixes only the other classes, weighted by their posterior: the guidance is then the log-odds
+of the asked class against its likeliest rivals given the prefix (a lake whose sky could still become a
+coast is pushed away from the coast), and it does not fade.
 """
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ from einops import rearrange, repeat
 
 from nar.core.errors import NarError
 
-GUIDANCE_MODES = ("null", "posterior")
+GUIDANCE_MODES = ("null", "posterior", "contrast")
 
 
 def check_guidance_mode(name: str) -> str:
@@ -37,12 +41,14 @@ class PosteriorGuidance:
     Feed the model the batch ``branch_ids`` (class-major: all n draws under class 0, then class 1, …),
     turn its logits into guided ones with `combine`, and report each drawn token with `observe`."""
 
-    def __init__(self, class_ids: torch.Tensor, num_classes: int, sharpness: float = 1.0):
+    def __init__(self, class_ids: torch.Tensor, num_classes: int, sharpness: float = 1.0, contrast: bool = False):
         if bool((class_ids < 0).any()) or bool((class_ids >= num_classes).any()):
             raise NarError("posterior guidance needs a real class for every draw (no unconditional ones)")
         if not sharpness >= 0:
             raise NarError(f"posterior guidance: sharpness must be >= 0, got {sharpness}")
-        self.asked, self.num_classes, self.sharpness = class_ids, num_classes, float(sharpness)
+        if contrast and num_classes < 2:
+            raise NarError("contrast guidance needs at least two classes")
+        self.asked, self.num_classes, self.sharpness, self.contrast = class_ids, num_classes, float(sharpness), contrast
         self.prefix_ll = torch.zeros(num_classes, class_ids.shape[0], device=class_ids.device)  # (C, n)
         self._logp: torch.Tensor | None = None
 
@@ -52,8 +58,12 @@ class PosteriorGuidance:
         return repeat(classes, "c -> (c n)", n=self.asked.shape[0])
 
     def posterior(self) -> torch.Tensor:
-        """(C, n) log p(c' | prefix) under a uniform class prior."""
-        return (self.sharpness * self.prefix_ll).log_softmax(0)
+        """(C, n) log p(c' | prefix) under a uniform class prior (over the other classes: ``contrast``)."""
+        scores = self.sharpness * self.prefix_ll
+        if self.contrast:
+            asked = torch.arange(self.num_classes, device=scores.device)[:, None] == self.asked[None]
+            scores = scores.masked_fill(asked, float("-inf"))
+        return scores.log_softmax(0)
 
     def combine(self, logits: torch.Tensor, cfg_scale: float) -> torch.Tensor:
         """(C·n, V) branch logits -> (n, V) guided log-probabilities."""

@@ -514,5 +514,9 @@ def test_posterior_guidance_runs_one_branch_per_class_cached_as_uncached():
     filled = prior.sample(4, cond=cond, cfg_scale=3.0, generator=gen(5), guidance="posterior",
                           known=post.tokens, keep=keep).tokens
     assert torch.equal(filled[keep], post.tokens[keep])
+    contrast = prior.sample(4, cond=cond, cfg_scale=3.0, generator=gen(5), guidance="contrast")
+    assert not torch.equal(contrast.tokens, post.tokens)
+    assert torch.equal(contrast.tokens, prior.sample(4, cond=cond, cfg_scale=3.0, generator=gen(5),
+                                                     guidance="contrast", use_cache=False).tokens)
     with pytest.raises(NarError, match="guidance mode"):
         tiny(guidance="marginal")

@@ -50,3 +50,19 @@ def test_guidance_fades_once_the_prefix_has_settled_the_class():
     tempered.combine(logits, 3.0)
     tempered.observe(torch.tensor([0]))
     assert torch.allclose(tempered.combine(logits, 3.0), first, atol=1e-6)
+
+
+def test_contrast_guidance_pushes_against_the_other_classes_only_and_does_not_fade():
+    torch.manual_seed(1)
+    logits = torch.randn(3, 6)                           # three classes, one draw
+    g = PosteriorGuidance(torch.tensor([1]), num_classes=3, contrast=True)
+    logp = logits.log_softmax(-1)
+    rivals = (0.5 * (logp[0].exp() + logp[2].exp())).log()   # the asked class 1 left out
+    assert torch.allclose(g.combine(logits, 2.0)[0], rivals + 2.0 * (logp[1] - rivals), atol=1e-5)
+    for _ in range(20):   # a prefix that is certainly class 1 still leaves its two rivals to push from
+        g.combine(logits, 2.0)
+        g.observe((logp[1] - logp[[0, 2]].max(0).values).argmax()[None])
+    assert g.posterior().exp()[1, 0] == 0 and torch.isclose(g.posterior().exp().sum(), torch.tensor(1.0))
+    assert not torch.allclose(g.combine(logits, 2.0)[0], logp[1], atol=1e-2)
+    with pytest.raises(NarError, match="two classes"):
+        PosteriorGuidance(torch.tensor([0]), num_classes=1, contrast=True)
