@@ -128,7 +128,8 @@ def test_shipped_ar_read_fresh_renders_once_each_and_keeps_its_parents():
     stream (11), one new grid per sample; its record keeps ar v6 (stream 10), and through it ar v5 (step
     1200 of a cosine on stream 8), ar v4 (800 steps over the joined pool of 10 204 grids) and ar v3. It
     samples with a nucleus filter of 0.98 (session 27) at temperature 1 (1.1 in sessions 30-38; session 39
-    moved the gradient to the pipeline's unsharp mask) unless the caller gives others."""
+    moved the gradient to the pipeline's unsharp mask) unless the caller gives others, guided against its
+    class's rivals since session 48."""
     prior = Pipeline.load(device="cpu").prior("ar")
     assert tuple(prior.train_grid) == (32, 32)
     assert prior.cfg.top_p == 0.98 and prior.resolve_top_p(None) == 0.98 and prior.resolve_top_p(1.0) == 1.0
@@ -146,5 +147,7 @@ def test_shipped_ar_read_fresh_renders_once_each_and_keeps_its_parents():
     assert v4["step"] == 800 and v4["training"]["data"].startswith("10204 token grids 32x32 of fresh procedural landscapes")
     assert v4["training"]["fine_tuned_from"]["step"] == 600
     changes = [(c["key"], c["from"], c["to"]) for change in meta["sampling_changes"] for c in change["changes"]]
-    assert changes == [("top_p", 1.0, 0.98), ("temperature", 1.0, 1.1), ("temperature", 1.1, 1.0)]
+    assert changes == [("top_p", 1.0, 0.98), ("temperature", 1.0, 1.1), ("temperature", 1.1, 1.0),
+                       ("guidance", "null", "contrast")]
+    assert prior.cfg.guidance == "contrast"
     assert meta["step"] == 500   # v7's config
