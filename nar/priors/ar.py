@@ -127,7 +127,7 @@ class ARConfig:
     temperature: float = 1.0      # sampling: the temperature when the caller gives none
     cfg_schedule: str = "constant"  # sampling: guidance scale along the raster scan (nar.sampling.schedules)
     guidance: str = "null"        # sampling: what guidance pushes from: null | posterior | contrast (nar.sampling.guidance)
-    guidance_sharpness: float = 1.0  # sampling: β of "posterior" guidance
+    guidance_sharpness: float = 1.0  # sampling: β of "posterior" / "contrast" guidance
     input_noise: float = 0.0      # training: see "Noisy context"
 
     def __post_init__(self):

@@ -54,8 +54,12 @@ class PosteriorGuidance:
             raise NarError(f"posterior guidance: sharpness must be >= 0, got {sharpness}")
         if contrast and num_classes < 2:
             raise NarError("contrast guidance needs at least two classes")
-        self.asked, self.num_classes, self.sharpness, self.contrast = class_ids, num_classes, float(sharpness), contrast
+        self.asked, self.num_classes, self.sharpness = class_ids, num_classes, float(sharpness)
         self.prefix_ll = torch.zeros(num_classes, class_ids.shape[0], device=class_ids.device)  # (C, n)
+        self._draws = torch.arange(class_ids.shape[0], device=class_ids.device)
+        # (C, n): True where branch c' is draw i's own class, left out of the mixture under contrast
+        self._own_class = ((torch.arange(num_classes, device=class_ids.device)[:, None] == class_ids[None])
+                           if contrast else None)
         self._logp: torch.Tensor | None = None
 
     @property
@@ -66,9 +70,8 @@ class PosteriorGuidance:
     def posterior(self) -> torch.Tensor:
         """(C, n) log p(c' | prefix) under a uniform class prior (over the other classes: ``contrast``)."""
         scores = self.sharpness * self.prefix_ll
-        if self.contrast:
-            asked = torch.arange(self.num_classes, device=scores.device)[:, None] == self.asked[None]
-            scores = scores.masked_fill(asked, float("-inf"))
+        if self._own_class is not None:
+            scores = scores.masked_fill(self._own_class, float("-inf"))
         return scores.log_softmax(0)
 
     def combine(self, logits: torch.Tensor, cfg_scale: float) -> torch.Tensor:
@@ -76,7 +79,7 @@ class PosteriorGuidance:
         logp = rearrange(logits.float(), "(c n) v -> c n v", c=self.num_classes).log_softmax(-1)
         self._logp = logp
         mixture = torch.logsumexp(self.posterior()[..., None] + logp, dim=0)  # (n, V)
-        asked = logp.gather(0, repeat(self.asked, "n -> 1 n v", v=logp.shape[-1])).squeeze(0)
+        asked = logp[self.asked, self._draws]  # (n, V): each draw under its own class
         return mixture + cfg_scale * (asked - mixture)
 
     def observe(self, tokens: torch.Tensor) -> None:
