@@ -107,6 +107,7 @@ class SundaeConfig:
                                       # (clean around it: the inpainting setting; Prior.training_regions)
     top_p: float = 1.0                # sampling: the nucleus filter when the caller gives no top_p (1.0: off)
     polish: float = 0.0               # sampling: after the last step, tokens the model gives p < this -> its argmax
+    cfg_from: float = 0.0             # sampling: steps before this share of the chain run unguided
 
     def __post_init__(self):
         if isinstance(self.net, dict):  # built by hand from a plain dict
@@ -153,6 +154,7 @@ class _DenoisePlan:
     update_rule: str = "random"   # which tokens a partial update changes (SundaeConfig.update_rule)
     choice_temperature: float = 0.0
     polish: float = 0.0           # probability below which a finished token takes the argmax (0: off)
+    cfg_from: float = 0.0         # share of the steps run before guidance starts
 
 
 @PRIORS.register("sundae")
@@ -305,7 +307,7 @@ class SundaePrior(Prior):
         return temperature_ramp(steps, temperature, temperature_end, self.cfg.temperature_end)
 
     sample_options = ("temperature_end", "update_proportion", "update_rule", "choice_temperature", "min_change",
-                      "min_steps", "init", "cfg_schedule", "polish")
+                      "min_steps", "init", "cfg_schedule", "polish", "cfg_from")
 
     def _sample(self, req: SampleRequest) -> SampleOutput:
         """Sample (n, h, w) tokens with up to ``steps`` denoising steps (default 20).
@@ -361,13 +363,16 @@ class SundaePrior(Prior):
         polish = self.cfg.polish if opts.get("polish") is None else float(opts["polish"])
         if not 0.0 <= polish <= 1.0:
             raise ArgumentError("polish", f"sundae: polish must be in [0, 1], got {polish}")
+        cfg_from = self.cfg.cfg_from if opts.get("cfg_from") is None else float(opts["cfg_from"])
+        if not 0.0 <= cfg_from <= 1.0:
+            raise ArgumentError("cfg_from", f"sundae: cfg_from must be in [0, 1], got {cfg_from}")
         init = opts.get("init") or (self.cfg.inpaint_init if req.keep is not None else "uniform")
         if init not in INITS:
             raise ArgumentError("init", f"sundae: init must be one of {INITS}, got {init!r}")
         return _DenoisePlan(init=init, temperatures=self.temperatures(steps, req.temperature, temperature_end),
                             update_proportion=float(update_proportion), min_change=min_change,
                             min_steps=min_steps, update_rule=update_rule, choice_temperature=choice_temperature,
-                            polish=polish,
+                            polish=polish, cfg_from=cfg_from,
                             cfg_schedule=check_guidance_schedule(opts.get("cfg_schedule", self.cfg.cfg_schedule)))
 
     def _guided_logits(self, tokens: torch.Tensor, class_ids: torch.Tensor, cfg_scale: float,
@@ -393,7 +398,7 @@ class SundaePrior(Prior):
             still_free = mask_counts(h * w, steps, "cosine")   # shorter than steps on a grid of fewer cells
             committed = [0] + [h * w - c for c in still_free] + [h * w] * (steps - len(still_free))
         for t, temp in enumerate(plan.temperatures):
-            scale = guidance_scale(req.cfg_scale, t / max(steps - 1, 1), plan.cfg_schedule)
+            scale = guidance_scale(req.cfg_scale, t / max(steps - 1, 1), plan.cfg_schedule, plan.cfg_from)
             logits = self._guided_logits(work, ids, scale, self.patch_shift(t))
             proposal = sample_logits(logits, temp, req.top_k, req.top_p, req.generator)
             if keep is not None:

@@ -133,9 +133,13 @@ def check_guidance_schedule(name: str) -> str:
     return name
 
 
-def guidance_scale(cfg_scale: float, progress: float, schedule: str = "constant") -> float:
+def guidance_scale(cfg_scale: float, progress: float, schedule: str = "constant", start: float = 0.0) -> float:
     """The guidance scale of a sampling step taken when ``progress`` (0..1) of the work is done:
-    for maskgit the share of generated tokens already fixed, for sundae the share of steps run."""
+    for maskgit the share of generated tokens already fixed, for sundae the share of steps run.
+    Steps before ``start`` are unguided (scale 1: guidance in a limited interval, Kynkäänniemi et al.
+    2024), and cost one forward branch instead of two."""
+    if progress < start:
+        return 1.0
     if check_guidance_schedule(schedule) == "constant":
         return cfg_scale
     progress = min(max(progress, 0.0), 1.0)

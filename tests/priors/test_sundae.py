@@ -211,6 +211,20 @@ def test_linear_guidance_schedule_runs_from_one_to_the_full_scale(record_guidanc
     with pytest.raises(NarError, match="guidance schedule"):
         p.sample(1, (4, 4), cfg_schedule="square")
 
+def test_guidance_starts_at_cfg_from_and_the_unguided_steps_run_one_branch(record_guidance):
+    p = tiny(num_classes=3)
+    scales, batches = record_guidance(p), []
+    p.net.register_forward_hook(lambda mod, inp, out: batches.append(inp[0].shape[0]))
+    kw = dict(steps=5, cond=torch.tensor([0, 2]), cfg_scale=3.0, min_steps=5)
+    p.sample(2, (4, 4), cfg_from=0.5, generator=gen(0), **kw)
+    assert scales == [1.0, 1.0, 3.0, 3.0, 3.0] and batches == [2, 2, 4, 4, 4]   # progress 0, 1/4 | 1/2, 3/4, 1
+    batches.clear()
+    p.sample(2, (4, 4), cfg_from=1.0, polish=0.5, generator=gen(0), **kw)   # polish reads the last step's guidance
+    assert batches == [2, 2, 2, 2, 4, 4]
+    with pytest.raises(NarError, match="cfg_from"):
+        p.sample(1, (4, 4), cfg_from=1.5)
+
+
 def test_temperature_schedule():
     p = tiny()
     temps = p.temperatures(5, 1.0, None)

@@ -80,6 +80,9 @@ def test_guidance_schedules():
     assert [guidance_scale(3.0, p, "linear") for p in (0.0, 0.25, 1.0)] == [1.0, 1.5, 3.0]
     assert guidance_scale(3.0, 1.7, "linear") == 3.0 and guidance_scale(1.0, 0.5, "linear") == 1.0
     assert [guidance_scale(3.0, p, "falling") for p in (0.0, 0.25, 1.0)] == [3.0, 2.5, 1.0]
+    # a limited interval: unguided before ``start``, the schedule's own scale from there on
+    assert [guidance_scale(3.0, p, start=0.25) for p in (0.0, 0.2, 0.25, 1.0)] == [1.0, 1.0, 3.0, 3.0]
+    assert [guidance_scale(3.0, p, "linear", start=0.5) for p in (0.25, 0.5, 1.0)] == [1.0, 2.0, 3.0]
     with pytest.raises(NarError, match="guidance schedule 'cosine'"):
         guidance_scale(2.0, 0.5, "cosine")
 
