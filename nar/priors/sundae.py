@@ -45,6 +45,9 @@ Differences from the authors' code (vvvm23/sundae-vqgan), on purpose:
   (temperature > 1, for texture and variety) leaves lone draws from the far tail that no
   neighbour agrees with; they decode as specks. The pass costs one forward and touches a few
   per cent of the tokens (kept inpainting tokens never);
+- optional guidance in a limited interval (``cfg_from``, Kynkäänniemi et al. 2024): the first
+  steps, which lay the scene out from noise, run unguided, so guidance sharpens the class of a
+  layout the model drew freely instead of pulling every chain to its class's most typical one;
 - optional learned absolute row/column positions (``abs_positions``, interpolated on other
   grid sizes, ``nar.nn.positions``): from uniform noise a relative-only model can place
   sky and ground only by distance to the border, which gets weak on a 64×64 grid.
@@ -326,6 +329,7 @@ class SundaePrior(Prior):
         skip its remaining wrong tokens (the authors' code froze on the masked comparison).
         ``cfg_schedule``: "constant" guidance, "linear" from 1 at the first step to ``cfg`` at the
         last (MAR's schedule), or "falling" the other way (`nar.sampling.schedules.guidance_scale`).
+        ``cfg_from``: steps before this share of the chain run unguided (one branch, not two).
         ``polish``: after the chain, tokens the guided model gives a probability below this take
         its most likely code (one more forward; 0 turns it off).
         """
