@@ -184,6 +184,8 @@ def test_sampling_defaults_name_a_config_filter_and_only_a_real_one():
     assert sampling_defaults({"top_p": 1.0}) == "no nucleus filter"
     assert sampling_defaults({"top_p": 0.98, "guidance": "contrast"}) == "top_p 0.98, guidance contrast"
     assert sampling_defaults({"guidance": "null", "temperature": 1.0}) == "no sampling defaults of its own"
+    assert sampling_defaults({"cfg_from": 0.2, "polish": 0.3}) == "cfg_from 0.2, polish 0.3"
+    assert sampling_defaults({"cfg_from": 0.0, "polish": 0.0}) == "no sampling defaults of its own"
     assert sampling_defaults({"steps": 20, "temperature_end": 1.1}) == "steps 20, temperature_end 1.1"
     assert sampling_defaults({"temperature": 1.1, "top_p": 0.98}) == "temperature 1.1, top_p 0.98"
     assert sampling_defaults({"temperature": 1.0}) == "no sampling defaults of its own"   # the plain draw

@@ -75,7 +75,7 @@ def test_shipped_sundae_has_full_resolution_layers_and_its_chain_of_parents():
     4x4-merge 512² maskgit (3000).
     Since session 40 it draws with a nucleus filter of 0.98 unless the caller gives another (the weights unchanged);
     since session 45 its chain ends at 1.15 x the start temperature and a polishing pass gives every token the
-    model finds less likely than 0.3 its most likely code."""
+    model finds less likely than 0.3 its most likely code; since session 49 guidance starts at 0.2 of the chain."""
     prior = Pipeline.load(device="cpu").prior("sundae")
     assert prior.cfg.shift_patches and prior.cfg.abs_positions and prior.cfg.box_corruption == 0.25
     assert tuple(prior.cfg.net.shorten) == (2,) and tuple(prior.cfg.net.depths) == (1, 8, 1)
@@ -91,7 +91,9 @@ def test_shipped_sundae_has_full_resolution_layers_and_its_chain_of_parents():
     assert grandparent["training"]["fine_tuned_from"]["step"] == 3000
     assert prior.cfg.top_p == 0.98
     changes = [(c["key"], c["from"], c["to"]) for change in meta["sampling_changes"] for c in change["changes"]]
-    assert changes == [("top_p", 1.0, 0.98), ("temperature_end", 1.1, 1.15), ("polish", 0.0, 0.3)]
+    assert changes == [("top_p", 1.0, 0.98), ("temperature_end", 1.1, 1.15), ("polish", 0.0, 0.3),
+                       ("cfg_from", 0.0, 0.2)]
+    assert prior.cfg.cfg_from == 0.2
 
 
 def test_shipped_maskgit_is_the_2x2_merge_on_the_512_grid():

@@ -249,7 +249,7 @@ def _json_safe(value):
 
 # config fields that change how a prior draws when the caller leaves them alone
 SAMPLING_DEFAULT_KEYS = ("steps", "temperature", "top_p", "choice_temperature", "temperature_end", "update_rule",
-                         "guidance")
+                         "guidance", "cfg_from", "polish")
 
 
 def sampling_defaults(config: dict | None) -> str:
@@ -262,8 +262,8 @@ def sampling_defaults(config: dict | None) -> str:
         value = config[key]
         if key == "top_p" and value >= 1.0:
             shown.append("no nucleus filter")
-        elif (key, value) in (("temperature", 1.0), ("guidance", "null")):
-            continue   # the plain draw, plain CFG: not defaults worth naming
+        elif (key, value) in (("temperature", 1.0), ("guidance", "null"), ("cfg_from", 0.0), ("polish", 0.0)):
+            continue   # the plain draw, plain CFG on every step, no pass: not defaults worth naming
         else:
             shown.append(f"{key} {value:g}" if isinstance(value, float) else f"{key} {value}")
     return ", ".join(shown) or "no sampling defaults of its own"
