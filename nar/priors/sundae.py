@@ -143,6 +143,8 @@ class SundaeConfig:
         check_config_top_p("sundae", self.top_p)
         if not 0.0 <= self.polish <= 1.0:
             raise NarError(f"sundae: polish must be in [0, 1], got {self.polish}")
+        if not 0.0 <= self.cfg_from <= 1.0:
+            raise NarError(f"sundae: cfg_from must be in [0, 1], got {self.cfg_from}")
 
 
 @dataclass

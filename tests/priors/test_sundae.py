@@ -223,6 +223,8 @@ def test_guidance_starts_at_cfg_from_and_the_unguided_steps_run_one_branch(recor
     assert batches == [2, 2, 2, 2, 4, 4]
     with pytest.raises(NarError, match="cfg_from"):
         p.sample(1, (4, 4), cfg_from=1.5)
+    with pytest.raises(NarError, match="cfg_from"):
+        SundaeConfig(cfg_from=-0.1)
 
 
 def test_temperature_schedule():
