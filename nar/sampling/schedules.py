@@ -138,9 +138,10 @@ def guidance_scale(cfg_scale: float, progress: float, schedule: str = "constant"
     for maskgit the share of generated tokens already fixed, for sundae the share of steps run.
     Steps before ``start`` are unguided (scale 1: guidance in a limited interval, Kynkäänniemi et al.
     2024), and cost one forward branch instead of two."""
+    schedule = check_guidance_schedule(schedule)   # a bad name is refused on unguided steps too
     if progress < start:
         return 1.0
-    if check_guidance_schedule(schedule) == "constant":
+    if schedule == "constant":
         return cfg_scale
     progress = min(max(progress, 0.0), 1.0)
     return 1.0 + (cfg_scale - 1.0) * (progress if schedule == "linear" else 1.0 - progress)

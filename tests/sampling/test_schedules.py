@@ -85,6 +85,8 @@ def test_guidance_schedules():
     assert [guidance_scale(3.0, p, "linear", start=0.5) for p in (0.25, 0.5, 1.0)] == [1.0, 2.0, 3.0]
     with pytest.raises(NarError, match="guidance schedule 'cosine'"):
         guidance_scale(2.0, 0.5, "cosine")
+    with pytest.raises(NarError, match="guidance schedule 'cosine'"):
+        guidance_scale(2.0, 0.1, "cosine", start=0.5)
 
 
 def test_temperature_ramp_runs_from_the_start_to_an_absolute_end_or_a_multiple_of_the_start():
